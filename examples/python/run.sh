@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Starts `cadrex serve` on the embedded default in a scratch directory and calls it from Python grpcio.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cargo build --quiet --manifest-path "$root/Cargo.toml" --bin cadrex
+"$root/target/debug/cadrex" serve --listen "127.0.0.1:$port" --store "sqlite://$work/cadrex.db" --pki-dir "$work/pki" \
+  >"$work/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  grep -q "cadrex listening" "$work/server.log" 2>/dev/null && break
+  kill -0 $pid 2>/dev/null || { cat "$work/server.log"; exit 1; }
+  sleep 0.1
+done
+grep -q "DEVELOPMENT certificates" "$work/server.log" || { echo "dev PKI was not announced"; cat "$work/server.log"; exit 1; }
+python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" organization-360821
+python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" audit-360802

@@ -1,0 +1,826 @@
+//! The single authorization point: Cedar policies over the caller, the action and the resource's jurisdiction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context as _, anyhow, bail};
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+
+use crate::domain::division::{self, NATIONAL};
+use crate::identity::Principal;
+
+/// Name of the schema file inside a policy directory.
+pub const SCHEMA_FILE: &str = "cadrex.cedarschema";
+
+const SHIPPED_SCHEMA: &str = include_str!("../policies/cadrex.cedarschema");
+
+/// Shipped policy files by name; a test keeps this list equal to `policies/*.cedar`.
+const SHIPPED_POLICIES: &[(&str, &str)] = &[
+    (
+        "access_log.cedar",
+        include_str!("../policies/access_log.cedar"),
+    ),
+    ("cadres.cedar", include_str!("../policies/cadres.cedar")),
+    ("exchange.cedar", include_str!("../policies/exchange.cedar")),
+    (
+        "jurisdiction.cedar",
+        include_str!("../policies/jurisdiction.cedar"),
+    ),
+];
+
+/// Schema text shipped in the binary.
+pub fn shipped_schema() -> &'static str {
+    SHIPPED_SCHEMA
+}
+
+/// Policy files shipped in the binary, as (file name, text), sorted by name.
+pub fn shipped_policies() -> &'static [(&'static str, &'static str)] {
+    SHIPPED_POLICIES
+}
+
+/// Every action a policy can be asked about; the names are the Cedar action ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    WhoAmI,
+    AllowedMethods,
+    CreateCadre,
+    UpdateCadre,
+    GetCadre,
+    ListCadres,
+    LookupCadre,
+    ReadFull,
+    ReadSummary,
+    ListAccessEvents,
+    ReadAllAccessEvents,
+    GetCheckpoint,
+    VerifyAccessLog,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::WhoAmI,
+        Action::AllowedMethods,
+        Action::CreateCadre,
+        Action::UpdateCadre,
+        Action::GetCadre,
+        Action::ListCadres,
+        Action::LookupCadre,
+        Action::ReadFull,
+        Action::ReadSummary,
+        Action::ListAccessEvents,
+        Action::ReadAllAccessEvents,
+        Action::GetCheckpoint,
+        Action::VerifyAccessLog,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::WhoAmI => "WhoAmI",
+            Action::AllowedMethods => "AllowedMethods",
+            Action::CreateCadre => "CreateCadre",
+            Action::UpdateCadre => "UpdateCadre",
+            Action::GetCadre => "GetCadre",
+            Action::ListCadres => "ListCadres",
+            Action::LookupCadre => "LookupCadre",
+            Action::ReadFull => "ReadFull",
+            Action::ReadSummary => "ReadSummary",
+            Action::ListAccessEvents => "ListAccessEvents",
+            Action::ReadAllAccessEvents => "ReadAllAccessEvents",
+            Action::GetCheckpoint => "GetCheckpoint",
+            Action::VerifyAccessLog => "VerifyAccessLog",
+        }
+    }
+
+    /// Position in `ALL`, so per-action data can live in a plain array.
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The resource a decision is about.
+#[derive(Clone, Debug)]
+pub enum Resource {
+    Exchange,
+    AccessLog,
+    Cadre {
+        /// May be "-" for lists or cadres not yet created.
+        id: String,
+        /// Managing division code.
+        division: String,
+    },
+}
+
+/// The outcome of one authorization.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Ids of the policies that decided (the permit(s) that allowed, or the forbid(s) that
+    /// denied; empty for default deny).
+    pub policy_ids: Vec<String>,
+}
+
+impl Decision {
+    fn deny() -> Self {
+        Decision {
+            allowed: false,
+            policy_ids: Vec::new(),
+        }
+    }
+}
+
+/// Entity type names, parsed once instead of on every request.
+struct Types {
+    system: EntityTypeName,
+    division: EntityTypeName,
+    cadre: EntityTypeName,
+    exchange: EntityTypeName,
+    access_log: EntityTypeName,
+}
+
+impl Types {
+    fn new() -> anyhow::Result<Self> {
+        let t = |s: &str| EntityTypeName::from_str(s).map_err(|e| anyhow!("entity type {s}: {e}"));
+        Ok(Types {
+            system: t("Cadrex::System")?,
+            division: t("Cadrex::Division")?,
+            cadre: t("Cadrex::Cadre")?,
+            exchange: t("Cadrex::Exchange")?,
+            access_log: t("Cadrex::AccessLog")?,
+        })
+    }
+
+    fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+    }
+}
+
+/// Validated schema and policy set, pre-built so a request only builds its few entities.
+pub struct Authorizer {
+    schema: Schema,
+    policies: PolicySet,
+    engine: cedar_policy::Authorizer,
+    types: Types,
+    actions: [EntityUid; Action::ALL.len()],
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.policies.policies().map(|p| p.id().as_ref()).collect();
+        f.debug_struct("Authorizer")
+            .field("policies", &ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authorizer {
+    /// Loads the shipped policies, or `dir/cadrex.cedarschema` and every `dir/*.cedar`
+    /// (in name order) when a directory is given. Fails unless every policy validates
+    /// strictly against the schema and carries a unique `@id`.
+    pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
+        match dir {
+            None => Self::from_texts(
+                SHIPPED_SCHEMA,
+                SHIPPED_POLICIES
+                    .iter()
+                    .map(|(n, t)| (n.to_string(), t.to_string())),
+            ),
+            Some(dir) => {
+                let schema_path = dir.join(SCHEMA_FILE);
+                let schema = std::fs::read_to_string(&schema_path)
+                    .with_context(|| format!("reading {}", schema_path.display()))?;
+                let mut files = Vec::new();
+                for entry in
+                    std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
+                {
+                    let path = entry?.path();
+                    if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
+                        files.push(path);
+                    }
+                }
+                files.sort();
+                let mut texts = Vec::with_capacity(files.len());
+                for path in files {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    texts.push((path.display().to_string(), text));
+                }
+                Self::from_texts(&schema, texts)
+            }
+        }
+    }
+
+    fn from_texts(
+        schema_src: &str,
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let (schema, warnings) =
+            Schema::from_cedarschema_str(schema_src).map_err(|e| anyhow!("Cedar schema: {e:?}"))?;
+        for w in warnings {
+            tracing::warn!("Cedar schema: {w}");
+        }
+
+        let mut policies = PolicySet::new();
+        let mut files_seen = 0;
+        for (name, text) in files {
+            files_seen += 1;
+            let parsed = PolicySet::from_str(&text).map_err(|e| anyhow!("{name}: {e:?}"))?;
+            if parsed.templates().next().is_some() {
+                bail!("{name}: templates are not supported; write static policies");
+            }
+            for policy in parsed.policies() {
+                policies
+                    .add(with_annotated_id(policy).with_context(|| name.clone())?)
+                    .map_err(|e| anyhow!("{name}: {e}"))?;
+            }
+        }
+        // An empty set would deny every call; that is a broken deployment, not a policy.
+        if files_seen == 0 || policies.num_of_policies() == 0 {
+            bail!("no Cedar policies found");
+        }
+
+        let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if !result.validation_passed() {
+            let errors: Vec<String> = result.validation_errors().map(|e| format!("{e}")).collect();
+            bail!(
+                "Cedar policies do not validate against the schema: {}",
+                errors.join("; ")
+            );
+        }
+        for w in result.validation_warnings() {
+            tracing::warn!("Cedar policy validation: {w}");
+        }
+
+        let action_type =
+            EntityTypeName::from_str("Cadrex::Action").map_err(|e| anyhow!("action type: {e}"))?;
+        let actions = Action::ALL.map(|a| Types::uid(&action_type, a.as_str()));
+        Ok(Authorizer {
+            schema,
+            policies,
+            engine: cedar_policy::Authorizer::new(),
+            types: Types::new()?,
+            actions,
+        })
+    }
+
+    /// Ids of the loaded policies, for startup logging.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Decides one call. Never panics: anything that keeps Cedar from giving a clean
+    /// answer (a malformed division code, an action not applicable to the resource,
+    /// an evaluation error) is logged and denied.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+    ) -> Decision {
+        // Context is empty until purpose of use and time join the schema.
+        match self.decide(principal, action, resource, Context::empty()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(principal = %principal.uri, action = %action, ?resource, "authorization denied on error: {e:#}");
+                Decision::deny()
+            }
+        }
+    }
+
+    /// The first allowed of `actions` (in order), e.g. [ReadFull, ReadSummary] → the view
+    /// level; None when all denied.
+    pub fn first_allowed(
+        &self,
+        principal: &Principal,
+        actions: &[Action],
+        resource: &Resource,
+    ) -> Option<(Action, Decision)> {
+        actions.iter().find_map(|&action| {
+            let d = self.authorize(principal, action, resource);
+            d.allowed.then_some((action, d))
+        })
+    }
+
+    fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        context: Context,
+    ) -> anyhow::Result<Decision> {
+        let mut divisions = DivisionChains::default();
+        divisions.add(&principal.division)?;
+
+        let principal_uid = Types::uid(&self.types.system, &principal.uri);
+        let mut entities = vec![Entity::new(
+            principal_uid.clone(),
+            HashMap::from([
+                (
+                    "agency".to_string(),
+                    RestrictedExpression::new_string(principal.agency.as_str().into()),
+                ),
+                (
+                    "division".to_string(),
+                    self.division_expr(&principal.division),
+                ),
+                (
+                    "system".to_string(),
+                    RestrictedExpression::new_string(principal.system.clone()),
+                ),
+            ]),
+            HashSet::new(),
+        )?];
+
+        let resource_uid = match resource {
+            Resource::Exchange => {
+                let uid = Types::uid(&self.types.exchange, "cadrex");
+                entities.push(Entity::new_no_attrs(uid.clone(), HashSet::new()));
+                uid
+            }
+            Resource::AccessLog => {
+                let uid = Types::uid(&self.types.access_log, "access-log");
+                entities.push(Entity::new_no_attrs(uid.clone(), HashSet::new()));
+                uid
+            }
+            Resource::Cadre { id, division } => {
+                divisions.add(division)?;
+                let uid = Types::uid(&self.types.cadre, id);
+                entities.push(Entity::new(
+                    uid.clone(),
+                    HashMap::from([("division".to_string(), self.division_expr(division))]),
+                    HashSet::new(),
+                )?);
+                uid
+            }
+        };
+        entities.extend(divisions.entities(&self.types.division));
+
+        // The schema checks that the entities and request fit it, which catches a caller
+        // pairing an action with the wrong kind of resource.
+        let entities = Entities::from_entities(entities, Some(&self.schema))?;
+        let request = Request::new(
+            principal_uid,
+            self.actions[action.index()].clone(),
+            resource_uid,
+            context,
+            Some(&self.schema),
+        )?;
+        let response = self
+            .engine
+            .is_authorized(&request, &self.policies, &entities);
+        let diagnostics = response.diagnostics();
+        // Cedar skips a policy that errors; a skipped forbid must not turn into an allow.
+        let errors: Vec<String> = diagnostics.errors().map(|e| e.to_string()).collect();
+        if !errors.is_empty() {
+            bail!("policy evaluation errors: {}", errors.join("; "));
+        }
+        let mut policy_ids: Vec<String> = diagnostics.reason().map(|id| id.to_string()).collect();
+        policy_ids.sort();
+        Ok(Decision {
+            allowed: response.decision() == cedar_policy::Decision::Allow,
+            policy_ids,
+        })
+    }
+
+    fn division_expr(&self, code: &str) -> RestrictedExpression {
+        RestrictedExpression::new_entity_uid(Types::uid(&self.types.division, code))
+    }
+}
+
+/// Uses the policy's `@id` annotation as its policy id, since the access log records
+/// which policies decided and Cedar's generated ids (`policy0`, …) change with file order.
+fn with_annotated_id(policy: &Policy) -> anyhow::Result<Policy> {
+    let id = policy
+        .annotation("id")
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| anyhow!("a policy has no @id(\"…\") annotation: {policy}"))?;
+    Ok(policy.new_id(PolicyId::new(id)))
+}
+
+/// The Division entities a request needs: each code named by the principal or resource
+/// and its chain up to `000000`, each a member of the next.
+#[derive(Default)]
+struct DivisionChains(BTreeMap<String, Option<String>>);
+
+impl DivisionChains {
+    fn add(&mut self, code: &str) -> anyhow::Result<()> {
+        // ancestors() slices by position, so only well-formed codes may reach it.
+        if !division::is_valid(code) {
+            bail!("malformed division code {code:?}");
+        }
+        let mut chain = vec![code.to_string()];
+        chain.extend(division::ancestors(code));
+        debug_assert_eq!(chain.last().map(String::as_str), Some(NATIONAL));
+        for (i, c) in chain.iter().enumerate() {
+            self.0
+                .entry(c.clone())
+                .or_insert_with(|| chain.get(i + 1).cloned());
+        }
+        Ok(())
+    }
+
+    fn entities<'a>(&'a self, ty: &'a EntityTypeName) -> impl Iterator<Item = Entity> + 'a {
+        self.0.iter().map(move |(code, parent)| {
+            Entity::new_no_attrs(
+                Types::uid(ty, code),
+                parent.iter().map(|p| Types::uid(ty, p)).collect(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Agency;
+    use std::path::PathBuf;
+
+    fn principal(agency: Agency, division: &str) -> Principal {
+        let system = format!("{}-sys", agency.as_str());
+        Principal {
+            uri: format!("urn:cadrex:system:{agency}:{division}:{system}"),
+            agency,
+            division: division.to_string(),
+            system,
+            fingerprint: "00".repeat(32),
+            serial: "01".into(),
+            not_after: i64::MAX,
+        }
+    }
+
+    fn cadre(division: &str) -> Resource {
+        Resource::Cadre {
+            id: "c-1".into(),
+            division: division.into(),
+        }
+    }
+
+    fn shipped() -> Authorizer {
+        Authorizer::load(None).expect("shipped policies load")
+    }
+
+    fn policy_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+    }
+
+    #[test]
+    fn authorizer_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Authorizer>();
+    }
+
+    #[test]
+    fn shipped_policies_validate_strictly_without_warnings() {
+        let (schema, warnings) = Schema::from_cedarschema_str(shipped_schema()).unwrap();
+        assert_eq!(warnings.count(), 0);
+        let mut set = PolicySet::new();
+        for (name, text) in shipped_policies() {
+            for p in PolicySet::from_str(text)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+                .policies()
+            {
+                set.add(with_annotated_id(p).unwrap()).unwrap();
+            }
+        }
+        let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+        let problems: Vec<String> = result
+            .validation_errors()
+            .map(|e| e.to_string())
+            .chain(result.validation_warnings().map(|w| w.to_string()))
+            .collect();
+        assert!(result.validation_passed_without_warnings(), "{problems:?}");
+    }
+
+    #[test]
+    fn embedded_policies_match_the_directory() {
+        let mut on_disk: Vec<String> = std::fs::read_dir(policy_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".cedar"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<&str> = shipped_policies().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            on_disk, embedded,
+            "add new policy files to SHIPPED_POLICIES"
+        );
+        for (name, text) in shipped_policies() {
+            assert_eq!(
+                std::fs::read_to_string(policy_dir().join(name)).unwrap(),
+                *text
+            );
+        }
+
+        let from_dir = Authorizer::load(Some(&policy_dir())).expect("policy directory loads");
+        assert_eq!(from_dir.policy_ids(), shipped().policy_ids());
+        assert_eq!(
+            shipped().policy_ids(),
+            [
+                "access-log-own-calls",
+                "cadre-full-view",
+                "cadre-masked-view",
+                "cadre-outside-jurisdiction",
+                "cadre-read-in-jurisdiction",
+                "discipline-oversees-access-log",
+                "exchange-introspection",
+                "org-writes-cadres",
+            ]
+        );
+    }
+
+    /// Copies the shipped policy directory so a test can add or break a file.
+    fn scratch_policies() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SCHEMA_FILE), shipped_schema()).unwrap();
+        for (name, text) in shipped_policies() {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn invalid_or_unnamed_policies_are_refused() {
+        let dir = scratch_policies();
+        std::fs::write(
+            dir.path().join("zz.cedar"),
+            "@id(\"typo\") permit (principal, action, resource) when { principal.agnecy == \"audit\" };",
+        )
+        .unwrap();
+        let err = Authorizer::load(Some(dir.path())).unwrap_err();
+        assert!(format!("{err:#}").contains("validate"), "{err:#}");
+
+        std::fs::write(
+            dir.path().join("zz.cedar"),
+            "permit (principal, action, resource);",
+        )
+        .unwrap();
+        let err = Authorizer::load(Some(dir.path())).unwrap_err();
+        assert!(format!("{err:#}").contains("@id"), "{err:#}");
+
+        std::fs::write(
+            dir.path().join("zz.cedar"),
+            "@id(\"org-writes-cadres\") permit (principal, action, resource);",
+        )
+        .unwrap();
+        let err = Authorizer::load(Some(dir.path())).unwrap_err();
+        assert!(format!("{err:#}").contains("org-writes-cadres"), "{err:#}");
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join(SCHEMA_FILE), shipped_schema()).unwrap();
+        assert!(
+            Authorizer::load(Some(empty.path())).is_err(),
+            "an empty policy set loaded"
+        );
+    }
+
+    #[test]
+    fn forbid_wins_over_a_broad_permit() {
+        let dir = scratch_policies();
+        std::fs::write(
+            dir.path().join("zz.cedar"),
+            "@id(\"allow-everything\") permit (principal, action, resource);",
+        )
+        .unwrap();
+        let authz = Authorizer::load(Some(dir.path())).unwrap();
+        let d = authz.authorize(
+            &principal(Agency::Audit, "360821"),
+            Action::UpdateCadre,
+            &cadre("360802"),
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.policy_ids, ["cadre-outside-jurisdiction"]);
+        let d = authz.authorize(
+            &principal(Agency::Audit, "360821"),
+            Action::UpdateCadre,
+            &cadre("360821"),
+        );
+        assert!(d.allowed);
+        assert_eq!(d.policy_ids, ["allow-everything"]);
+    }
+
+    const CADRE_ACTIONS: [Action; 7] = [
+        Action::CreateCadre,
+        Action::UpdateCadre,
+        Action::GetCadre,
+        Action::ListCadres,
+        Action::LookupCadre,
+        Action::ReadFull,
+        Action::ReadSummary,
+    ];
+
+    /// What DESIGN §2 grants an agency on a cadre inside its jurisdiction.
+    fn granted(agency: Agency, action: Action) -> bool {
+        use Agency::*;
+        match action {
+            Action::CreateCadre | Action::UpdateCadre => agency == Organization,
+            Action::GetCadre | Action::ListCadres | Action::LookupCadre => true,
+            Action::ReadFull => matches!(agency, Discipline | Organization),
+            Action::ReadSummary => matches!(agency, Audit | Petition),
+            _ => unreachable!("not a cadre action"),
+        }
+    }
+
+    #[test]
+    fn cadre_matrix() {
+        let authz = shipped();
+        // (caller division, cadre division, inside jurisdiction)
+        let placements = [
+            ("360821", "360821", true),  // own county
+            ("360821", "360802", false), // neighbouring county
+            ("360802", "360821", false),
+            ("360800", "360821", true), // prefecture over its county
+            ("360000", "360821", true), // province over its county
+            ("360000", "360000", true),
+            ("360000", "110101", false), // another province
+            ("360821", "360800", false), // a county does not cover its prefecture
+            (NATIONAL, "360821", true),
+            (NATIONAL, "110101", true),
+        ];
+        for agency in Agency::ALL {
+            for (caller, target, inside) in placements {
+                let p = principal(agency, caller);
+                for action in CADRE_ACTIONS {
+                    let expect = inside && granted(agency, action);
+                    let d = authz.authorize(&p, action, &cadre(target));
+                    assert_eq!(
+                        d.allowed, expect,
+                        "{agency} at {caller}, {action} on cadre at {target}: {d:?}"
+                    );
+                    if d.allowed {
+                        let id = match action {
+                            Action::CreateCadre | Action::UpdateCadre => "org-writes-cadres",
+                            Action::ReadFull => "cadre-full-view",
+                            Action::ReadSummary => "cadre-masked-view",
+                            _ => "cadre-read-in-jurisdiction",
+                        };
+                        assert_eq!(d.policy_ids, [id]);
+                    } else if !inside {
+                        assert_eq!(d.policy_ids, ["cadre-outside-jurisdiction"]);
+                    } else {
+                        assert!(
+                            d.policy_ids.is_empty(),
+                            "default deny names no policy: {d:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn view_levels() {
+        let authz = shipped();
+        let levels = [Action::ReadFull, Action::ReadSummary];
+        for (agency, expect) in [
+            (Agency::Discipline, Action::ReadFull),
+            (Agency::Organization, Action::ReadFull),
+            (Agency::Audit, Action::ReadSummary),
+            (Agency::Petition, Action::ReadSummary),
+        ] {
+            let p = principal(agency, "360000");
+            let (level, d) = authz
+                .first_allowed(&p, &levels, &cadre("360821"))
+                .expect("some view");
+            assert_eq!(level, expect, "{agency}");
+            assert!(d.allowed && !d.policy_ids.is_empty());
+            assert!(
+                authz.first_allowed(&p, &levels, &cadre("110101")).is_none(),
+                "{agency}"
+            );
+        }
+        assert!(
+            authz
+                .first_allowed(&principal(Agency::Audit, "360821"), &[], &cadre("360821"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn access_log_and_exchange() {
+        let authz = shipped();
+        for agency in Agency::ALL {
+            for division in ["360821", NATIONAL] {
+                let p = principal(agency, division);
+                let discipline = agency == Agency::Discipline;
+                for (action, resource, expect, id) in [
+                    (
+                        Action::WhoAmI,
+                        Resource::Exchange,
+                        true,
+                        "exchange-introspection",
+                    ),
+                    (
+                        Action::AllowedMethods,
+                        Resource::Exchange,
+                        true,
+                        "exchange-introspection",
+                    ),
+                    (
+                        Action::ListAccessEvents,
+                        Resource::AccessLog,
+                        true,
+                        "access-log-own-calls",
+                    ),
+                    (
+                        Action::GetCheckpoint,
+                        Resource::AccessLog,
+                        true,
+                        "access-log-own-calls",
+                    ),
+                    (
+                        Action::ReadAllAccessEvents,
+                        Resource::AccessLog,
+                        discipline,
+                        "discipline-oversees-access-log",
+                    ),
+                    (
+                        Action::VerifyAccessLog,
+                        Resource::AccessLog,
+                        discipline,
+                        "discipline-oversees-access-log",
+                    ),
+                ] {
+                    let d = authz.authorize(&p, action, &resource);
+                    assert_eq!(d.allowed, expect, "{agency} at {division}: {action}");
+                    if expect {
+                        assert_eq!(d.policy_ids, [id]);
+                    } else {
+                        assert!(d.policy_ids.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_denied_not_panicked() {
+        let authz = shipped();
+        let org = principal(Agency::Organization, "360821");
+        // An action paired with the wrong kind of resource fails request validation.
+        assert!(
+            !authz
+                .authorize(&org, Action::ReadFull, &Resource::Exchange)
+                .allowed
+        );
+        assert!(
+            !authz
+                .authorize(&org, Action::WhoAmI, &cadre("360821"))
+                .allowed
+        );
+        assert!(
+            !authz
+                .authorize(&org, Action::GetCheckpoint, &Resource::Exchange)
+                .allowed
+        );
+        for bad in ["", "36", "36082", "3608210", "36082x", "三六〇八二一"] {
+            assert!(
+                !authz.authorize(&org, Action::GetCadre, &cadre(bad)).allowed,
+                "{bad:?}"
+            );
+            let mut p = org.clone();
+            p.division = bad.into();
+            assert!(
+                !authz
+                    .authorize(&p, Action::WhoAmI, &Resource::Exchange)
+                    .allowed,
+                "{bad:?}"
+            );
+        }
+        // Ids that are not Cedar identifiers are fine as entity ids.
+        let odd = Resource::Cadre {
+            id: "-".into(),
+            division: "360821".into(),
+        };
+        assert!(authz.authorize(&org, Action::ListCadres, &odd).allowed);
+        let odd = Resource::Cadre {
+            id: "\"\\ ::".into(),
+            division: "360821".into(),
+        };
+        assert!(authz.authorize(&org, Action::GetCadre, &odd).allowed);
+    }
+
+    #[test]
+    fn action_names_are_unique_and_in_order() {
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+        }
+        let names: HashSet<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain rules with no I/O: identifiers, divisions, the access-log chain, and request validation.
+
+pub mod cadre;
+pub mod chain;
+pub mod division;
+pub mod filter;
+pub mod ids;
+
+/// Parses an ISO date `YYYY-MM-DD` (the only date form on the wire).
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    if s.len() != 10 {
+        return None;
+    }
+    time::Date::parse(s, &fmt).ok()
+}

@@ -1,0 +1,162 @@
+//! The crate's one error type and its single mapping onto a gRPC `Status` with `google.rpc` details.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// ErrorInfo domain of every cadrex error.
+pub const DOMAIN: &str = "cadrex";
+
+/// One bad field of a request, reported as a `BadRequest` field violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path in the request message, e.g. `cadre.posts[0].unit_credit_code`.
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Errors named by meaning. Messages must never carry informant data or
+/// anything the caller may not see; the status mapping below is the only place
+/// they become wire errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A cadre that is missing or outside the caller's jurisdiction; both get the
+    /// same answer so that nobody can probe for existence.
+    #[error("cadre not accessible")]
+    CadreNotAccessible,
+    #[error("permission denied: {message}")]
+    PermissionDenied { reason: &'static str, message: String },
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    #[error("invalid argument: {violations:?}")]
+    InvalidArgument { violations: Vec<FieldViolation> },
+    #[error("failed precondition: {message}")]
+    FailedPrecondition { reason: &'static str, message: String },
+    #[error("aborted: {message}")]
+    Aborted { reason: &'static str, message: String },
+    /// The store could not be reached or gave up; safe to retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// INVALID_ARGUMENT for a single field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            violations: vec![FieldViolation::new(field, description)],
+        }
+    }
+
+    pub fn denied(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::PermissionDenied {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(e.into())
+    }
+
+    /// The gRPC code this error maps to (also written to the access log).
+    pub fn code(&self) -> Code {
+        match self {
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::CadreNotAccessible | Error::PermissionDenied { .. } => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Error::Aborted { .. } => Code::Aborted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(e.to_string())
+            }
+            _ => Error::Internal(e.into()),
+        }
+    }
+}
+
+fn localized(reason: &str) -> &'static str {
+    match reason {
+        "CADRE_NOT_ACCESSIBLE" => "干部不存在或不在您的管理权限范围内",
+        "NOT_FOUND" => "请求的资源不存在",
+        "ALREADY_EXISTS" => "资源已存在",
+        "UNAUTHENTICATED" => "未能确认调用系统的身份，请使用交换平台签发的有效证书",
+        "INVALID_ARGUMENT" => "请求参数不符合要求，请按字段说明更正后重试",
+        "ETAG_MISMATCH" => "数据已被他人修改，请重新读取后再提交",
+        "ACTION_NOT_PERMITTED" => "本系统无权执行该操作",
+        "JURISDICTION" => "超出本机关的干部管理权限",
+        "CONCURRENT_MODIFICATION" => "数据正被同时修改，请稍后重试",
+        "REQUEST_ID_REUSED" => "请求编号已用于另一内容不同的请求",
+        "UNAVAILABLE" => "服务暂时不可用，请稍后重试",
+        _ => "操作未能完成",
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        let mut details = ErrorDetails::new();
+        let (reason, message) = match &e {
+            Error::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
+            Error::AlreadyExists(what) => ("ALREADY_EXISTS", format!("{what} already exists")),
+            Error::CadreNotAccessible => (
+                "CADRE_NOT_ACCESSIBLE",
+                "cadre does not exist or is outside the caller's jurisdiction".to_string(),
+            ),
+            Error::PermissionDenied { reason, message } => (*reason, message.clone()),
+            Error::Unauthenticated(m) => ("UNAUTHENTICATED", m.clone()),
+            Error::InvalidArgument { violations } => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                ("INVALID_ARGUMENT", "request has invalid fields".to_string())
+            }
+            Error::FailedPrecondition { reason, message } => (*reason, message.clone()),
+            Error::Aborted { reason, message } => (*reason, message.clone()),
+            Error::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "store unavailable");
+                ("UNAVAILABLE", "service temporarily unavailable; retry".to_string())
+            }
+            Error::Internal(source) => {
+                tracing::error!(error = ?source, "internal error");
+                ("INTERNAL", "internal error".to_string())
+            }
+        };
+        details.set_error_info(reason, DOMAIN, std::collections::HashMap::new());
+        details.set_localized_message("zh-CN", localized(reason));
+        Status::with_error_details(code, message, details)
+    }
+}

@@ -1,0 +1,176 @@
+//! `AccessLogService`: reading the access log, exporting signed checkpoints, and verifying the chain.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{AppState, Call, M_GET_CHECKPOINT, M_LIST_ACCESS_EVENTS, M_VERIFY_ACCESS_LOG, micros, page_size, page_token, timestamp};
+use crate::access_log;
+use crate::authz::{Action, Resource};
+use crate::domain::chain::{self, LogRow};
+use crate::error::{Error, Result};
+use crate::proto::{self, access_log_service_server::AccessLogService};
+use crate::store::{CheckpointRow, LogQuery};
+
+pub struct AccessLogApi {
+    state: Arc<AppState>,
+}
+
+impl AccessLogApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+fn event(r: LogRow) -> proto::AccessEvent {
+    let decision = match r.entry.decision.as_str() {
+        "ALLOW" => proto::Decision::Allow,
+        "DENY" => proto::Decision::Deny,
+        _ => proto::Decision::Unspecified,
+    };
+    proto::AccessEvent {
+        seq: r.seq,
+        time: Some(timestamp(r.time_us)),
+        principal: r.entry.principal,
+        certificate_fingerprint: r.entry.fingerprint,
+        officer: r.entry.officer,
+        method: r.entry.method,
+        resources: r.entry.resources,
+        purpose: r.entry.purpose,
+        decision: decision as i32,
+        policy_ids: r.entry.policy_ids,
+        request_id: r.entry.request_id,
+        status_code: r.entry.status_code,
+        response_sha256: r.entry.response_sha256,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
+    }
+}
+
+/// A checkpoint as exported, with the exact signed bytes and the public key.
+pub fn checkpoint_proto(cp: &CheckpointRow, public_key: &[u8]) -> proto::Checkpoint {
+    proto::Checkpoint {
+        seq: cp.seq,
+        hash: cp.hash.clone(),
+        time: Some(timestamp(cp.time_us)),
+        key_id: cp.key_id.clone(),
+        signature: cp.signature.clone(),
+        signed_bytes: chain::checkpoint_bytes(cp.seq, &cp.hash, cp.time_us, &cp.key_id),
+        public_key: public_key.to_vec(),
+    }
+}
+
+impl AccessLogApi {
+    async fn list(&self, call: &mut Call, req: proto::ListAccessEventsRequest) -> Result<proto::ListAccessEventsResponse> {
+        let authz = &self.state.authz;
+        call.require(authz, Action::ListAccessEvents, &Resource::AccessLog, || {
+            Error::denied("ACTION_NOT_PERMITTED", "this system may not read the access log")
+        })?;
+        let sees_all = call.authorize(authz, Action::ReadAllAccessEvents, &Resource::AccessLog).allowed;
+        let limit = page_size(req.page_size, 100, 1000)?;
+        let after_seq = match page_token::decode("log", &req.page_token)? {
+            Some(s) => s.parse().map_err(|_| Error::invalid("page_token", "not a page token returned by this method"))?,
+            None => 0,
+        };
+        if !req.cadre.is_empty() {
+            let ok = req.cadre.strip_prefix("cadres/").is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            if !ok {
+                return Err(Error::invalid("cadre", "must be a resource name cadres/{cadre}"));
+            }
+            call.resources.push(req.cadre.clone());
+        }
+        let mut query = LogQuery {
+            principal: (!req.principal.is_empty()).then(|| req.principal.clone()),
+            cadre: (!req.cadre.is_empty()).then(|| req.cadre.clone()),
+            method: (!req.method.is_empty()).then(|| req.method.clone()),
+            start_us: req.start_time.as_ref().map(micros),
+            end_us: req.end_time.as_ref().map(micros),
+            after_seq,
+            limit: limit + 1,
+            principal_prefix: None,
+        };
+        if !sees_all {
+            // "Own calls": any system of the caller's own agency and division.
+            let p = &call.principal;
+            query.principal_prefix = Some(format!("urn:cadrex:system:{}:{}:", p.agency, p.division));
+        }
+        let mut rows = self.state.store.list_access_events(&query).await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| page_token::encode("log", &r.seq.to_string())).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(proto::ListAccessEventsResponse {
+            access_events: rows.into_iter().map(event).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn checkpoint(&self, call: &mut Call) -> Result<proto::Checkpoint> {
+        call.require(&self.state.authz, Action::GetCheckpoint, &Resource::AccessLog, || {
+            Error::denied("ACTION_NOT_PERMITTED", "this system may not read checkpoints")
+        })?;
+        let store = &*self.state.store;
+        let mut last = store.latest_checkpoint().await?.map(|c| c.seq).unwrap_or(0);
+        // Sign the current head first, so the export covers everything up to now.
+        access_log::checkpoint_once(store, &self.state.signer, &mut last).await?;
+        let cp = store
+            .latest_checkpoint()
+            .await?
+            .ok_or_else(|| Error::NotFound("checkpoint (the access log is empty)".into()))?;
+        Ok(checkpoint_proto(&cp, self.state.signer.public_key()))
+    }
+
+    async fn verify(&self, call: &mut Call, req: proto::VerifyAccessLogRequest) -> Result<proto::VerifyAccessLogResponse> {
+        call.require(&self.state.authz, Action::VerifyAccessLog, &Resource::AccessLog, || {
+            Error::denied("ACTION_NOT_PERMITTED", "only discipline systems verify the access log")
+        })?;
+        let from = if req.full {
+            None
+        } else {
+            self.state.verified.lock().map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))?.clone()
+        };
+        let report = access_log::verify(&*self.state.store, Some(self.state.signer.public_key()), from).await?;
+        if report.intact {
+            if let Some(cp) = &report.last_good_checkpoint {
+                *self.state.verified.lock().map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))? = Some(cp.clone());
+            }
+        }
+        Ok(proto::VerifyAccessLogResponse {
+            intact: report.intact,
+            start_seq: report.start_seq,
+            end_seq: report.end_seq,
+            first_broken_seq: report.first_broken_seq.unwrap_or(0),
+            problem: report.problem,
+            checkpoints_verified: report.checkpoints_verified,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AccessLogService for AccessLogApi {
+    async fn list_access_events(
+        &self,
+        request: Request<proto::ListAccessEventsRequest>,
+    ) -> Result<Response<proto::ListAccessEventsResponse>, Status> {
+        let mut call = Call::start(&request, M_LIST_ACCESS_EVENTS)?;
+        let result = self.list(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn get_checkpoint(&self, request: Request<proto::GetCheckpointRequest>) -> Result<Response<proto::Checkpoint>, Status> {
+        let mut call = Call::start(&request, M_GET_CHECKPOINT)?;
+        let result = self.checkpoint(&mut call).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn verify_access_log(
+        &self,
+        request: Request<proto::VerifyAccessLogRequest>,
+    ) -> Result<Response<proto::VerifyAccessLogResponse>, Status> {
+        let mut call = Call::start(&request, M_VERIFY_ACCESS_LOG)?;
+        let result = self.verify(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+}

@@ -1,0 +1,441 @@
+//! `CadreService`: the cadre registry, written by organization departments and read by all four agencies within their jurisdiction.
+
+use std::sync::Arc;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use super::{AppState, Call, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES, M_LOOKUP_CADRE, M_UPDATE_CADRE, page_size, page_token, timestamp};
+use crate::authz::{Action, Resource};
+use crate::domain::{cadre, division, filter, ids};
+use crate::error::{Error, FieldViolation, Result};
+use crate::identity::Principal;
+use crate::proto::{self, cadre_service_server::CadreService};
+use crate::store::{CadreQuery, CadreRow, Change, Idempotency, PostRow, WriteMeta, now_us};
+
+pub struct CadreApi {
+    state: Arc<AppState>,
+}
+
+impl CadreApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// How much of a cadre the caller sees, chosen by the first allowed view action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    Full,
+    IdMasked,
+}
+
+const RESOURCE_PREFIX: &str = "cadres/";
+
+fn resource_name(id: &str) -> String {
+    format!("{RESOURCE_PREFIX}{id}")
+}
+
+/// The id in `cadres/{id}`, or INVALID_ARGUMENT on `field`.
+fn parse_name(name: &str, field: &str) -> Result<String> {
+    let id = name
+        .strip_prefix(RESOURCE_PREFIX)
+        .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or_else(|| Error::invalid(field, "must be a resource name cadres/{cadre}"))?;
+    Ok(id.to_string())
+}
+
+fn etag(revision: i64) -> String {
+    format!("r{revision}")
+}
+
+fn cadre_resource(c: &CadreRow) -> Resource {
+    Resource::Cadre {
+        id: c.id.clone(),
+        division: c.managing_division.clone(),
+    }
+}
+
+fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
+    let masked = view == View::IdMasked;
+    proto::Cadre {
+        name: resource_name(&c.id),
+        display_name: c.display_name.clone(),
+        gender: c.gender,
+        birth_date: c.birth_date.clone(),
+        id_number: if masked { ids::mask_id_number(&c.id_number) } else { c.id_number.clone() },
+        id_number_masked: masked,
+        managing_division: c.managing_division.clone(),
+        posts: c
+            .posts
+            .iter()
+            .map(|p| proto::Post {
+                unit_name: p.unit_name.clone(),
+                unit_credit_code: p.unit_credit_code.clone(),
+                title: p.title.clone(),
+                rank: p.rank.clone(),
+                unit_head: p.unit_head,
+                start_date: p.start_date.clone(),
+                end_date: p.end_date.clone(),
+            })
+            .collect(),
+        etag: etag(c.revision),
+        create_time: Some(timestamp(c.create_time_us)),
+        update_time: Some(timestamp(c.update_time_us)),
+    }
+}
+
+fn posts_from_proto(posts: &[proto::Post]) -> Vec<PostRow> {
+    posts
+        .iter()
+        .map(|p| PostRow {
+            unit_name: p.unit_name.trim().to_string(),
+            unit_credit_code: p.unit_credit_code.clone(),
+            title: p.title.trim().to_string(),
+            rank: p.rank.trim().to_string(),
+            unit_head: p.unit_head,
+            start_date: p.start_date.clone(),
+            end_date: p.end_date.clone(),
+        })
+        .collect()
+}
+
+/// A missing cadre: only a caller covering every division (`000000`) may learn
+/// that it does not exist; everyone else gets the out-of-jurisdiction answer.
+fn missing(p: &Principal, name: &str) -> Error {
+    if p.division == division::NATIONAL {
+        Error::NotFound(name.to_string())
+    } else {
+        Error::CadreNotAccessible
+    }
+}
+
+fn validate_request_id(id: &str) -> Result<()> {
+    if id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(Error::invalid("request_id", "at most 128 printable characters"));
+    }
+    Ok(())
+}
+
+impl CadreApi {
+    /// Picks the caller's view of `c`, or CADRE_NOT_ACCESSIBLE when it may not
+    /// read it at all (including when it is outside the jurisdiction).
+    fn view_of(&self, call: &mut Call, resource: &Resource) -> Result<View> {
+        let authz = &self.state.authz;
+        for (action, view) in [(Action::ReadFull, View::Full), (Action::ReadSummary, View::IdMasked)] {
+            if call.authorize(authz, action, resource).allowed {
+                return Ok(view);
+            }
+        }
+        let d = authz.authorize(&call.principal, Action::ReadSummary, resource);
+        call.deny(&d);
+        Err(Error::CadreNotAccessible)
+    }
+
+    /// Reads a cadre the caller may see through `action`, with its view.
+    async fn readable(&self, call: &mut Call, action: Action, row: Option<CadreRow>, name: &str) -> Result<(CadreRow, View)> {
+        let Some(row) = row else {
+            return Err(missing(&call.principal, name));
+        };
+        let resource = cadre_resource(&row);
+        call.require(&self.state.authz, action, &resource, || Error::CadreNotAccessible)?;
+        let view = self.view_of(call, &resource)?;
+        Ok((row, view))
+    }
+
+    /// The stored response for a repeated request id, if any.
+    async fn replay(&self, call: &Call, request_id: &str, request_sha: &str) -> Result<Option<proto::Cadre>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        let Some(stored) = self.state.store.lookup_request(&call.principal.uri, request_id).await? else {
+            return Ok(None);
+        };
+        if stored.method != call.method || stored.request_sha256 != request_sha {
+            return Err(Error::Aborted {
+                reason: "REQUEST_ID_REUSED",
+                message: "request_id was already used for a different request".into(),
+            });
+        }
+        let cadre = proto::Cadre::decode(stored.response.as_slice()).map_err(Error::internal)?;
+        Ok(Some(cadre))
+    }
+
+    async fn create(&self, call: &mut Call, req: proto::CreateCadreRequest) -> Result<proto::Cadre> {
+        let authz = &self.state.authz;
+        let own = Resource::Cadre {
+            id: "-".into(),
+            division: call.principal.division.clone(),
+        };
+        call.require(authz, Action::CreateCadre, &own, || {
+            Error::denied("ACTION_NOT_PERMITTED", "only organization systems register cadres")
+        })?;
+        validate_request_id(&req.request_id)?;
+        let request_sha = hex::encode(Sha256::digest(req.encode_to_vec()));
+        if !req.request_id.is_empty() {
+            call.request_id = req.request_id.clone();
+        }
+        if let Some(previous) = self.replay(call, &req.request_id, &request_sha).await? {
+            call.resources.push(previous.name.clone());
+            return Ok(previous);
+        }
+        let Some(input) = req.cadre else {
+            return Err(Error::invalid("cadre", "required"));
+        };
+        let violations = cadre::validate(&input, "cadre");
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        let target = Resource::Cadre {
+            id: "-".into(),
+            division: input.managing_division.clone(),
+        };
+        call.require(authz, Action::CreateCadre, &target, || {
+            Error::denied("JURISDICTION", "the managing division is outside the caller's jurisdiction")
+        })?;
+        if let Some(existing) = self.state.store.get_cadre_by_id_number(&input.id_number).await? {
+            return Err(if division::covers(&call.principal.division, &existing.managing_division) {
+                call.resources.push(resource_name(&existing.id));
+                Error::AlreadyExists("cadre with this id number".into())
+            } else {
+                Error::CadreNotAccessible
+            });
+        }
+        let now = now_us();
+        let row = CadreRow {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            birth_date: ids::birth_date_of(&input.id_number).unwrap_or_default(),
+            id_number: input.id_number.to_ascii_uppercase(),
+            display_name: input.display_name.trim().to_string(),
+            gender: input.gender,
+            managing_division: input.managing_division.clone(),
+            posts: posts_from_proto(&input.posts),
+            revision: 1,
+            create_time_us: now,
+            update_time_us: now,
+        };
+        let response = to_proto(&row, View::Full);
+        self.write(call, &row, None, &response, (!req.request_id.is_empty()).then(|| (req.request_id.clone(), request_sha)))
+            .await
+            .map_err(|e| match e {
+                // Lost a race with a concurrent create of the same id number, or
+                // of the same request id: answer as the winner would be answered.
+                Error::AlreadyExists(what) => Error::AlreadyExists(what),
+                other => other,
+            })?;
+        Ok(response)
+    }
+
+    /// Stores a create (`expected` None) or update, with its log, outbox and
+    /// idempotency rows in the same transaction.
+    async fn write(
+        &self,
+        call: &mut Call,
+        row: &CadreRow,
+        expected: Option<i64>,
+        response: &proto::Cadre,
+        idempotency: Option<(String, String)>,
+    ) -> Result<()> {
+        call.resources.push(resource_name(&row.id));
+        let bytes = response.encode_to_vec();
+        let meta = WriteMeta {
+            log: call.entry(0, crate::access_log::digest(&bytes)),
+            change: Change {
+                op: "UPSERT",
+                resource: resource_name(&row.id),
+                kind: "CADRE".into(),
+                revision: row.revision,
+                division: row.managing_division.clone(),
+            },
+            idempotency: idempotency.map(|(request_id, request_sha256)| Idempotency {
+                system: call.principal.uri.clone(),
+                request_id,
+                method: call.method.to_string(),
+                request_sha256,
+                response: bytes,
+            }),
+        };
+        match expected {
+            None => self.state.store.create_cadre(row, meta).await?,
+            Some(rev) => self.state.store.update_cadre(row, rev, meta).await?,
+        }
+        call.logged = true;
+        Ok(())
+    }
+
+    async fn update(&self, call: &mut Call, req: proto::UpdateCadreRequest) -> Result<proto::Cadre> {
+        let authz = &self.state.authz;
+        let own = Resource::Cadre {
+            id: "-".into(),
+            division: call.principal.division.clone(),
+        };
+        call.require(authz, Action::UpdateCadre, &own, || {
+            Error::denied("ACTION_NOT_PERMITTED", "only organization systems update cadres")
+        })?;
+        let Some(input) = req.cadre else {
+            return Err(Error::invalid("cadre", "required"));
+        };
+        let id = parse_name(&input.name, "cadre.name")?;
+        let name = resource_name(&id);
+        call.resources.push(name.clone());
+        let paths: Vec<String> = match req.update_mask {
+            Some(m) if !m.paths.is_empty() => m.paths,
+            _ => cadre::UPDATABLE.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut violations: Vec<FieldViolation> = paths
+            .iter()
+            .filter(|p| !cadre::UPDATABLE.contains(&p.as_str()))
+            .map(|p| FieldViolation::new("update_mask.paths", format!("{p:?} cannot be updated")))
+            .collect();
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        let Some(current) = self.state.store.get_cadre(&id).await? else {
+            return Err(missing(&call.principal, &name));
+        };
+        call.resources.clear();
+        call.require(authz, Action::UpdateCadre, &cadre_resource(&current), || Error::CadreNotAccessible)?;
+        if !input.etag.is_empty() && input.etag != etag(current.revision) {
+            return Err(Error::precondition("ETAG_MISMATCH", "the cadre has changed since it was read"));
+        }
+        let mut next = current.clone();
+        for p in &paths {
+            match p.as_str() {
+                "display_name" => next.display_name = input.display_name.trim().to_string(),
+                "gender" => next.gender = input.gender,
+                "birth_date" => next.birth_date = input.birth_date.clone(),
+                "managing_division" => next.managing_division = input.managing_division.clone(),
+                "posts" => next.posts = posts_from_proto(&input.posts),
+                _ => {}
+            }
+        }
+        if next.birth_date.is_empty() {
+            next.birth_date = ids::birth_date_of(&next.id_number).unwrap_or_default();
+        }
+        let merged = to_proto(&next, View::Full);
+        violations = cadre::validate(&merged, "cadre");
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        if next.managing_division != current.managing_division {
+            // Moving a cadre takes a caller whose jurisdiction covers both ends.
+            call.require(authz, Action::UpdateCadre, &cadre_resource(&next), || {
+                Error::denied("JURISDICTION", "the new managing division is outside the caller's jurisdiction")
+            })?;
+        }
+        next.revision = current.revision + 1;
+        next.update_time_us = now_us().max(current.update_time_us + 1);
+        let response = to_proto(&next, View::Full);
+        self.write(call, &next, Some(current.revision), &response, None).await?;
+        Ok(response)
+    }
+
+    async fn list(&self, call: &mut Call, req: proto::ListCadresRequest) -> Result<proto::ListCadresResponse> {
+        let own = Resource::Cadre {
+            id: "-".into(),
+            division: call.principal.division.clone(),
+        };
+        call.require(&self.state.authz, Action::ListCadres, &own, || {
+            Error::denied("ACTION_NOT_PERMITTED", "this system may not list cadres")
+        })?;
+        // One decision per page: every cadre of the page lies in the caller's
+        // jurisdiction, where the view depends on the agency alone.
+        let view = self.view_of(call, &own)?;
+        let limit = page_size(req.page_size, 50, 1000)?;
+        let mut query = CadreQuery {
+            jurisdiction_prefix: division::jurisdiction_prefix(&call.principal.division).to_string(),
+            after_id: page_token::decode("cadres", &req.page_token)?,
+            limit: limit + 1,
+            ..Default::default()
+        };
+        for term in filter::parse(&req.filter)? {
+            let (value, prefix) = match term.value.strip_suffix('*') {
+                Some(v) => (v.to_string(), true),
+                None => (term.value.clone(), false),
+            };
+            match term.field.as_str() {
+                "managing_division" => {
+                    let ok = value.len() <= 6 && value.bytes().all(|b| b.is_ascii_digit()) && (prefix || value.len() == 6);
+                    if !ok {
+                        return Err(Error::invalid("filter", "managing_division takes a 6-digit code or a digit prefix ending in *"));
+                    }
+                    query.division_prefix = Some(value);
+                }
+                "display_name" => {
+                    query.name = Some(value);
+                    query.name_is_prefix = prefix;
+                }
+                other => return Err(Error::invalid("filter", format!("cannot filter on {other:?}"))),
+            }
+        }
+        let mut rows = self.state.store.list_cadres(&query).await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| page_token::encode("cadres", &r.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        call.resources = rows.iter().map(|r| resource_name(&r.id)).collect();
+        Ok(proto::ListCadresResponse {
+            cadres: rows.iter().map(|r| to_proto(r, view)).collect(),
+            next_page_token,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl CadreService for CadreApi {
+    async fn create_cadre(&self, request: Request<proto::CreateCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+        let mut call = Call::start(&request, M_CREATE_CADRE)?;
+        let result = self.create(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn get_cadre(&self, request: Request<proto::GetCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+        let mut call = Call::start(&request, M_GET_CADRE)?;
+        let result = async {
+            let id = parse_name(&request.get_ref().name, "name")?;
+            let name = resource_name(&id);
+            call.resources.push(name.clone());
+            let row = self.state.store.get_cadre(&id).await?;
+            let (row, view) = self.readable(&mut call, Action::GetCadre, row, &name).await?;
+            Ok(to_proto(&row, view))
+        }
+        .await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn update_cadre(&self, request: Request<proto::UpdateCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+        let mut call = Call::start(&request, M_UPDATE_CADRE)?;
+        let result = self.update(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn list_cadres(
+        &self,
+        request: Request<proto::ListCadresRequest>,
+    ) -> Result<Response<proto::ListCadresResponse>, Status> {
+        let mut call = Call::start(&request, M_LIST_CADRES)?;
+        let result = self.list(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn lookup_cadre(&self, request: Request<proto::LookupCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+        let mut call = Call::start(&request, M_LOOKUP_CADRE)?;
+        let result = async {
+            let id_number = request.get_ref().id_number.to_ascii_uppercase();
+            if !ids::is_valid_id_number(&id_number) {
+                return Err(Error::invalid("id_number", "not a valid 18-character 公民身份号码"));
+            }
+            let row = self.state.store.get_cadre_by_id_number(&id_number).await?;
+            if let Some(r) = &row {
+                call.resources.push(resource_name(&r.id));
+            }
+            let (row, view) = self.readable(&mut call, Action::LookupCadre, row, "cadre").await?;
+            Ok(to_proto(&row, view))
+        }
+        .await;
+        call.finish(&self.state, result).await
+    }
+}

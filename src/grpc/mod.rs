@@ -1,0 +1,247 @@
+//! Shared plumbing of the gRPC services: application state, the per-call context that authorizes and writes the access-log row, and the method catalogue.
+
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::access_log::{self, AccessLog, LogSigner};
+use crate::authz::{Action, Authorizer, Decision, Resource};
+use crate::config::Config;
+use crate::domain::chain::LogEntry;
+use crate::error::{Error, Result};
+use crate::identity::{self, Principal};
+use crate::store::Store;
+use crate::tls::TlsState;
+
+pub mod access_log_service;
+pub mod cadres;
+pub mod system;
+
+/// Everything a handler needs, shared by all services.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub authz: Authorizer,
+    pub log: AccessLog,
+    pub signer: Arc<LogSigner>,
+    pub tls: Arc<TlsState>,
+    /// Newest checkpoint `VerifyAccessLog` confirmed, where the next run starts.
+    pub verified: Mutex<Option<(i64, String)>>,
+}
+
+/// What an RPC acts on, for `AllowedMethods`.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    Exchange,
+    Cadre,
+    AccessLog,
+}
+
+/// One RPC and the action that authorizes it.
+pub struct MethodSpec {
+    pub path: &'static str,
+    pub action: Action,
+    pub target: Target,
+}
+
+pub const M_WHO_AM_I: &str = "/cadrex.v1.SystemService/WhoAmI";
+pub const M_ALLOWED_METHODS: &str = "/cadrex.v1.SystemService/AllowedMethods";
+pub const M_CREATE_CADRE: &str = "/cadrex.v1.CadreService/CreateCadre";
+pub const M_GET_CADRE: &str = "/cadrex.v1.CadreService/GetCadre";
+pub const M_UPDATE_CADRE: &str = "/cadrex.v1.CadreService/UpdateCadre";
+pub const M_LIST_CADRES: &str = "/cadrex.v1.CadreService/ListCadres";
+pub const M_LOOKUP_CADRE: &str = "/cadrex.v1.CadreService/LookupCadre";
+pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
+pub const M_GET_CHECKPOINT: &str = "/cadrex.v1.AccessLogService/GetCheckpoint";
+pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessLog";
+
+/// Every cadrex RPC, in the order `AllowedMethods` reports them.
+pub const METHODS: &[MethodSpec] = &[
+    MethodSpec { path: M_WHO_AM_I, action: Action::WhoAmI, target: Target::Exchange },
+    MethodSpec { path: M_ALLOWED_METHODS, action: Action::AllowedMethods, target: Target::Exchange },
+    MethodSpec { path: M_CREATE_CADRE, action: Action::CreateCadre, target: Target::Cadre },
+    MethodSpec { path: M_GET_CADRE, action: Action::GetCadre, target: Target::Cadre },
+    MethodSpec { path: M_UPDATE_CADRE, action: Action::UpdateCadre, target: Target::Cadre },
+    MethodSpec { path: M_LIST_CADRES, action: Action::ListCadres, target: Target::Cadre },
+    MethodSpec { path: M_LOOKUP_CADRE, action: Action::LookupCadre, target: Target::Cadre },
+    MethodSpec { path: M_LIST_ACCESS_EVENTS, action: Action::ListAccessEvents, target: Target::AccessLog },
+    MethodSpec { path: M_GET_CHECKPOINT, action: Action::GetCheckpoint, target: Target::AccessLog },
+    MethodSpec { path: M_VERIFY_ACCESS_LOG, action: Action::VerifyAccessLog, target: Target::AccessLog },
+];
+
+/// One call in progress: who is calling, what it touched, how it was decided.
+/// `finish` writes the access-log row (unless a write already wrote it inside
+/// its own transaction) before the response leaves.
+pub struct Call {
+    pub principal: Principal,
+    pub officer: String,
+    pub method: &'static str,
+    pub request_id: String,
+    pub resources: Vec<String>,
+    pub purpose: String,
+    decision: Option<bool>,
+    policy_ids: Vec<String>,
+    /// Set by a write whose row went into its own transaction.
+    pub logged: bool,
+}
+
+impl Call {
+    /// Reads the principal the identity layer attached; `x-request-id` metadata
+    /// names the call in the log unless the body carries a request id.
+    pub fn start<T>(request: &Request<T>, method: &'static str) -> Result<Self, Status> {
+        let principal = identity::principal(request)?;
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty() && s.len() <= 128)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(Self {
+            principal,
+            officer: identity::officer(request),
+            method,
+            request_id,
+            resources: Vec::new(),
+            purpose: String::new(),
+            decision: None,
+            policy_ids: Vec::new(),
+            logged: false,
+        })
+    }
+
+    /// Asks the authorizer; an allow is remembered for the log row. A deny is
+    /// recorded only through `deny`, because trying view levels from the top
+    /// down denies on purpose.
+    pub fn authorize(&mut self, authz: &Authorizer, action: Action, resource: &Resource) -> Decision {
+        let d = authz.authorize(&self.principal, action, resource);
+        if d.allowed {
+            self.allow(&d);
+        }
+        d
+    }
+
+    /// Requires `action`; records the deny and returns `refusal` otherwise.
+    pub fn require(&mut self, authz: &Authorizer, action: Action, resource: &Resource, refusal: impl FnOnce() -> Error) -> Result<()> {
+        let d = self.authorize(authz, action, resource);
+        if d.allowed {
+            Ok(())
+        } else {
+            self.deny(&d);
+            Err(refusal())
+        }
+    }
+
+    fn allow(&mut self, d: &Decision) {
+        if self.decision.is_none() {
+            self.decision = Some(true);
+        }
+        for id in &d.policy_ids {
+            if !self.policy_ids.contains(id) {
+                self.policy_ids.push(id.clone());
+            }
+        }
+    }
+
+    pub fn deny(&mut self, d: &Decision) {
+        self.decision = Some(false);
+        for id in &d.policy_ids {
+            if !self.policy_ids.contains(id) {
+                self.policy_ids.push(id.clone());
+            }
+        }
+    }
+
+    /// The log row for this call with the given outcome.
+    pub fn entry(&self, status_code: i32, response_sha256: String) -> LogEntry {
+        let decision = match self.decision {
+            Some(true) => "ALLOW",
+            Some(false) => "DENY",
+            // Refused before any policy was asked (bad input, unknown cadre).
+            None if status_code == 0 => "ALLOW",
+            None => "DENY",
+        };
+        LogEntry {
+            principal: self.principal.uri.clone(),
+            fingerprint: self.principal.fingerprint.clone(),
+            officer: self.officer.clone(),
+            method: self.method.to_string(),
+            resources: self.resources.clone(),
+            purpose: self.purpose.clone(),
+            decision: decision.to_string(),
+            policy_ids: self.policy_ids.clone(),
+            request_id: self.request_id.clone(),
+            status_code,
+            response_sha256,
+        }
+    }
+
+    /// Writes the log row and turns the result into a response. A response is
+    /// sent only once its row is durable; if the log cannot be written the call
+    /// fails rather than disclose anything unlogged.
+    pub async fn finish<R: Message>(self, state: &AppState, result: Result<R>) -> Result<Response<R>, Status> {
+        match result {
+            Ok(resp) if self.logged => Ok(Response::new(resp)),
+            Ok(resp) => {
+                let digest = access_log::digest(&resp.encode_to_vec());
+                state.log.append(self.entry(0, digest)).await?;
+                Ok(Response::new(resp))
+            }
+            Err(e) => {
+                let mut call = self;
+                if matches!(e, Error::CadreNotAccessible | Error::PermissionDenied { .. }) && call.decision != Some(false) {
+                    call.decision = Some(false);
+                }
+                state.log.append(call.entry(e.code() as i32, String::new())).await?;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Microseconds to a protobuf timestamp.
+pub fn timestamp(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+/// A protobuf timestamp to microseconds.
+pub fn micros(ts: &prost_types::Timestamp) -> i64 {
+    ts.seconds.saturating_mul(1_000_000).saturating_add(i64::from(ts.nanos) / 1000)
+}
+
+/// Opaque page tokens: a tagged cursor, base64url so clients do not parse them.
+pub mod page_token {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use crate::error::{Error, Result};
+
+    pub fn encode(tag: &str, cursor: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{tag}:{cursor}"))
+    }
+
+    /// The cursor inside `token`, `None` for an empty token.
+    pub fn decode(tag: &str, token: &str) -> Result<Option<String>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let bad = || Error::invalid("page_token", "not a page token returned by this method");
+        let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+        let s = String::from_utf8(raw).map_err(|_| bad())?;
+        let cursor = s.strip_prefix(tag).and_then(|r| r.strip_prefix(':')).ok_or_else(bad)?;
+        Ok(Some(cursor.to_string()))
+    }
+}
+
+/// Page size within [1, max], `default` for 0; negative is invalid.
+pub fn page_size(requested: i32, default: i64, max: i64) -> Result<i64> {
+    match requested {
+        n if n < 0 => Err(Error::invalid("page_size", "must not be negative")),
+        0 => Ok(default),
+        n => Ok(i64::from(n).min(max)),
+    }
+}

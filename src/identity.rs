@@ -1,0 +1,173 @@
+//! Caller identity: the verified client certificate's `urn:cadrex:system:` SAN URI, turned into a `Principal`.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::*;
+
+use crate::domain::division;
+use crate::error::Error;
+
+/// The four kinds of supervisory body that hold certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Agency {
+    Discipline,
+    Organization,
+    Audit,
+    Petition,
+}
+
+impl Agency {
+    pub const ALL: [Agency; 4] = [
+        Agency::Discipline,
+        Agency::Organization,
+        Agency::Audit,
+        Agency::Petition,
+    ];
+
+    /// The lowercase name used in URIs, Cedar attributes and the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agency::Discipline => "discipline",
+            Agency::Organization => "organization",
+            Agency::Audit => "audit",
+            Agency::Petition => "petition",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Agency::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Agency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A calling system, read only from its verified certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// `urn:cadrex:system:{agency}:{division}:{system}`
+    pub uri: String,
+    pub agency: Agency,
+    pub division: String,
+    pub system: String,
+    /// Lowercase hex SHA-256 of the leaf certificate's DER.
+    pub fingerprint: String,
+    /// Lowercase hex of the certificate serial number (big-endian, no leading zero bytes).
+    pub serial: String,
+    /// Certificate expiry, unix seconds.
+    pub not_after: i64,
+}
+
+impl Principal {
+    /// True when this principal and another are the same agency and division ("own").
+    pub fn same_body(&self, agency: Agency, division: &str) -> bool {
+        self.agency == agency && self.division == division
+    }
+}
+
+const URI_PREFIX: &str = "urn:cadrex:system:";
+
+/// Parses `urn:cadrex:system:{agency}:{division}:{system}`.
+pub fn parse_uri(uri: &str) -> Result<(Agency, String, String), String> {
+    let rest = uri
+        .strip_prefix(URI_PREFIX)
+        .ok_or_else(|| format!("URI {uri:?} is not a cadrex system URI"))?;
+    let mut parts = rest.split(':');
+    let (Some(agency), Some(div), Some(system), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("URI {uri:?} does not have agency, division and system"));
+    };
+    let agency = Agency::parse(agency).ok_or_else(|| format!("unknown agency {agency:?}"))?;
+    if !division::is_valid(div) {
+        return Err(format!("division {div:?} is not a 6-digit code"));
+    }
+    let system_ok = !system.is_empty()
+        && system.len() <= 63
+        && system
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !system_ok {
+        return Err(format!("system name {system:?} is not a short lowercase name"));
+    }
+    Ok((agency, div.to_string(), system.to_string()))
+}
+
+/// Reads the principal from a leaf certificate that the TLS layer has already
+/// verified against the CA. Exactly one `urn:cadrex:system:` SAN URI is required;
+/// the subject CN is ignored on purpose.
+pub fn principal_from_der(der: &[u8]) -> Result<Principal, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
+    let mut uris = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::URI(u) = name {
+                if u.starts_with(URI_PREFIX) {
+                    uris.push(u.to_string());
+                }
+            }
+        }
+    }
+    let uri = match uris.as_slice() {
+        [one] => one.clone(),
+        [] => return Err("certificate has no urn:cadrex:system URI SAN".into()),
+        _ => return Err(format!("certificate has {} urn:cadrex:system URI SANs", uris.len())),
+    };
+    let (agency, division, system) = parse_uri(&uri)?;
+    Ok(Principal {
+        uri,
+        agency,
+        division,
+        system,
+        fingerprint: hex::encode(Sha256::digest(der)),
+        serial: serial_hex(cert.raw_serial()),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+/// Normalised hex of a DER serial number: leading zero bytes dropped, so the same
+/// serial compares equal whether it came from a certificate or a CRL entry.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    hex::encode(&raw[start..])
+}
+
+/// The principal the identity layer put into the request, or UNAUTHENTICATED.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Error::Unauthenticated("no verified client identity".into()))
+}
+
+/// The `x-cadrex-officer` metadata: the person a system acts for. Recorded in the
+/// access log, never used for authorization.
+pub fn officer<T>(request: &tonic::Request<T>) -> String {
+    request
+        .metadata()
+        .get("x-cadrex-officer")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        let (a, d, s) = parse_uri("urn:cadrex:system:audit:360821:audit-mis").unwrap();
+        assert_eq!((a, d.as_str(), s.as_str()), (Agency::Audit, "360821", "audit-mis"));
+        assert!(parse_uri("urn:cadrex:system:police:360821:x").is_err());
+        assert!(parse_uri("urn:cadrex:system:audit:36082:x").is_err());
+        assert!(parse_uri("urn:cadrex:system:audit:360821:X").is_err());
+        assert!(parse_uri("urn:cadrex:system:audit:360821:x:y").is_err());
+        assert_eq!(serial_hex(&[0, 0, 1, 2]), "0102");
+    }
+}

@@ -1,0 +1,20 @@
+//! cadrex: the mutual-TLS gRPC exchange of leading-cadre records between supervisory bodies.
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod identity;
+pub mod pki;
+pub mod proto;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::run;

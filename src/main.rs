@@ -1,0 +1,175 @@
+//! The `cadrex` command: parses flags, sets up logging, and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cadrex::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "cadrex", version, about = "Mutual-TLS gRPC exchange of leading-cadre records")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the exchange server.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:50051.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Store URL: sqlite://PATH or postgres://…
+        #[arg(long)]
+        store: Option<String>,
+        /// PKI directory (created with development certificates when absent).
+        #[arg(long)]
+        pki_dir: Option<PathBuf>,
+        /// CRL file, re-read on change and on SIGHUP.
+        #[arg(long)]
+        crl: Option<PathBuf>,
+        /// Directory with cadrex.cedarschema and *.cedar instead of the shipped policies.
+        #[arg(long)]
+        policy_dir: Option<PathBuf>,
+    },
+    /// Development and test certificates.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Access-log tools.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Creates a CA, server certificate, log-signing key and client certificates.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = cadrex::pki::DEFAULT_DIVISION)]
+        division: String,
+    },
+    /// Issues a client certificate for one more system.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// discipline, organization, audit or petition.
+        #[arg(long)]
+        agency: String,
+        /// 6-digit division code.
+        #[arg(long)]
+        division: String,
+        /// Short lowercase system name.
+        #[arg(long)]
+        system: String,
+    },
+    /// Adds a certificate to the CRL (crl.pem in the PKI directory).
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Recomputes the hash chain and checks every signed checkpoint.
+    Verify {
+        #[arg(long)]
+        store: String,
+        /// Log-signing key, to check checkpoint signatures.
+        #[arg(long, default_value = "./cadrex-data/pki/log-signing.key")]
+        key: PathBuf,
+    },
+    /// Prints the newest signed checkpoint as JSON.
+    Checkpoint {
+        #[arg(long)]
+        store: String,
+        #[arg(long, default_value = "./cadrex-data/pki/log-signing.key")]
+        key: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CADREX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    cadrex::server::install_crypto_provider();
+    match cli.command {
+        Command::Serve { config, listen, store, pki_dir, crl, policy_dir } => {
+            let overrides = Overrides { listen, store, pki_dir, crl, policy_dir };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            tracing::debug!(?config, "configuration");
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            cadrex::run(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki { command } => {
+            match command {
+                PkiCommand::Init { dir, division } => {
+                    cadrex::pki::init(&dir, &division)?;
+                    println!("PKI written to {}", dir.display());
+                }
+                PkiCommand::Issue { dir, agency, division, system } => {
+                    let (crt, key) = cadrex::pki::issue(&dir, &agency, &division, &system)?;
+                    println!("{}\n{}", crt.display(), key.display());
+                }
+                PkiCommand::Revoke { dir, cert } => {
+                    cadrex::pki::revoke(&dir, &cert)?;
+                    println!("revoked {}; CRL {}", cert.display(), cadrex::pki::PkiPaths::new(&dir).crl().display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Log { command } => cadrex::cli::log(command_parts(command)).await,
+    }
+}
+
+fn command_parts(c: LogCommand) -> cadrex::cli::LogArgs {
+    match c {
+        LogCommand::Verify { store, key } => cadrex::cli::LogArgs::Verify { store, key },
+        LogCommand::Checkpoint { store, key } => cadrex::cli::LogArgs::Checkpoint { store, key },
+    }
+}

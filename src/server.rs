@@ -1,0 +1,126 @@
+//! `run(config, listener, shutdown)`: wires store, authorizer, access log, TLS acceptor and the gRPC services into one server.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+
+use crate::access_log::{AccessLog, LogSigner};
+use crate::authz::Authorizer;
+use crate::config::Config;
+use crate::grpc::access_log_service::AccessLogApi;
+use crate::grpc::cadres::CadreApi;
+use crate::grpc::system::SystemApi;
+use crate::grpc::AppState;
+use crate::proto::access_log_service_server::AccessLogServiceServer;
+use crate::proto::cadre_service_server::CadreServiceServer;
+use crate::proto::system_service_server::SystemServiceServer;
+use crate::tls::{self, TlsPaths, TlsState};
+use crate::{pki, proto, store};
+
+/// Installs the ring provider as the process default; harmless when already done.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Creates the development PKI when the configured directory has none.
+fn ensure_pki(config: &Config) -> anyhow::Result<()> {
+    let paths = pki::PkiPaths::new(&config.pki_dir);
+    if config.ca_cert_path().exists() {
+        return Ok(());
+    }
+    if !config.create_dev_pki || config.ca_cert.is_some() {
+        anyhow::bail!("CA certificate {} not found", config.ca_cert_path().display());
+    }
+    pki::init(&config.pki_dir, pki::DEFAULT_DIVISION)?;
+    tracing::warn!(
+        dir = %paths.dir.display(),
+        "created DEVELOPMENT certificates (CA, server, one client per agency); do not use them in production"
+    );
+    Ok(())
+}
+
+/// Serves cadrex on `listener` until `shutdown` resolves, then drains calls in
+/// flight and returns.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    install_crypto_provider();
+    ensure_pki(&config)?;
+    let tls = TlsState::load(TlsPaths {
+        ca_cert: config.ca_cert_path(),
+        server_cert: config.server_cert_path(),
+        server_key: config.server_key_path(),
+        crl: config.crl_path(),
+    })?;
+    let reloader = tls.spawn_reloader(config.reload_poll);
+    let store = store::connect(&config.store).await?;
+    let authz = Authorizer::load(config.policy_dir.as_deref())?;
+    let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
+    let (log, log_tasks) = AccessLog::start(store.clone(), signer.clone(), config.log_batch_max, config.checkpoint_interval);
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        store: store.clone(),
+        authz,
+        log,
+        signer,
+        tls: tls.clone(),
+        verified: Mutex::new(None),
+    });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CadreServiceServer<CadreApi>>().await;
+    health.set_serving::<SystemServiceServer<SystemApi>>().await;
+    health.set_serving::<AccessLogServiceServer<AccessLogApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    // The identity layer: every cadrex call carries the principal of its
+    // connection's verified certificate, re-checked against the current CRL.
+    let auth = {
+        let tls = tls.clone();
+        move |mut req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+            tls::authenticate(&tls, req.extensions_mut())?;
+            Ok(req)
+        }
+    };
+    let max = config.max_message_bytes;
+    let cadres = CadreServiceServer::new(CadreApi::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let system = SystemServiceServer::new(SystemApi::new(state.clone())).max_decoding_message_size(max);
+    let access = AccessLogServiceServer::new(AccessLogApi::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = %store::redact_url(&config.store), backend = store.backend(), "cadrex listening");
+    let incoming = tls::incoming(listener, tls.clone(), config.handshake_timeout);
+    let result = Server::builder()
+        .timeout(config.call_timeout)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(InterceptedService::new(system, auth.clone()))
+        .add_service(InterceptedService::new(cadres, auth.clone()))
+        .add_service(InterceptedService::new(access, auth))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    reloader.abort();
+    for t in log_tasks {
+        t.abort();
+    }
+    store.close().await;
+    tracing::info!("cadrex stopped");
+    Ok(result?)
+}

@@ -1,0 +1,221 @@
+//! The storage trait every backend implements, its row types, and `connect` choosing a backend by URL scheme.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::chain::{LogEntry, LogRow};
+use crate::error::Result;
+
+mod postgres;
+mod sqlite;
+
+#[cfg(test)]
+mod suite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// One post of a cadre, stored as JSON beside the cadre.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRow {
+    pub unit_name: String,
+    pub unit_credit_code: String,
+    pub title: String,
+    pub rank: String,
+    pub unit_head: bool,
+    pub start_date: String,
+    pub end_date: String,
+}
+
+/// A cadre as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CadreRow {
+    pub id: String,
+    pub id_number: String,
+    pub display_name: String,
+    pub gender: i32,
+    pub birth_date: String,
+    pub managing_division: String,
+    pub posts: Vec<PostRow>,
+    pub revision: i64,
+    pub create_time_us: i64,
+    pub update_time_us: i64,
+}
+
+/// One outbox row, written in the same transaction as the change it describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `UPSERT` or `RETRACT`.
+    pub op: &'static str,
+    pub resource: String,
+    pub kind: String,
+    pub revision: i64,
+    pub division: String,
+}
+
+/// A stored response for an AIP-155 request id, scoped to the calling system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    pub system: String,
+    pub request_id: String,
+    pub method: String,
+    /// Hex SHA-256 of the request message, so a reused id with other content is told apart.
+    pub request_sha256: String,
+    pub response: Vec<u8>,
+}
+
+/// Everything a successful write records beside its data, inside its own transaction.
+#[derive(Clone, Debug)]
+pub struct WriteMeta {
+    pub log: LogEntry,
+    pub change: Change,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// Which cadres a list may return.
+#[derive(Clone, Debug, Default)]
+pub struct CadreQuery {
+    /// Managing-division prefix of the caller's jurisdiction ("" for all).
+    pub jurisdiction_prefix: String,
+    /// Further managing-division prefix from the filter.
+    pub division_prefix: Option<String>,
+    /// Display name: exact, or prefix when `name_is_prefix`.
+    pub name: Option<String>,
+    pub name_is_prefix: bool,
+    /// Keyset pagination: ids strictly greater.
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+/// Filters for reading the access log.
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub principal: Option<String>,
+    /// Principal URI prefix ("own calls": agency and division).
+    pub principal_prefix: Option<String>,
+    pub cadre: Option<String>,
+    pub method: Option<String>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub after_seq: i64,
+    pub limit: i64,
+}
+
+/// A signed checkpoint of the access-log chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub seq: i64,
+    pub hash: String,
+    pub time_us: i64,
+    pub key_id: String,
+    pub signature: Vec<u8>,
+}
+
+/// Persistence for the exchange. Lookups return `Ok(None)` for a missing row;
+/// mutations of a missing row return `Error::NotFound`. Writes that succeed
+/// append their access-log row and outbox row in the same transaction.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Identity of this database's history; a restore sets a new one.
+    async fn epoch(&self) -> Result<String>;
+
+    /// The stored response of an earlier call with this request id.
+    async fn lookup_request(&self, system: &str, request_id: &str) -> Result<Option<Idempotency>>;
+
+    /// Inserts a cadre. `AlreadyExists` when the id number is registered (or the
+    /// request id was taken concurrently).
+    async fn create_cadre(&self, cadre: &CadreRow, meta: WriteMeta) -> Result<()>;
+
+    /// Replaces a cadre if its stored revision is still `expected_revision`;
+    /// `Aborted` (CONCURRENT_MODIFICATION) otherwise, `NotFound` when gone.
+    async fn update_cadre(&self, cadre: &CadreRow, expected_revision: i64, meta: WriteMeta) -> Result<()>;
+
+    async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>>;
+
+    async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>>;
+
+    /// Cadres matching `query`, ordered by id.
+    async fn list_cadres(&self, query: &CadreQuery) -> Result<Vec<CadreRow>>;
+
+    /// Appends rows to the chain in one transaction (group commit); returns their seqs.
+    async fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<i64>>;
+
+    /// Rows with seq > `after_seq`, in order, at most `limit`.
+    async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>>;
+
+    /// Rows matching `query`, in seq order.
+    async fn list_access_events(&self, query: &LogQuery) -> Result<Vec<LogRow>>;
+
+    /// Chain head (seq, hash); (0, GENESIS) when empty.
+    async fn log_head(&self) -> Result<(i64, String)>;
+
+    /// Row hash at `seq`, if the row exists.
+    async fn log_hash_at(&self, seq: i64) -> Result<Option<String>>;
+
+    async fn insert_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<()>;
+
+    /// All checkpoints, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
+
+    /// Closes the pool.
+    async fn close(&self);
+}
+
+/// Opens the store named by `url`: `sqlite:` or `postgres:`/`postgresql:`.
+/// Migrations run before it is returned.
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        anyhow::bail!(
+            "unsupported store URL {:?}: use sqlite://PATH or postgres://…",
+            redact_url(url)
+        )
+    }
+}
+
+/// The URL with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:****{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_micros() as i64
+}
+
+/// The distinct `cadres/{id}` prefixes of resource names, for the log's cadre index.
+pub fn cadres_touched(resources: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = resources
+        .iter()
+        .filter_map(|r| {
+            let rest = r.strip_prefix("cadres/")?;
+            let id = rest.split('/').next()?;
+            (!id.is_empty() && id != "-").then(|| format!("cadres/{id}"))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

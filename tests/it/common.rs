@@ -1,0 +1,465 @@
+//! TestServer: a per-test PKI, the real server on 127.0.0.1:0 over SQLite or PostgreSQL, and mTLS clients per agency.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use cadrex::config::Config;
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+
+pub use cadrex::proto::access_log_service_client::AccessLogServiceClient;
+pub use cadrex::proto::cadre_service_client::CadreServiceClient;
+pub use cadrex::proto::system_service_client::SystemServiceClient;
+
+/// Which store a test server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL admin URL tests use, or `None` (with a printed notice) when unset.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("CADREX_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test");
+            None
+        }
+    }
+}
+
+/// Runs `$name(Backend)` once per backend as `$name::sqlite` and `$name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::common::postgres_admin_url().is_some() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            }
+        }
+    )*};
+}
+
+/// A uniquely named PostgreSQL database, dropped when this value is.
+pub struct TestDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        use sqlx::Connection;
+        let admin_url = postgres_admin_url().expect("postgres URL");
+        let name = format!("cadrex_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL at CADREX_TEST_POSTGRES_URL is unreachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        let url = replace_db(&admin_url, &name);
+        TestDb { admin_url, name, url }
+    }
+}
+
+fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    format!("{}/{db}{query}", &base[..path_start])
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee; a short-lived thread with
+        // its own runtime does the async cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut c)
+                        .await;
+                    let _ = c.close().await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// Everything the server logs in this test process, for asserting on log lines.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process-wide captured log (installed once).
+pub fn server_log() -> LogBuffer {
+    static LOG: OnceLock<LogBuffer> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = LogBuffer::default();
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+/// The real server on 127.0.0.1:0 with its own PKI and store.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub backend: Backend,
+    pub store_url: String,
+    pub pki: PathBuf,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Held for their Drop: the temporary directory and the PostgreSQL database.
+    pub db: Option<TestDb>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn spawn(backend: Backend) -> TestServer {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with a config adjusted by `tweak` (after the test defaults).
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        server_log();
+        cadrex::server::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        cadrex::pki::init(&pki, "360821").unwrap();
+        let (db, store_url) = match backend {
+            Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("cadrex.db").display())),
+            Backend::Postgres => {
+                let db = TestDb::create().await;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: store_url.clone(),
+            pki_dir: pki.clone(),
+            create_dev_pki: false,
+            checkpoint_interval: Duration::from_millis(200),
+            reload_poll: Duration::from_millis(100),
+            handshake_timeout: Duration::from_secs(5),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(cadrex::run(config.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        let server = TestServer {
+            addr,
+            backend,
+            store_url,
+            pki,
+            config,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            db,
+            dir,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Some(h) = &self.handle {
+                assert!(!h.is_finished(), "server exited during start-up");
+            }
+            let ch = self.channel("organization", "360821").await;
+            if SystemServiceClient::new(ch)
+                .who_am_i(cadrex::proto::WhoAmIRequest {})
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    /// Paths of the development client pair of `agency` at `division`.
+    pub fn client_files(&self, agency: &str, division: &str) -> (PathBuf, PathBuf) {
+        let p = cadrex::pki::PkiPaths::new(&self.pki);
+        (p.client_cert(agency, division), p.client_key(agency, division))
+    }
+
+    /// A channel presenting the given certificate pair (or none), trusting the test CA.
+    ///
+    /// Like grpc-core, the connector counts a connection as established only
+    /// once the server's HTTP/2 preface has arrived. Under TLS 1.3 the client
+    /// finishes its handshake before the server has judged the client
+    /// certificate, so without this wait a refused certificate would surface as
+    /// a broken first request (UNKNOWN/CANCELLED in tonic) rather than as the
+    /// connection failure it is (UNAVAILABLE).
+    pub async fn channel_with(&self, pair: Option<(&Path, &Path)>, ca: Option<&Path>) -> Channel {
+        let ca_path = ca.map(Path::to_path_buf).unwrap_or_else(|| self.pki.join("ca.crt"));
+        let connector = connector::PrefaceConnector::new(self.addr, &ca_path, pair);
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .connect_with_connector_lazy(connector)
+    }
+
+    /// A channel for the development client of `agency` at `division`.
+    pub async fn channel(&self, agency: &str, division: &str) -> Channel {
+        let (crt, key) = self.client_files(agency, division);
+        self.channel_with(Some((&crt, &key)), None).await
+    }
+
+    pub async fn cadres(&self, agency: &str, division: &str) -> CadreServiceClient<Channel> {
+        CadreServiceClient::new(self.channel(agency, division).await)
+    }
+
+    pub async fn system(&self, agency: &str, division: &str) -> SystemServiceClient<Channel> {
+        SystemServiceClient::new(self.channel(agency, division).await)
+    }
+
+    pub async fn access_log(&self, agency: &str, division: &str) -> AccessLogServiceClient<Channel> {
+        AccessLogServiceClient::new(self.channel(agency, division).await)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Executes raw SQL against a store URL (for tests that tamper with rows).
+pub async fn exec_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        let _ = c.close().await;
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        let _ = c.close().await;
+    }
+}
+
+/// Runs the `cadrex` binary with `args`; returns (exit success, stdout+stderr).
+pub fn cadrex_bin(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cadrex"))
+        .args(args)
+        .env("CADREX_LOG", "warn")
+        .output()
+        .expect("run cadrex");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A valid 公民身份号码 built from a division, a birth date and a sequence (odd = male).
+pub fn id_number(division: &str, birth: &str, seq: u32) -> String {
+    let first17 = format!("{division}{birth}{seq:03}");
+    let check = cadrex::domain::ids::id_number_check_char(first17.as_bytes()) as char;
+    format!("{first17}{check}")
+}
+
+/// A valid 统一社会信用代码 ending a given 9-character organisation code body.
+pub fn credit_code(body: &str) -> String {
+    let first17 = format!("91360800{body}");
+    assert_eq!(first17.len(), 17);
+    let check = cadrex::domain::ids::credit_code_check_char(first17.as_bytes()).unwrap() as char;
+    format!("{first17}{check}")
+}
+
+/// A cadre ready to create.
+pub fn new_cadre(name: &str, division: &str, seq: u32) -> cadrex::proto::Cadre {
+    cadrex::proto::Cadre {
+        display_name: name.into(),
+        gender: cadrex::proto::Gender::Male as i32,
+        id_number: id_number(division, "19750312", seq * 2 + 1),
+        managing_division: division.into(),
+        posts: vec![cadrex::proto::Post {
+            unit_name: "某县财政局".into(),
+            unit_credit_code: credit_code("MA35X1234"),
+            title: "局长".into(),
+            rank: "正科级".into(),
+            unit_head: true,
+            start_date: "2021-03-01".into(),
+            end_date: String::new(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// The test client's TLS connector.
+mod connector {
+    use std::future::Future;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::client::TlsStream;
+
+    #[derive(Clone)]
+    pub struct PrefaceConnector {
+        addr: SocketAddr,
+        tls: TlsConnector,
+    }
+
+    impl PrefaceConnector {
+        pub fn new(addr: SocketAddr, ca: &Path, pair: Option<(&Path, &Path)>) -> Self {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots);
+            let mut config = match pair {
+                Some((crt, key)) => {
+                    let chain: Vec<CertificateDer<'static>> =
+                        CertificateDer::pem_file_iter(crt).unwrap().map(|c| c.unwrap()).collect();
+                    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+                    builder.with_client_auth_cert(chain, key).unwrap()
+                }
+                None => builder.with_no_client_auth(),
+            };
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            Self { addr, tls: TlsConnector::from(Arc::new(config)) }
+        }
+    }
+
+    /// The TLS stream with the bytes read while waiting for the preface put back in front.
+    pub struct Prefaced {
+        head: Vec<u8>,
+        pos: usize,
+        inner: TlsStream<TcpStream>,
+    }
+
+    impl AsyncRead for Prefaced {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            if self.pos < self.head.len() {
+                let n = (self.head.len() - self.pos).min(buf.remaining());
+                let start = self.pos;
+                buf.put_slice(&self.head[start..start + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Prefaced {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    impl tower::Service<http::Uri> for PrefaceConnector {
+        type Response = TokioIo<Prefaced>;
+        type Error = io::Error;
+        type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Uri) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move {
+                let tcp = TcpStream::connect(this.addr).await?;
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut tls = this.tls.connect(name, tcp).await?;
+                let mut head = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut head))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HTTP/2 preface from the server"))??;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server closed the connection"));
+                }
+                head.truncate(n);
+                Ok(TokioIo::new(Prefaced { head, pos: 0, inner: tls }))
+            })
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Identity from the client certificate: WhoAmI, AllowedMethods, refusals at the handshake and on the call, CRL reload.
+
+use std::time::Duration;
+
+use cadrex::pki::ClientSpec;
+use cadrex::proto::{self, WhoAmIRequest};
+use tonic::Code;
+
+use crate::both_backends;
+use crate::common::{Backend, SystemServiceClient, TestServer, new_cadre, server_log};
+
+both_backends!(who_am_i_for_each_agency, allowed_methods_differ_by_agency);
+
+async fn who_am_i_for_each_agency(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    for (agency, expected) in [
+        ("discipline", proto::Agency::Discipline),
+        ("organization", proto::Agency::Organization),
+        ("audit", proto::Agency::Audit),
+        ("petition", proto::Agency::Petition),
+    ] {
+        let mut req = tonic::Request::new(WhoAmIRequest {});
+        req.metadata_mut().insert("x-cadrex-officer", "王五".parse().unwrap_or_else(|_| "wangwu".parse().unwrap()));
+        let me = server.system(agency, "360802").await.who_am_i(req).await.unwrap().into_inner();
+        assert_eq!(me.agency, expected as i32, "{agency}");
+        assert_eq!(me.division, "360802");
+        assert_eq!(me.system, format!("{agency}-sys"));
+        assert_eq!(me.principal, format!("urn:cadrex:system:{agency}:360802:{agency}-sys"));
+        assert_eq!(me.certificate_fingerprint.len(), 64);
+        assert!(me.certificate_expire_time.unwrap().seconds > 0);
+    }
+}
+
+async fn allowed_methods_differ_by_agency(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let mut by_agency = std::collections::HashMap::new();
+    for agency in ["discipline", "organization", "audit", "petition"] {
+        let methods = server
+            .system(agency, "360821")
+            .await
+            .allowed_methods(proto::AllowedMethodsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .methods;
+        by_agency.insert(agency, methods);
+    }
+    let has = |a: &str, m: &str| by_agency[a].iter().any(|x| x.ends_with(m));
+    assert!(has("organization", "/CreateCadre"));
+    assert!(has("organization", "/UpdateCadre"));
+    assert!(!has("audit", "/CreateCadre"));
+    assert!(!has("discipline", "/CreateCadre"));
+    assert!(has("discipline", "/VerifyAccessLog"));
+    assert!(!has("organization", "/VerifyAccessLog"));
+    assert!(has("audit", "/GetCadre"));
+    assert!(has("petition", "/WhoAmI"));
+    assert_ne!(by_agency["organization"], by_agency["audit"]);
+}
+
+/// The first RPC on a channel whose handshake the server refuses.
+async fn first_call_code(channel: tonic::transport::Channel) -> Code {
+    SystemServiceClient::new(channel)
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .map(|_| Code::Ok)
+        .unwrap_or_else(|e| {
+            eprintln!("refused: {e:?}");
+            e.code()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_refusals_are_unavailable_and_logged() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let log = server_log();
+
+    // No client certificate at all.
+    let ch = server.channel_with(None, None).await;
+    assert_eq!(first_call_code(ch).await, Code::Unavailable);
+
+    // A certificate from a foreign CA, with a perfectly good URI.
+    let foreign = server.dir.path().join("foreign");
+    cadrex::pki::init(&foreign, "360821").unwrap();
+    let fp = cadrex::pki::PkiPaths::new(&foreign);
+    let (crt, key) = (fp.client_cert("discipline", "360821"), fp.client_key("discipline", "360821"));
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    assert_eq!(first_call_code(ch).await, Code::Unavailable);
+
+    // An expired certificate from the right CA.
+    let now = time::OffsetDateTime::now_utc();
+    let (crt, key) = cadrex::pki::issue_custom(
+        &server.pki,
+        "expired",
+        &ClientSpec {
+            uris: vec!["urn:cadrex:system:audit:360821:old".into()],
+            not_before: now - time::Duration::days(30),
+            not_after: now - time::Duration::days(1),
+            common_name: "expired".into(),
+        },
+    )
+    .unwrap();
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    assert_eq!(first_call_code(ch).await, Code::Unavailable);
+
+    // A revoked certificate (revoked before it is ever used).
+    let (crt, key) = cadrex::pki::issue(&server.pki, "audit", "360800", "audit-mis").unwrap();
+    cadrex::pki::revoke(&server.pki, &crt).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    assert_eq!(first_call_code(ch).await, Code::Unavailable);
+
+    let text = log.text();
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("TLS handshake refused")).collect();
+    assert!(refusals.len() >= 4, "every refusal is logged: {refusals:#?}");
+    assert!(refusals.iter().all(|l| l.contains("127.0.0.1")), "with the peer address: {refusals:#?}");
+    for reason in ["no client certificate", "unknown issuer", "expired", "revoked"] {
+        assert!(
+            refusals.iter().any(|l| l.to_lowercase().contains(reason)),
+            "a refusal names {reason:?}: {refusals:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_without_exactly_one_uri_are_unauthenticated() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let now = time::OffsetDateTime::now_utc();
+    for (stem, uris) in [
+        ("no-uri", vec![]),
+        (
+            "two-uris",
+            vec![
+                "urn:cadrex:system:audit:360821:a".to_string(),
+                "urn:cadrex:system:discipline:360821:b".to_string(),
+            ],
+        ),
+    ] {
+        let (crt, key) = cadrex::pki::issue_custom(
+            &server.pki,
+            stem,
+            &ClientSpec {
+                uris,
+                not_before: now - time::Duration::hours(1),
+                not_after: now + time::Duration::days(1),
+                // A CN that looks like an identity must not be trusted.
+                common_name: "urn:cadrex:system:discipline:000000:root".into(),
+            },
+        )
+        .unwrap();
+        let ch = server.channel_with(Some((&crt, &key)), None).await;
+        let err = SystemServiceClient::new(ch).who_am_i(WhoAmIRequest {}).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{stem}: {err:?}");
+    }
+    let text = server_log().text();
+    assert!(text.contains("no urn:cadrex:system URI SAN"), "reason logged");
+    assert!(text.contains("2 urn:cadrex:system URI SANs"), "reason logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crl_replaced_while_running_refuses_the_open_connection() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let (crt, key) = cadrex::pki::issue(&server.pki, "audit", "360821", "audit-mis").unwrap();
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    let mut client = SystemServiceClient::new(ch);
+    client.who_am_i(WhoAmIRequest {}).await.unwrap();
+    cadrex::pki::revoke(&server.pki, &crt).unwrap();
+    let mut refused = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The same client, hence the same HTTP/2 connection.
+        if let Err(e) = client.who_am_i(WhoAmIRequest {}).await {
+            refused = Some(e.code());
+            break;
+        }
+    }
+    assert_eq!(refused, Some(Code::Unauthenticated));
+    assert!(server_log().text().contains("revoked"), "the refusal is logged");
+    // Others are unaffected.
+    server.system("audit", "360821").await.who_am_i(WhoAmIRequest {}).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_claiming_another_agency_changes_nothing() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let spoof = |mut r: tonic::metadata::MetadataMap| {
+        r.insert("x-cadrex-agency", "organization".parse().unwrap());
+        r.insert("x-cadrex-principal", "urn:cadrex:system:organization:000000:org".parse().unwrap());
+        r.insert("x-forwarded-client-cert", "URI=urn:cadrex:system:organization:000000:org".parse().unwrap());
+        r
+    };
+    let mut req = tonic::Request::new(WhoAmIRequest {});
+    *req.metadata_mut() = spoof(req.metadata().clone());
+    let me = server.system("audit", "360821").await.who_am_i(req).await.unwrap().into_inner();
+    assert_eq!(me.agency, proto::Agency::Audit as i32);
+    assert_eq!(me.division, "360821");
+
+    let mut req = tonic::Request::new(proto::CreateCadreRequest {
+        cadre: Some(new_cadre("李四", "360821", 1)),
+        request_id: String::new(),
+    });
+    *req.metadata_mut() = spoof(req.metadata().clone());
+    let err = server.cadres("audit", "360821").await.create_cadre(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_served() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let ch = server.channel("petition", "360821").await;
+    let resp = tonic_health::pb::health_client::HealthClient::new(ch)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "cadrex.v1.CadreService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: every test talks to the real server over mutual TLS.
+
+#[allow(dead_code)]
+mod common;
+
+mod access_log;
+mod cadres;
+mod identity;
