@@ -25,8 +25,10 @@ impl LogSigner {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let der = PrivatePkcs8KeyDer::from_pem_file(path)
             .map_err(|e| anyhow::anyhow!("reading log-signing key {}: {e}", path.display()))?;
-        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
-            .map_err(|e| anyhow::anyhow!("log-signing key {} is not Ed25519: {e}", path.display()))?;
+        let key =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(|e| {
+                anyhow::anyhow!("log-signing key {} is not Ed25519: {e}", path.display())
+            })?;
         let key_id = key_id(key.public_key().as_ref());
         Ok(Self { key, key_id })
     }
@@ -146,7 +148,11 @@ async fn checkpointer(store: Arc<dyn Store>, signer: Arc<LogSigner>, interval: D
 }
 
 /// Writes a checkpoint of the current head if it is newer than `last`.
-pub async fn checkpoint_once(store: &dyn Store, signer: &LogSigner, last: &mut i64) -> Result<Option<CheckpointRow>> {
+pub async fn checkpoint_once(
+    store: &dyn Store,
+    signer: &LogSigner,
+    last: &mut i64,
+) -> Result<Option<CheckpointRow>> {
     let (seq, hash) = store.log_head().await?;
     if seq <= *last {
         return Ok(None);
@@ -175,14 +181,20 @@ pub struct VerifyReport {
 /// then checks every checkpoint from there on: its signature (when
 /// `public_key` is given), that the row it names exists, and that its hash
 /// matches. A chain cut off below a checkpoint is reported as rows missing.
-pub async fn verify(store: &dyn Store, public_key: Option<&[u8]>, from: Option<(i64, String)>) -> Result<VerifyReport> {
+pub async fn verify(
+    store: &dyn Store,
+    public_key: Option<&[u8]>,
+    from: Option<(i64, String)>,
+) -> Result<VerifyReport> {
     let (start_after, start_hash) = from.unwrap_or((0, GENESIS.to_string()));
     let mut report = VerifyReport {
         start_seq: start_after + 1,
         end_seq: start_after,
         ..Default::default()
     };
-    if start_after > 0 && store.log_hash_at(start_after).await?.as_deref() != Some(start_hash.as_str()) {
+    if start_after > 0
+        && store.log_hash_at(start_after).await?.as_deref() != Some(start_hash.as_str())
+    {
         report.first_broken_seq = Some(start_after);
         report.problem = format!("row {start_after} no longer matches its verified checkpoint");
         return Ok(report);
@@ -215,12 +227,16 @@ pub async fn verify(store: &dyn Store, public_key: Option<&[u8]>, from: Option<(
         report.end_seq = v.last_seq;
         if head_seq > v.last_seq {
             report.first_broken_seq = Some(v.last_seq + 1);
-            report.problem = format!("rows {}..={head_seq} are missing (chain head is {head_seq})", v.last_seq + 1);
+            report.problem = format!(
+                "rows {}..={head_seq} are missing (chain head is {head_seq})",
+                v.last_seq + 1
+            );
             return Ok(report);
         }
         if head_seq < v.last_seq {
             report.first_broken_seq = Some(head_seq + 1);
-            report.problem = format!("rows after the chain head ({head_seq}) were added outside the appender");
+            report.problem =
+                format!("rows after the chain head ({head_seq}) were added outside the appender");
             return Ok(report);
         }
         if head_seq == v.last_seq && head_seq > 0 && head_hash != v.last_hash {
@@ -234,12 +250,12 @@ pub async fn verify(store: &dyn Store, public_key: Option<&[u8]>, from: Option<(
         if cp.seq < start_after {
             continue;
         }
-        if let Some(pk) = public_key {
-            if !signature_valid(pk, &cp) {
-                report.first_broken_seq = Some(cp.seq);
-                report.problem = format!("checkpoint at seq {} has an invalid signature", cp.seq);
-                return Ok(report);
-            }
+        if let Some(pk) = public_key
+            && !signature_valid(pk, &cp)
+        {
+            report.first_broken_seq = Some(cp.seq);
+            report.problem = format!("checkpoint at seq {} has an invalid signature", cp.seq);
+            return Ok(report);
         }
         if cp.seq > v.last_seq {
             report.first_broken_seq = Some(v.last_seq + 1);

@@ -1,6 +1,6 @@
 //! Operator commands that work on a store directly: `cadrex log verify` and `cadrex log checkpoint`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use base64::Engine;
@@ -15,7 +15,7 @@ pub enum LogArgs {
     Checkpoint { store: String, key: PathBuf },
 }
 
-fn load_key(key: &PathBuf) -> Option<LogSigner> {
+fn load_key(key: &Path) -> Option<LogSigner> {
     match LogSigner::load(key) {
         Ok(k) => Some(k),
         Err(e) => {
@@ -31,7 +31,8 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
         LogArgs::Verify { store, key } => {
             let signer = load_key(&key);
             let s = store::connect(&store).await?;
-            let report = access_log::verify(&*s, signer.as_ref().map(|k| k.public_key()), None).await?;
+            let report =
+                access_log::verify(&*s, signer.as_ref().map(|k| k.public_key()), None).await?;
             s.close().await;
             if report.intact {
                 println!(
@@ -59,7 +60,9 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
                 println!("no checkpoint yet");
                 return Ok(ExitCode::FAILURE);
             };
-            let valid = signer.as_ref().map(|k| access_log::signature_valid(k.public_key(), &cp));
+            let valid = signer
+                .as_ref()
+                .map(|k| access_log::signature_valid(k.public_key(), &cp));
             let json = serde_json::json!({
                 "seq": cp.seq,
                 "hash": cp.hash,

@@ -133,21 +133,30 @@ impl Config {
             fig = fig.merge(Toml::file(f));
         }
         fig = fig
-            .merge(Env::prefixed("CADREX_").filter(|k| KEYS.contains(&k.as_str().to_ascii_lowercase().as_str())))
+            .merge(
+                Env::prefixed("CADREX_")
+                    .filter(|k| KEYS.contains(&k.as_str().to_ascii_lowercase().as_str())),
+            )
             .merge(Serialized::defaults(overrides));
         Ok(fig.extract()?)
     }
 
     pub fn ca_cert_path(&self) -> PathBuf {
-        self.ca_cert.clone().unwrap_or_else(|| self.pki_dir.join("ca.crt"))
+        self.ca_cert
+            .clone()
+            .unwrap_or_else(|| self.pki_dir.join("ca.crt"))
     }
 
     pub fn server_cert_path(&self) -> PathBuf {
-        self.server_cert.clone().unwrap_or_else(|| self.pki_dir.join("server.crt"))
+        self.server_cert
+            .clone()
+            .unwrap_or_else(|| self.pki_dir.join("server.crt"))
     }
 
     pub fn server_key_path(&self) -> PathBuf {
-        self.server_key.clone().unwrap_or_else(|| self.pki_dir.join("server.key"))
+        self.server_key
+            .clone()
+            .unwrap_or_else(|| self.pki_dir.join("server.key"))
     }
 
     /// The CRL in use: the configured one, else `pki_dir/crl.pem` when it exists.
@@ -185,9 +194,13 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn layers_and_redaction() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "call_timeout = \"5s\"\nstore = \"postgres://u:secret@h/db\"")?;
+            jail.create_file(
+                "c.toml",
+                "call_timeout = \"5s\"\nstore = \"postgres://u:secret@h/db\"",
+            )?;
             jail.set_env("CADREX_MAX_CONCURRENT_STREAMS", "7");
             let o = Overrides {
                 listen: Some("127.0.0.1:1".parse().unwrap()),

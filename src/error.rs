@@ -37,15 +37,24 @@ pub enum Error {
     #[error("cadre not accessible")]
     CadreNotAccessible,
     #[error("permission denied: {message}")]
-    PermissionDenied { reason: &'static str, message: String },
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
     #[error("invalid argument: {violations:?}")]
     InvalidArgument { violations: Vec<FieldViolation> },
     #[error("failed precondition: {message}")]
-    FailedPrecondition { reason: &'static str, message: String },
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
     #[error("aborted: {message}")]
-    Aborted { reason: &'static str, message: String },
+    Aborted {
+        reason: &'static str,
+        message: String,
+    },
     /// The store could not be reached or gave up; safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -148,7 +157,10 @@ impl From<Error> for Status {
             Error::Aborted { reason, message } => (*reason, message.clone()),
             Error::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "store unavailable");
-                ("UNAVAILABLE", "service temporarily unavailable; retry".to_string())
+                (
+                    "UNAVAILABLE",
+                    "service temporarily unavailable; retry".to_string(),
+                )
             }
             Error::Internal(source) => {
                 tracing::error!(error = ?source, "internal error");

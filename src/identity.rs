@@ -80,7 +80,9 @@ pub fn parse_uri(uri: &str) -> Result<(Agency, String, String), String> {
     let (Some(agency), Some(div), Some(system), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!("URI {uri:?} does not have agency, division and system"));
+        return Err(format!(
+            "URI {uri:?} does not have agency, division and system"
+        ));
     };
     let agency = Agency::parse(agency).ok_or_else(|| format!("unknown agency {agency:?}"))?;
     if !division::is_valid(div) {
@@ -92,7 +94,9 @@ pub fn parse_uri(uri: &str) -> Result<(Agency, String, String), String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !system_ok {
-        return Err(format!("system name {system:?} is not a short lowercase name"));
+        return Err(format!(
+            "system name {system:?} is not a short lowercase name"
+        ));
     }
     Ok((agency, div.to_string(), system.to_string()))
 }
@@ -101,21 +105,27 @@ pub fn parse_uri(uri: &str) -> Result<(Agency, String, String), String> {
 /// verified against the CA. Exactly one `urn:cadrex:system:` SAN URI is required;
 /// the subject CN is ignored on purpose.
 pub fn principal_from_der(der: &[u8]) -> Result<Principal, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
     let mut uris = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
-            if let GeneralName::URI(u) = name {
-                if u.starts_with(URI_PREFIX) {
-                    uris.push(u.to_string());
-                }
+            if let GeneralName::URI(u) = name
+                && u.starts_with(URI_PREFIX)
+            {
+                uris.push(u.to_string());
             }
         }
     }
     let uri = match uris.as_slice() {
         [one] => one.clone(),
         [] => return Err("certificate has no urn:cadrex:system URI SAN".into()),
-        _ => return Err(format!("certificate has {} urn:cadrex:system URI SANs", uris.len())),
+        _ => {
+            return Err(format!(
+                "certificate has {} urn:cadrex:system URI SANs",
+                uris.len()
+            ));
+        }
     };
     let (agency, division, system) = parse_uri(&uri)?;
     Ok(Principal {
@@ -132,7 +142,10 @@ pub fn principal_from_der(der: &[u8]) -> Result<Principal, String> {
 /// Normalised hex of a DER serial number: leading zero bytes dropped, so the same
 /// serial compares equal whether it came from a certificate or a CRL entry.
 pub fn serial_hex(raw: &[u8]) -> String {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     hex::encode(&raw[start..])
 }
 
@@ -163,7 +176,10 @@ mod tests {
     #[test]
     fn uris() {
         let (a, d, s) = parse_uri("urn:cadrex:system:audit:360821:audit-mis").unwrap();
-        assert_eq!((a, d.as_str(), s.as_str()), (Agency::Audit, "360821", "audit-mis"));
+        assert_eq!(
+            (a, d.as_str(), s.as_str()),
+            (Agency::Audit, "360821", "audit-mis")
+        );
         assert!(parse_uri("urn:cadrex:system:police:360821:x").is_err());
         assert!(parse_uri("urn:cadrex:system:audit:36082:x").is_err());
         assert!(parse_uri("urn:cadrex:system:audit:360821:X").is_err());

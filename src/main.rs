@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use cadrex::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "cadrex", version, about = "Mutual-TLS gRPC exchange of leading-cadre records")]
+#[command(
+    name = "cadrex",
+    version,
+    about = "Mutual-TLS gRPC exchange of leading-cadre records"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,6 +110,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -138,8 +143,21 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     cadrex::server::install_crypto_provider();
     match cli.command {
-        Command::Serve { config, listen, store, pki_dir, crl, policy_dir } => {
-            let overrides = Overrides { listen, store, pki_dir, crl, policy_dir };
+        Command::Serve {
+            config,
+            listen,
+            store,
+            pki_dir,
+            crl,
+            policy_dir,
+        } => {
+            let overrides = Overrides {
+                listen,
+                store,
+                pki_dir,
+                crl,
+                policy_dir,
+            };
             let config = Config::load(config.as_deref(), &overrides)?;
             tracing::debug!(?config, "configuration");
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -152,13 +170,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cadrex::pki::init(&dir, &division)?;
                     println!("PKI written to {}", dir.display());
                 }
-                PkiCommand::Issue { dir, agency, division, system } => {
+                PkiCommand::Issue {
+                    dir,
+                    agency,
+                    division,
+                    system,
+                } => {
                     let (crt, key) = cadrex::pki::issue(&dir, &agency, &division, &system)?;
                     println!("{}\n{}", crt.display(), key.display());
                 }
                 PkiCommand::Revoke { dir, cert } => {
                     cadrex::pki::revoke(&dir, &cert)?;
-                    println!("revoked {}; CRL {}", cert.display(), cadrex::pki::PkiPaths::new(&dir).crl().display());
+                    println!(
+                        "revoked {}; CRL {}",
+                        cert.display(),
+                        cadrex::pki::PkiPaths::new(&dir).crl().display()
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -11,10 +11,10 @@ use tonic::transport::Server;
 use crate::access_log::{AccessLog, LogSigner};
 use crate::authz::Authorizer;
 use crate::config::Config;
+use crate::grpc::AppState;
 use crate::grpc::access_log_service::AccessLogApi;
 use crate::grpc::cadres::CadreApi;
 use crate::grpc::system::SystemApi;
-use crate::grpc::AppState;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
@@ -33,7 +33,10 @@ fn ensure_pki(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     }
     if !config.create_dev_pki || config.ca_cert.is_some() {
-        anyhow::bail!("CA certificate {} not found", config.ca_cert_path().display());
+        anyhow::bail!(
+            "CA certificate {} not found",
+            config.ca_cert_path().display()
+        );
     }
     pki::init(&config.pki_dir, pki::DEFAULT_DIVISION)?;
     tracing::warn!(
@@ -45,7 +48,11 @@ fn ensure_pki(config: &Config) -> anyhow::Result<()> {
 
 /// Serves cadrex on `listener` until `shutdown` resolves, then drains calls in
 /// flight and returns.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     install_crypto_provider();
     ensure_pki(&config)?;
     let tls = TlsState::load(TlsPaths {
@@ -58,7 +65,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let store = store::connect(&config.store).await?;
     let authz = Authorizer::load(config.policy_dir.as_deref())?;
     let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
-    let (log, log_tasks) = AccessLog::start(store.clone(), signer.clone(), config.log_batch_max, config.checkpoint_interval);
+    let (log, log_tasks) = AccessLog::start(
+        store.clone(),
+        signer.clone(),
+        config.log_batch_max,
+        config.checkpoint_interval,
+    );
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
@@ -72,7 +84,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CadreServiceServer<CadreApi>>().await;
     health.set_serving::<SystemServiceServer<SystemApi>>().await;
-    health.set_serving::<AccessLogServiceServer<AccessLogApi>>().await;
+    health
+        .set_serving::<AccessLogServiceServer<AccessLogApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -95,7 +109,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let cadres = CadreServiceServer::new(CadreApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let system = SystemServiceServer::new(SystemApi::new(state.clone())).max_decoding_message_size(max);
+    let system =
+        SystemServiceServer::new(SystemApi::new(state.clone())).max_decoding_message_size(max);
     let access = AccessLogServiceServer::new(AccessLogApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

@@ -5,7 +5,13 @@ use crate::error::FieldViolation;
 use crate::proto;
 
 /// Fields an update mask may name.
-pub const UPDATABLE: [&str; 5] = ["display_name", "gender", "birth_date", "managing_division", "posts"];
+pub const UPDATABLE: [&str; 5] = [
+    "display_name",
+    "gender",
+    "birth_date",
+    "managing_division",
+    "posts",
+];
 
 /// Checks a cadre for create or update and returns one violation per bad
 /// field, paths rooted at `prefix` (e.g. `cadre`). An empty birth date is
@@ -15,7 +21,10 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     let f = |name: &str| format!("{prefix}.{name}");
     let name = c.display_name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        v.push(FieldViolation::new(f("display_name"), "required, at most 64 characters"));
+        v.push(FieldViolation::new(
+            f("display_name"),
+            "required, at most 64 characters",
+        ));
     }
     let id_ok = ids::is_valid_id_number(&c.id_number);
     if !id_ok {
@@ -26,25 +35,44 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     }
     let gender = proto::Gender::try_from(c.gender).unwrap_or(proto::Gender::Unspecified);
     if gender == proto::Gender::Unspecified {
-        v.push(FieldViolation::new(f("gender"), "required: GENDER_MALE or GENDER_FEMALE"));
+        v.push(FieldViolation::new(
+            f("gender"),
+            "required: GENDER_MALE or GENDER_FEMALE",
+        ));
     } else if id_ok {
         // GB 11643: the 17th digit is odd for men, even for women.
         let odd = (c.id_number.as_bytes()[16] - b'0') % 2 == 1;
         if odd != (gender == proto::Gender::Male) {
-            v.push(FieldViolation::new(f("gender"), "does not agree with the id number's sequence code"));
+            v.push(FieldViolation::new(
+                f("gender"),
+                "does not agree with the id number's sequence code",
+            ));
         }
     }
     if !c.birth_date.is_empty() {
         match parse_date(&c.birth_date) {
-            None => v.push(FieldViolation::new(f("birth_date"), "must be a date YYYY-MM-DD")),
-            Some(_) if id_ok && ids::birth_date_of(&c.id_number).as_deref() != Some(c.birth_date.as_str()) => {
-                v.push(FieldViolation::new(f("birth_date"), "does not agree with the id number"))
+            None => v.push(FieldViolation::new(
+                f("birth_date"),
+                "must be a date YYYY-MM-DD",
+            )),
+            Some(_)
+                if id_ok
+                    && ids::birth_date_of(&c.id_number).as_deref()
+                        != Some(c.birth_date.as_str()) =>
+            {
+                v.push(FieldViolation::new(
+                    f("birth_date"),
+                    "does not agree with the id number",
+                ))
             }
             Some(_) => {}
         }
     }
     if !division::is_valid(&c.managing_division) {
-        v.push(FieldViolation::new(f("managing_division"), "must be a 6-digit GB/T 2260 code"));
+        v.push(FieldViolation::new(
+            f("managing_division"),
+            "must be a 6-digit GB/T 2260 code",
+        ));
     }
     for (i, p) in c.posts.iter().enumerate() {
         validate_post(p, &format!("{prefix}.posts[{i}]"), &mut v);
@@ -55,7 +83,10 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
 fn validate_post(p: &proto::Post, prefix: &str, v: &mut Vec<FieldViolation>) {
     let f = |name: &str| format!("{prefix}.{name}");
     if p.unit_name.trim().is_empty() || p.unit_name.chars().count() > 128 {
-        v.push(FieldViolation::new(f("unit_name"), "required, at most 128 characters"));
+        v.push(FieldViolation::new(
+            f("unit_name"),
+            "required, at most 128 characters",
+        ));
     }
     if !ids::is_valid_credit_code(&p.unit_credit_code) {
         v.push(FieldViolation::new(
@@ -64,21 +95,31 @@ fn validate_post(p: &proto::Post, prefix: &str, v: &mut Vec<FieldViolation>) {
         ));
     }
     if p.title.trim().is_empty() || p.title.chars().count() > 64 {
-        v.push(FieldViolation::new(f("title"), "required, at most 64 characters"));
+        v.push(FieldViolation::new(
+            f("title"),
+            "required, at most 64 characters",
+        ));
     }
     if p.rank.chars().count() > 32 {
         v.push(FieldViolation::new(f("rank"), "at most 32 characters"));
     }
     let start = parse_date(&p.start_date);
     if start.is_none() {
-        v.push(FieldViolation::new(f("start_date"), "must be a date YYYY-MM-DD"));
+        v.push(FieldViolation::new(
+            f("start_date"),
+            "must be a date YYYY-MM-DD",
+        ));
     }
     if !p.end_date.is_empty() {
         match (parse_date(&p.end_date), start) {
-            (None, _) => v.push(FieldViolation::new(f("end_date"), "must be a date YYYY-MM-DD or empty")),
-            (Some(e), Some(s)) if e < s => {
-                v.push(FieldViolation::new(f("end_date"), "must not be before start_date"))
-            }
+            (None, _) => v.push(FieldViolation::new(
+                f("end_date"),
+                "must be a date YYYY-MM-DD or empty",
+            )),
+            (Some(e), Some(s)) if e < s => v.push(FieldViolation::new(
+                f("end_date"),
+                "must not be before start_date",
+            )),
             _ => {}
         }
     }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{AppState, Call, M_GET_CHECKPOINT, M_LIST_ACCESS_EVENTS, M_VERIFY_ACCESS_LOG, micros, page_size, page_token, timestamp};
+use super::{
+    AppState, Call, M_GET_CHECKPOINT, M_LIST_ACCESS_EVENTS, M_VERIFY_ACCESS_LOG, micros, page_size,
+    page_token, timestamp,
+};
 use crate::access_log;
 use crate::authz::{Action, Resource};
 use crate::domain::chain::{self, LogRow};
@@ -61,21 +64,43 @@ pub fn checkpoint_proto(cp: &CheckpointRow, public_key: &[u8]) -> proto::Checkpo
 }
 
 impl AccessLogApi {
-    async fn list(&self, call: &mut Call, req: proto::ListAccessEventsRequest) -> Result<proto::ListAccessEventsResponse> {
+    async fn list(
+        &self,
+        call: &mut Call,
+        req: proto::ListAccessEventsRequest,
+    ) -> Result<proto::ListAccessEventsResponse> {
         let authz = &self.state.authz;
-        call.require(authz, Action::ListAccessEvents, &Resource::AccessLog, || {
-            Error::denied("ACTION_NOT_PERMITTED", "this system may not read the access log")
-        })?;
-        let sees_all = call.authorize(authz, Action::ReadAllAccessEvents, &Resource::AccessLog).allowed;
+        call.require(
+            authz,
+            Action::ListAccessEvents,
+            &Resource::AccessLog,
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "this system may not read the access log",
+                )
+            },
+        )?;
+        let sees_all = call
+            .authorize(authz, Action::ReadAllAccessEvents, &Resource::AccessLog)
+            .allowed;
         let limit = page_size(req.page_size, 100, 1000)?;
         let after_seq = match page_token::decode("log", &req.page_token)? {
-            Some(s) => s.parse().map_err(|_| Error::invalid("page_token", "not a page token returned by this method"))?,
+            Some(s) => s.parse().map_err(|_| {
+                Error::invalid("page_token", "not a page token returned by this method")
+            })?,
             None => 0,
         };
         if !req.cadre.is_empty() {
-            let ok = req.cadre.strip_prefix("cadres/").is_some_and(|id| !id.is_empty() && !id.contains('/'));
+            let ok = req
+                .cadre
+                .strip_prefix("cadres/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'));
             if !ok {
-                return Err(Error::invalid("cadre", "must be a resource name cadres/{cadre}"));
+                return Err(Error::invalid(
+                    "cadre",
+                    "must be a resource name cadres/{cadre}",
+                ));
             }
             call.resources.push(req.cadre.clone());
         }
@@ -92,12 +117,15 @@ impl AccessLogApi {
         if !sees_all {
             // "Own calls": any system of the caller's own agency and division.
             let p = &call.principal;
-            query.principal_prefix = Some(format!("urn:cadrex:system:{}:{}:", p.agency, p.division));
+            query.principal_prefix =
+                Some(format!("urn:cadrex:system:{}:{}:", p.agency, p.division));
         }
         let mut rows = self.state.store.list_access_events(&query).await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|r| page_token::encode("log", &r.seq.to_string())).unwrap_or_default()
+            rows.last()
+                .map(|r| page_token::encode("log", &r.seq.to_string()))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -108,9 +136,17 @@ impl AccessLogApi {
     }
 
     async fn checkpoint(&self, call: &mut Call) -> Result<proto::Checkpoint> {
-        call.require(&self.state.authz, Action::GetCheckpoint, &Resource::AccessLog, || {
-            Error::denied("ACTION_NOT_PERMITTED", "this system may not read checkpoints")
-        })?;
+        call.require(
+            &self.state.authz,
+            Action::GetCheckpoint,
+            &Resource::AccessLog,
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "this system may not read checkpoints",
+                )
+            },
+        )?;
         let store = &*self.state.store;
         let mut last = store.latest_checkpoint().await?.map(|c| c.seq).unwrap_or(0);
         // Sign the current head first, so the export covers everything up to now.
@@ -122,20 +158,45 @@ impl AccessLogApi {
         Ok(checkpoint_proto(&cp, self.state.signer.public_key()))
     }
 
-    async fn verify(&self, call: &mut Call, req: proto::VerifyAccessLogRequest) -> Result<proto::VerifyAccessLogResponse> {
-        call.require(&self.state.authz, Action::VerifyAccessLog, &Resource::AccessLog, || {
-            Error::denied("ACTION_NOT_PERMITTED", "only discipline systems verify the access log")
-        })?;
+    async fn verify(
+        &self,
+        call: &mut Call,
+        req: proto::VerifyAccessLogRequest,
+    ) -> Result<proto::VerifyAccessLogResponse> {
+        call.require(
+            &self.state.authz,
+            Action::VerifyAccessLog,
+            &Resource::AccessLog,
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "only discipline systems verify the access log",
+                )
+            },
+        )?;
         let from = if req.full {
             None
         } else {
-            self.state.verified.lock().map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))?.clone()
+            self.state
+                .verified
+                .lock()
+                .map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))?
+                .clone()
         };
-        let report = access_log::verify(&*self.state.store, Some(self.state.signer.public_key()), from).await?;
-        if report.intact {
-            if let Some(cp) = &report.last_good_checkpoint {
-                *self.state.verified.lock().map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))? = Some(cp.clone());
-            }
+        let report = access_log::verify(
+            &*self.state.store,
+            Some(self.state.signer.public_key()),
+            from,
+        )
+        .await?;
+        if report.intact
+            && let Some(cp) = &report.last_good_checkpoint
+        {
+            *self
+                .state
+                .verified
+                .lock()
+                .map_err(|_| Error::internal(anyhow::anyhow!("poisoned")))? = Some(cp.clone());
         }
         Ok(proto::VerifyAccessLogResponse {
             intact: report.intact,
@@ -159,7 +220,10 @@ impl AccessLogService for AccessLogApi {
         call.finish(&self.state, result).await
     }
 
-    async fn get_checkpoint(&self, request: Request<proto::GetCheckpointRequest>) -> Result<Response<proto::Checkpoint>, Status> {
+    async fn get_checkpoint(
+        &self,
+        request: Request<proto::GetCheckpointRequest>,
+    ) -> Result<Response<proto::Checkpoint>, Status> {
         let mut call = Call::start(&request, M_GET_CHECKPOINT)?;
         let result = self.checkpoint(&mut call).await;
         call.finish(&self.state, result).await

@@ -6,7 +6,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use super::{AppState, Call, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES, M_LOOKUP_CADRE, M_UPDATE_CADRE, page_size, page_token, timestamp};
+use super::{
+    AppState, Call, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES, M_LOOKUP_CADRE, M_UPDATE_CADRE,
+    page_size, page_token, timestamp,
+};
 use crate::authz::{Action, Resource};
 use crate::domain::{cadre, division, filter, ids};
 use crate::error::{Error, FieldViolation, Result};
@@ -41,7 +44,11 @@ fn resource_name(id: &str) -> String {
 fn parse_name(name: &str, field: &str) -> Result<String> {
     let id = name
         .strip_prefix(RESOURCE_PREFIX)
-        .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .ok_or_else(|| Error::invalid(field, "must be a resource name cadres/{cadre}"))?;
     Ok(id.to_string())
 }
@@ -64,7 +71,11 @@ fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
         display_name: c.display_name.clone(),
         gender: c.gender,
         birth_date: c.birth_date.clone(),
-        id_number: if masked { ids::mask_id_number(&c.id_number) } else { c.id_number.clone() },
+        id_number: if masked {
+            ids::mask_id_number(&c.id_number)
+        } else {
+            c.id_number.clone()
+        },
         id_number_masked: masked,
         managing_division: c.managing_division.clone(),
         posts: c
@@ -113,7 +124,10 @@ fn missing(p: &Principal, name: &str) -> Error {
 
 fn validate_request_id(id: &str) -> Result<()> {
     if id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(Error::invalid("request_id", "at most 128 printable characters"));
+        return Err(Error::invalid(
+            "request_id",
+            "at most 128 printable characters",
+        ));
     }
     Ok(())
 }
@@ -123,7 +137,10 @@ impl CadreApi {
     /// read it at all (including when it is outside the jurisdiction).
     fn view_of(&self, call: &mut Call, resource: &Resource) -> Result<View> {
         let authz = &self.state.authz;
-        for (action, view) in [(Action::ReadFull, View::Full), (Action::ReadSummary, View::IdMasked)] {
+        for (action, view) in [
+            (Action::ReadFull, View::Full),
+            (Action::ReadSummary, View::IdMasked),
+        ] {
             if call.authorize(authz, action, resource).allowed {
                 return Ok(view);
             }
@@ -134,22 +151,40 @@ impl CadreApi {
     }
 
     /// Reads a cadre the caller may see through `action`, with its view.
-    async fn readable(&self, call: &mut Call, action: Action, row: Option<CadreRow>, name: &str) -> Result<(CadreRow, View)> {
+    async fn readable(
+        &self,
+        call: &mut Call,
+        action: Action,
+        row: Option<CadreRow>,
+        name: &str,
+    ) -> Result<(CadreRow, View)> {
         let Some(row) = row else {
             return Err(missing(&call.principal, name));
         };
         let resource = cadre_resource(&row);
-        call.require(&self.state.authz, action, &resource, || Error::CadreNotAccessible)?;
+        call.require(&self.state.authz, action, &resource, || {
+            Error::CadreNotAccessible
+        })?;
         let view = self.view_of(call, &resource)?;
         Ok((row, view))
     }
 
     /// The stored response for a repeated request id, if any.
-    async fn replay(&self, call: &Call, request_id: &str, request_sha: &str) -> Result<Option<proto::Cadre>> {
+    async fn replay(
+        &self,
+        call: &Call,
+        request_id: &str,
+        request_sha: &str,
+    ) -> Result<Option<proto::Cadre>> {
         if request_id.is_empty() {
             return Ok(None);
         }
-        let Some(stored) = self.state.store.lookup_request(&call.principal.uri, request_id).await? else {
+        let Some(stored) = self
+            .state
+            .store
+            .lookup_request(&call.principal.uri, request_id)
+            .await?
+        else {
             return Ok(None);
         };
         if stored.method != call.method || stored.request_sha256 != request_sha {
@@ -162,14 +197,21 @@ impl CadreApi {
         Ok(Some(cadre))
     }
 
-    async fn create(&self, call: &mut Call, req: proto::CreateCadreRequest) -> Result<proto::Cadre> {
+    async fn create(
+        &self,
+        call: &mut Call,
+        req: proto::CreateCadreRequest,
+    ) -> Result<proto::Cadre> {
         let authz = &self.state.authz;
         let own = Resource::Cadre {
             id: "-".into(),
             division: call.principal.division.clone(),
         };
         call.require(authz, Action::CreateCadre, &own, || {
-            Error::denied("ACTION_NOT_PERMITTED", "only organization systems register cadres")
+            Error::denied(
+                "ACTION_NOT_PERMITTED",
+                "only organization systems register cadres",
+            )
         })?;
         validate_request_id(&req.request_id)?;
         let request_sha = hex::encode(Sha256::digest(req.encode_to_vec()));
@@ -192,15 +234,25 @@ impl CadreApi {
             division: input.managing_division.clone(),
         };
         call.require(authz, Action::CreateCadre, &target, || {
-            Error::denied("JURISDICTION", "the managing division is outside the caller's jurisdiction")
+            Error::denied(
+                "JURISDICTION",
+                "the managing division is outside the caller's jurisdiction",
+            )
         })?;
-        if let Some(existing) = self.state.store.get_cadre_by_id_number(&input.id_number).await? {
-            return Err(if division::covers(&call.principal.division, &existing.managing_division) {
-                call.resources.push(resource_name(&existing.id));
-                Error::AlreadyExists("cadre with this id number".into())
-            } else {
-                Error::CadreNotAccessible
-            });
+        if let Some(existing) = self
+            .state
+            .store
+            .get_cadre_by_id_number(&input.id_number)
+            .await?
+        {
+            return Err(
+                if division::covers(&call.principal.division, &existing.managing_division) {
+                    call.resources.push(resource_name(&existing.id));
+                    Error::AlreadyExists("cadre with this id number".into())
+                } else {
+                    Error::CadreNotAccessible
+                },
+            );
         }
         let now = now_us();
         let row = CadreRow {
@@ -216,14 +268,20 @@ impl CadreApi {
             update_time_us: now,
         };
         let response = to_proto(&row, View::Full);
-        self.write(call, &row, None, &response, (!req.request_id.is_empty()).then(|| (req.request_id.clone(), request_sha)))
-            .await
-            .map_err(|e| match e {
-                // Lost a race with a concurrent create of the same id number, or
-                // of the same request id: answer as the winner would be answered.
-                Error::AlreadyExists(what) => Error::AlreadyExists(what),
-                other => other,
-            })?;
+        self.write(
+            call,
+            &row,
+            None,
+            &response,
+            (!req.request_id.is_empty()).then(|| (req.request_id.clone(), request_sha)),
+        )
+        .await
+        .map_err(|e| match e {
+            // Lost a race with a concurrent create of the same id number, or
+            // of the same request id: answer as the winner would be answered.
+            Error::AlreadyExists(what) => Error::AlreadyExists(what),
+            other => other,
+        })?;
         Ok(response)
     }
 
@@ -264,14 +322,21 @@ impl CadreApi {
         Ok(())
     }
 
-    async fn update(&self, call: &mut Call, req: proto::UpdateCadreRequest) -> Result<proto::Cadre> {
+    async fn update(
+        &self,
+        call: &mut Call,
+        req: proto::UpdateCadreRequest,
+    ) -> Result<proto::Cadre> {
         let authz = &self.state.authz;
         let own = Resource::Cadre {
             id: "-".into(),
             division: call.principal.division.clone(),
         };
         call.require(authz, Action::UpdateCadre, &own, || {
-            Error::denied("ACTION_NOT_PERMITTED", "only organization systems update cadres")
+            Error::denied(
+                "ACTION_NOT_PERMITTED",
+                "only organization systems update cadres",
+            )
         })?;
         let Some(input) = req.cadre else {
             return Err(Error::invalid("cadre", "required"));
@@ -295,9 +360,17 @@ impl CadreApi {
             return Err(missing(&call.principal, &name));
         };
         call.resources.clear();
-        call.require(authz, Action::UpdateCadre, &cadre_resource(&current), || Error::CadreNotAccessible)?;
+        call.require(
+            authz,
+            Action::UpdateCadre,
+            &cadre_resource(&current),
+            || Error::CadreNotAccessible,
+        )?;
         if !input.etag.is_empty() && input.etag != etag(current.revision) {
-            return Err(Error::precondition("ETAG_MISMATCH", "the cadre has changed since it was read"));
+            return Err(Error::precondition(
+                "ETAG_MISMATCH",
+                "the cadre has changed since it was read",
+            ));
         }
         let mut next = current.clone();
         for p in &paths {
@@ -321,17 +394,25 @@ impl CadreApi {
         if next.managing_division != current.managing_division {
             // Moving a cadre takes a caller whose jurisdiction covers both ends.
             call.require(authz, Action::UpdateCadre, &cadre_resource(&next), || {
-                Error::denied("JURISDICTION", "the new managing division is outside the caller's jurisdiction")
+                Error::denied(
+                    "JURISDICTION",
+                    "the new managing division is outside the caller's jurisdiction",
+                )
             })?;
         }
         next.revision = current.revision + 1;
         next.update_time_us = now_us().max(current.update_time_us + 1);
         let response = to_proto(&next, View::Full);
-        self.write(call, &next, Some(current.revision), &response, None).await?;
+        self.write(call, &next, Some(current.revision), &response, None)
+            .await?;
         Ok(response)
     }
 
-    async fn list(&self, call: &mut Call, req: proto::ListCadresRequest) -> Result<proto::ListCadresResponse> {
+    async fn list(
+        &self,
+        call: &mut Call,
+        req: proto::ListCadresRequest,
+    ) -> Result<proto::ListCadresResponse> {
         let own = Resource::Cadre {
             id: "-".into(),
             division: call.principal.division.clone(),
@@ -344,7 +425,8 @@ impl CadreApi {
         let view = self.view_of(call, &own)?;
         let limit = page_size(req.page_size, 50, 1000)?;
         let mut query = CadreQuery {
-            jurisdiction_prefix: division::jurisdiction_prefix(&call.principal.division).to_string(),
+            jurisdiction_prefix: division::jurisdiction_prefix(&call.principal.division)
+                .to_string(),
             after_id: page_token::decode("cadres", &req.page_token)?,
             limit: limit + 1,
             ..Default::default()
@@ -356,9 +438,14 @@ impl CadreApi {
             };
             match term.field.as_str() {
                 "managing_division" => {
-                    let ok = value.len() <= 6 && value.bytes().all(|b| b.is_ascii_digit()) && (prefix || value.len() == 6);
+                    let ok = value.len() <= 6
+                        && value.bytes().all(|b| b.is_ascii_digit())
+                        && (prefix || value.len() == 6);
                     if !ok {
-                        return Err(Error::invalid("filter", "managing_division takes a 6-digit code or a digit prefix ending in *"));
+                        return Err(Error::invalid(
+                            "filter",
+                            "managing_division takes a 6-digit code or a digit prefix ending in *",
+                        ));
                     }
                     query.division_prefix = Some(value);
                 }
@@ -366,13 +453,20 @@ impl CadreApi {
                     query.name = Some(value);
                     query.name_is_prefix = prefix;
                 }
-                other => return Err(Error::invalid("filter", format!("cannot filter on {other:?}"))),
+                other => {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!("cannot filter on {other:?}"),
+                    ));
+                }
             }
         }
         let mut rows = self.state.store.list_cadres(&query).await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|r| page_token::encode("cadres", &r.id)).unwrap_or_default()
+            rows.last()
+                .map(|r| page_token::encode("cadres", &r.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -386,27 +480,38 @@ impl CadreApi {
 
 #[tonic::async_trait]
 impl CadreService for CadreApi {
-    async fn create_cadre(&self, request: Request<proto::CreateCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+    async fn create_cadre(
+        &self,
+        request: Request<proto::CreateCadreRequest>,
+    ) -> Result<Response<proto::Cadre>, Status> {
         let mut call = Call::start(&request, M_CREATE_CADRE)?;
         let result = self.create(&mut call, request.into_inner()).await;
         call.finish(&self.state, result).await
     }
 
-    async fn get_cadre(&self, request: Request<proto::GetCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+    async fn get_cadre(
+        &self,
+        request: Request<proto::GetCadreRequest>,
+    ) -> Result<Response<proto::Cadre>, Status> {
         let mut call = Call::start(&request, M_GET_CADRE)?;
         let result = async {
             let id = parse_name(&request.get_ref().name, "name")?;
             let name = resource_name(&id);
             call.resources.push(name.clone());
             let row = self.state.store.get_cadre(&id).await?;
-            let (row, view) = self.readable(&mut call, Action::GetCadre, row, &name).await?;
+            let (row, view) = self
+                .readable(&mut call, Action::GetCadre, row, &name)
+                .await?;
             Ok(to_proto(&row, view))
         }
         .await;
         call.finish(&self.state, result).await
     }
 
-    async fn update_cadre(&self, request: Request<proto::UpdateCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+    async fn update_cadre(
+        &self,
+        request: Request<proto::UpdateCadreRequest>,
+    ) -> Result<Response<proto::Cadre>, Status> {
         let mut call = Call::start(&request, M_UPDATE_CADRE)?;
         let result = self.update(&mut call, request.into_inner()).await;
         call.finish(&self.state, result).await
@@ -421,18 +526,26 @@ impl CadreService for CadreApi {
         call.finish(&self.state, result).await
     }
 
-    async fn lookup_cadre(&self, request: Request<proto::LookupCadreRequest>) -> Result<Response<proto::Cadre>, Status> {
+    async fn lookup_cadre(
+        &self,
+        request: Request<proto::LookupCadreRequest>,
+    ) -> Result<Response<proto::Cadre>, Status> {
         let mut call = Call::start(&request, M_LOOKUP_CADRE)?;
         let result = async {
             let id_number = request.get_ref().id_number.to_ascii_uppercase();
             if !ids::is_valid_id_number(&id_number) {
-                return Err(Error::invalid("id_number", "not a valid 18-character 公民身份号码"));
+                return Err(Error::invalid(
+                    "id_number",
+                    "not a valid 18-character 公民身份号码",
+                ));
             }
             let row = self.state.store.get_cadre_by_id_number(&id_number).await?;
             if let Some(r) = &row {
                 call.resources.push(resource_name(&r.id));
             }
-            let (row, view) = self.readable(&mut call, Action::LookupCadre, row, "cadre").await?;
+            let (row, view) = self
+                .readable(&mut call, Action::LookupCadre, row, "cadre")
+                .await?;
             Ok(to_proto(&row, view))
         }
         .await;

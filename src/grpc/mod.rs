@@ -58,16 +58,56 @@ pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessL
 
 /// Every cadrex RPC, in the order `AllowedMethods` reports them.
 pub const METHODS: &[MethodSpec] = &[
-    MethodSpec { path: M_WHO_AM_I, action: Action::WhoAmI, target: Target::Exchange },
-    MethodSpec { path: M_ALLOWED_METHODS, action: Action::AllowedMethods, target: Target::Exchange },
-    MethodSpec { path: M_CREATE_CADRE, action: Action::CreateCadre, target: Target::Cadre },
-    MethodSpec { path: M_GET_CADRE, action: Action::GetCadre, target: Target::Cadre },
-    MethodSpec { path: M_UPDATE_CADRE, action: Action::UpdateCadre, target: Target::Cadre },
-    MethodSpec { path: M_LIST_CADRES, action: Action::ListCadres, target: Target::Cadre },
-    MethodSpec { path: M_LOOKUP_CADRE, action: Action::LookupCadre, target: Target::Cadre },
-    MethodSpec { path: M_LIST_ACCESS_EVENTS, action: Action::ListAccessEvents, target: Target::AccessLog },
-    MethodSpec { path: M_GET_CHECKPOINT, action: Action::GetCheckpoint, target: Target::AccessLog },
-    MethodSpec { path: M_VERIFY_ACCESS_LOG, action: Action::VerifyAccessLog, target: Target::AccessLog },
+    MethodSpec {
+        path: M_WHO_AM_I,
+        action: Action::WhoAmI,
+        target: Target::Exchange,
+    },
+    MethodSpec {
+        path: M_ALLOWED_METHODS,
+        action: Action::AllowedMethods,
+        target: Target::Exchange,
+    },
+    MethodSpec {
+        path: M_CREATE_CADRE,
+        action: Action::CreateCadre,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_GET_CADRE,
+        action: Action::GetCadre,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_UPDATE_CADRE,
+        action: Action::UpdateCadre,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_LIST_CADRES,
+        action: Action::ListCadres,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_LOOKUP_CADRE,
+        action: Action::LookupCadre,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_LIST_ACCESS_EVENTS,
+        action: Action::ListAccessEvents,
+        target: Target::AccessLog,
+    },
+    MethodSpec {
+        path: M_GET_CHECKPOINT,
+        action: Action::GetCheckpoint,
+        target: Target::AccessLog,
+    },
+    MethodSpec {
+        path: M_VERIFY_ACCESS_LOG,
+        action: Action::VerifyAccessLog,
+        target: Target::AccessLog,
+    },
 ];
 
 /// One call in progress: who is calling, what it touched, how it was decided.
@@ -114,7 +154,12 @@ impl Call {
     /// Asks the authorizer; an allow is remembered for the log row. A deny is
     /// recorded only through `deny`, because trying view levels from the top
     /// down denies on purpose.
-    pub fn authorize(&mut self, authz: &Authorizer, action: Action, resource: &Resource) -> Decision {
+    pub fn authorize(
+        &mut self,
+        authz: &Authorizer,
+        action: Action,
+        resource: &Resource,
+    ) -> Decision {
         let d = authz.authorize(&self.principal, action, resource);
         if d.allowed {
             self.allow(&d);
@@ -123,7 +168,13 @@ impl Call {
     }
 
     /// Requires `action`; records the deny and returns `refusal` otherwise.
-    pub fn require(&mut self, authz: &Authorizer, action: Action, resource: &Resource, refusal: impl FnOnce() -> Error) -> Result<()> {
+    pub fn require(
+        &mut self,
+        authz: &Authorizer,
+        action: Action,
+        resource: &Resource,
+        refusal: impl FnOnce() -> Error,
+    ) -> Result<()> {
         let d = self.authorize(authz, action, resource);
         if d.allowed {
             Ok(())
@@ -180,7 +231,11 @@ impl Call {
     /// Writes the log row and turns the result into a response. A response is
     /// sent only once its row is durable; if the log cannot be written the call
     /// fails rather than disclose anything unlogged.
-    pub async fn finish<R: Message>(self, state: &AppState, result: Result<R>) -> Result<Response<R>, Status> {
+    pub async fn finish<R: Message>(
+        self,
+        state: &AppState,
+        result: Result<R>,
+    ) -> Result<Response<R>, Status> {
         match result {
             Ok(resp) if self.logged => Ok(Response::new(resp)),
             Ok(resp) => {
@@ -190,10 +245,17 @@ impl Call {
             }
             Err(e) => {
                 let mut call = self;
-                if matches!(e, Error::CadreNotAccessible | Error::PermissionDenied { .. }) && call.decision != Some(false) {
+                if matches!(
+                    e,
+                    Error::CadreNotAccessible | Error::PermissionDenied { .. }
+                ) && call.decision != Some(false)
+                {
                     call.decision = Some(false);
                 }
-                state.log.append(call.entry(e.code() as i32, String::new())).await?;
+                state
+                    .log
+                    .append(call.entry(e.code() as i32, String::new()))
+                    .await?;
                 Err(e.into())
             }
         }
@@ -210,7 +272,9 @@ pub fn timestamp(us: i64) -> prost_types::Timestamp {
 
 /// A protobuf timestamp to microseconds.
 pub fn micros(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds.saturating_mul(1_000_000).saturating_add(i64::from(ts.nanos) / 1000)
+    ts.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(ts.nanos) / 1000)
 }
 
 /// Opaque page tokens: a tagged cursor, base64url so clients do not parse them.
@@ -232,7 +296,10 @@ pub mod page_token {
         let bad = || Error::invalid("page_token", "not a page token returned by this method");
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
         let s = String::from_utf8(raw).map_err(|_| bad())?;
-        let cursor = s.strip_prefix(tag).and_then(|r| r.strip_prefix(':')).ok_or_else(bad)?;
+        let cursor = s
+            .strip_prefix(tag)
+            .and_then(|r| r.strip_prefix(':'))
+            .ok_or_else(bad)?;
         Ok(Some(cursor.to_string()))
     }
 }

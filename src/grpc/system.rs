@@ -30,7 +30,10 @@ fn agency_proto(a: Agency) -> proto::Agency {
 
 #[tonic::async_trait]
 impl SystemService for SystemApi {
-    async fn who_am_i(&self, request: Request<proto::WhoAmIRequest>) -> Result<Response<proto::WhoAmIResponse>, Status> {
+    async fn who_am_i(
+        &self,
+        request: Request<proto::WhoAmIRequest>,
+    ) -> Result<Response<proto::WhoAmIResponse>, Status> {
         let p = identity::principal(&request)?;
         Ok(Response::new(proto::WhoAmIResponse {
             principal: p.uri.clone(),

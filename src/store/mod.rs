@@ -133,7 +133,12 @@ pub trait Store: Send + Sync {
 
     /// Replaces a cadre if its stored revision is still `expected_revision`;
     /// `Aborted` (CONCURRENT_MODIFICATION) otherwise, `NotFound` when gone.
-    async fn update_cadre(&self, cadre: &CadreRow, expected_revision: i64, meta: WriteMeta) -> Result<()>;
+    async fn update_cadre(
+        &self,
+        cadre: &CadreRow,
+        expected_revision: i64,
+        meta: WriteMeta,
+    ) -> Result<()>;
 
     async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>>;
 

@@ -26,10 +26,12 @@ impl PostgresStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
-            .bind(uuid::Uuid::new_v4().to_string())
-            .execute(&pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(&pool)
+        .await?;
         Ok(Self { pool })
     }
 
@@ -120,11 +122,13 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
         .execute(&mut *tx)
         .await?;
         for cadre in super::cadres_touched(&e.resources) {
-            sqlx::query("INSERT INTO access_log_cadres (cadre, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(cadre)
-                .bind(row.seq)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO access_log_cadres (cadre, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(cadre)
+            .bind(row.seq)
+            .execute(&mut *tx)
+            .await?;
         }
     }
     if let Some(last) = rows.last() {
@@ -140,10 +144,11 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
 /// Writes the outbox row, the idempotency record and the access-log row of a
 /// successful write, in the lock order outbox counter → chain head.
 async fn finish_write(tx: &mut PgConnection, meta: &WriteMeta) -> Result<()> {
-    let seq: i64 = sqlx::query("UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("seq")?;
+    let seq: i64 =
+        sqlx::query("UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("seq")?;
     let c = &meta.change;
     sqlx::query(
         "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us) \
@@ -247,7 +252,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn update_cadre(&self, c: &CadreRow, expected_revision: i64, meta: WriteMeta) -> Result<()> {
+    async fn update_cadre(
+        &self,
+        c: &CadreRow,
+        expected_revision: i64,
+        meta: WriteMeta,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE cadres SET display_name = $1, gender = $2, birth_date = $3, managing_division = $4, \
@@ -373,7 +383,8 @@ impl Store for PostgresStore {
             .bind(seq)
             .fetch_optional(&self.pool)
             .await?;
-        r.map(|r| r.try_get("hash").map_err(Error::from)).transpose()
+        r.map(|r| r.try_get("hash").map_err(Error::from))
+            .transpose()
     }
 
     async fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
@@ -399,9 +410,10 @@ impl Store for PostgresStore {
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
-        let row = sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq DESC, time_us DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq DESC, time_us DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(checkpoint_from_row).transpose()
     }
 

@@ -17,32 +17,46 @@ impl Fixture {
     async fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        Fixture { url, _dir: Some(dir), pg: None }
+        Fixture {
+            url,
+            _dir: Some(dir),
+            pg: None,
+        }
     }
 
     async fn postgres() -> Option<Fixture> {
         use sqlx::Connection;
         let Ok(admin) = std::env::var("CADREX_TEST_POSTGRES_URL") else {
-            eprintln!("notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL store suite");
+            eprintln!(
+                "notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL store suite"
+            );
             return None;
         };
         let name = format!("cadrex_s_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL unreachable");
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL unreachable");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut c)
             .await
             .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        Some(Fixture { url: format!("{base}/{name}"), _dir: None, pg: Some((admin, name)) })
+        Some(Fixture {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            pg: Some((admin, name)),
+        })
     }
 
     async fn drop_db(&self) {
         use sqlx::Connection;
         if let Some((admin, name)) = &self.pg {
             let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut c)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await;
         }
     }
 }
@@ -67,7 +81,8 @@ async fn concurrent_appends_keep_one_chain(url: &str) {
         let s: Arc<dyn Store> = if t % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
             for i in 0..20 {
-                let batch: Vec<LogEntry> = (0..(1 + (i % 3))).map(|k| entry(t * 100 + i + k)).collect();
+                let batch: Vec<LogEntry> =
+                    (0..(1 + (i % 3))).map(|k| entry(t * 100 + i + k)).collect();
                 s.append_log(&batch).await.unwrap();
             }
         }));
@@ -76,12 +91,20 @@ async fn concurrent_appends_keep_one_chain(url: &str) {
         t.await.unwrap();
     }
     let (head, _) = a.log_head().await.unwrap();
-    assert_eq!(head, 8 * (7 + 7 * 2 + 6 * 3), "every appended row is in the chain");
+    assert_eq!(
+        head,
+        8 * (7 + 7 * 2 + 6 * 3),
+        "every appended row is in the chain"
+    );
     let report = access_log::verify(&*a, None, None).await.unwrap();
     assert!(report.intact, "{report:?}");
     assert_eq!(report.end_seq, head);
     let by_cadre = a
-        .list_access_events(&LogQuery { cadre: Some("cadres/c1".into()), limit: 10_000, ..Default::default() })
+        .list_access_events(&LogQuery {
+            cadre: Some("cadres/c1".into()),
+            limit: 10_000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(!by_cadre.is_empty());
@@ -94,7 +117,13 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     let s = connect(url).await.unwrap();
     let meta = |rev| WriteMeta {
         log: entry(0),
-        change: Change { op: "UPSERT", resource: "cadres/a".into(), kind: "CADRE".into(), revision: rev, division: "360821".into() },
+        change: Change {
+            op: "UPSERT",
+            resource: "cadres/a".into(),
+            kind: "CADRE".into(),
+            revision: rev,
+            division: "360821".into(),
+        },
         idempotency: None,
     };
     let row = CadreRow {
@@ -104,7 +133,10 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
         gender: 2,
         birth_date: "1949-12-31".into(),
         managing_division: "360821".into(),
-        posts: vec![PostRow { unit_name: "u".into(), ..Default::default() }],
+        posts: vec![PostRow {
+            unit_name: "u".into(),
+            ..Default::default()
+        }],
         revision: 1,
         create_time_us: 1,
         update_time_us: 1,
@@ -114,22 +146,41 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     assert_eq!(s.get_cadre("zz").await.unwrap(), None);
     let mut dup = row.clone();
     dup.id = "b".into();
-    assert!(matches!(s.create_cadre(&dup, meta(1)).await, Err(crate::Error::AlreadyExists(_))));
+    assert!(matches!(
+        s.create_cadre(&dup, meta(1)).await,
+        Err(crate::Error::AlreadyExists(_))
+    ));
     let mut next = row.clone();
     next.revision = 2;
     next.display_name = "李四".into();
     s.update_cadre(&next, 1, meta(2)).await.unwrap();
-    assert!(matches!(s.update_cadre(&next, 1, meta(2)).await, Err(crate::Error::Aborted { .. })));
+    assert!(matches!(
+        s.update_cadre(&next, 1, meta(2)).await,
+        Err(crate::Error::Aborted { .. })
+    ));
     let mut gone = next.clone();
     gone.id = "nope".into();
-    assert!(matches!(s.update_cadre(&gone, 2, meta(3)).await, Err(crate::Error::NotFound(_))));
+    assert!(matches!(
+        s.update_cadre(&gone, 2, meta(3)).await,
+        Err(crate::Error::NotFound(_))
+    ));
     let listed = s
-        .list_cadres(&CadreQuery { jurisdiction_prefix: "36".into(), name: Some("李".into()), name_is_prefix: true, limit: 10, ..Default::default() })
+        .list_cadres(&CadreQuery {
+            jurisdiction_prefix: "36".into(),
+            name: Some("李".into()),
+            name_is_prefix: true,
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
     let none = s
-        .list_cadres(&CadreQuery { jurisdiction_prefix: "3602".into(), limit: 10, ..Default::default() })
+        .list_cadres(&CadreQuery {
+            jurisdiction_prefix: "3602".into(),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -157,4 +208,7 @@ macro_rules! suite {
     )*};
 }
 
-suite!(concurrent_appends_keep_one_chain, cadre_round_trip_and_conflicts);
+suite!(
+    concurrent_appends_keep_one_chain,
+    cadre_round_trip_and_conflicts
+);

@@ -24,7 +24,10 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
     let cadre = server
         .cadres("organization", "360821")
         .await
-        .create_cadre(proto::CreateCadreRequest { cadre: Some(new_cadre("郑一", "360821", 7)), request_id: String::new() })
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("郑一", "360821", 7)),
+            request_id: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -33,12 +36,19 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
             let _ = server
                 .cadres(agency, division)
                 .await
-                .get_cadre(GetCadreRequest { name: cadre.name.clone() })
+                .get_cadre(GetCadreRequest {
+                    name: cadre.name.clone(),
+                })
                 .await;
         }
     }
     // Force a signed checkpoint over everything so far.
-    server.access_log("audit", "360821").await.get_checkpoint(proto::GetCheckpointRequest {}).await.unwrap();
+    server
+        .access_log("audit", "360821")
+        .await
+        .get_checkpoint(proto::GetCheckpointRequest {})
+        .await
+        .unwrap();
     let (ok, out) = verify(&server);
     assert!(ok, "an untouched chain verifies: {out}");
     (server, cadre)
@@ -46,7 +56,14 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
 
 fn verify(server: &TestServer) -> (bool, String) {
     let key = server.pki.join("log-signing.key");
-    cadrex_bin(&["log", "verify", "--store", &server.store_url, "--key", key.to_str().unwrap()])
+    cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &server.store_url,
+        "--key",
+        key.to_str().unwrap(),
+    ])
 }
 
 async fn allowed_and_denied_calls_are_logged(backend: Backend) {
@@ -54,37 +71,71 @@ async fn allowed_and_denied_calls_are_logged(backend: Backend) {
     let events = server
         .access_log("discipline", "360821")
         .await
-        .list_access_events(ListAccessEventsRequest { cadre: cadre.name.clone(), page_size: 100, ..Default::default() })
+        .list_access_events(ListAccessEventsRequest {
+            cadre: cadre.name.clone(),
+            page_size: 100,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .access_events;
-    let gets: Vec<_> = events.iter().filter(|e| e.method.ends_with("/GetCadre")).collect();
+    let gets: Vec<_> = events
+        .iter()
+        .filter(|e| e.method.ends_with("/GetCadre"))
+        .collect();
     assert_eq!(gets.len(), 8, "one row per call: {events:#?}");
-    let allowed = gets.iter().filter(|e| e.decision == proto::Decision::Allow as i32).count();
-    let denied: Vec<_> = gets.iter().filter(|e| e.decision == proto::Decision::Deny as i32).collect();
+    let allowed = gets
+        .iter()
+        .filter(|e| e.decision == proto::Decision::Allow as i32)
+        .count();
+    let denied: Vec<_> = gets
+        .iter()
+        .filter(|e| e.decision == proto::Decision::Deny as i32)
+        .collect();
     assert_eq!(allowed, 4);
     assert_eq!(denied.len(), 4);
-    assert!(denied.iter().all(|e| e.status_code == Code::PermissionDenied as i32));
+    assert!(
+        denied
+            .iter()
+            .all(|e| e.status_code == Code::PermissionDenied as i32)
+    );
     assert!(denied.iter().all(|e| e.principal.contains(":360802:")));
-    for e in gets.iter().filter(|e| e.decision == proto::Decision::Allow as i32) {
-        assert_eq!(e.response_sha256.len(), 64, "allowed reads carry the digest of what was disclosed");
+    for e in gets
+        .iter()
+        .filter(|e| e.decision == proto::Decision::Allow as i32)
+    {
+        assert_eq!(
+            e.response_sha256.len(),
+            64,
+            "allowed reads carry the digest of what was disclosed"
+        );
         assert!(!e.policy_ids.is_empty(), "the deciding policies are named");
     }
-    let create = events.iter().find(|e| e.method.ends_with("/CreateCadre")).expect("the create is logged");
+    let create = events
+        .iter()
+        .find(|e| e.method.ends_with("/CreateCadre"))
+        .expect("the create is logged");
     assert_eq!(create.status_code, 0);
 
     // Audit sees only its own agency and division's calls.
     let own = server
         .access_log("audit", "360821")
         .await
-        .list_access_events(ListAccessEventsRequest { page_size: 1000, ..Default::default() })
+        .list_access_events(ListAccessEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .access_events;
     assert!(!own.is_empty());
-    assert!(own.iter().all(|e| e.principal.starts_with("urn:cadrex:system:audit:360821:")), "{own:#?}");
+    assert!(
+        own.iter()
+            .all(|e| e.principal.starts_with("urn:cadrex:system:audit:360821:")),
+        "{own:#?}"
+    );
 
     // Filtering by principal and method narrows to exactly one row.
     let one = server
@@ -113,32 +164,62 @@ async fn verify_rpc_and_checkpoints(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let mut disc = server.access_log("discipline", "360821").await;
-    let full = disc.verify_access_log(proto::VerifyAccessLogRequest { full: true }).await.unwrap().into_inner();
+    let full = disc
+        .verify_access_log(proto::VerifyAccessLogRequest { full: true })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(full.intact, "{full:?}");
     assert!(full.checkpoints_verified >= 1);
-    let incremental = disc.verify_access_log(proto::VerifyAccessLogRequest { full: false }).await.unwrap().into_inner();
+    let incremental = disc
+        .verify_access_log(proto::VerifyAccessLogRequest { full: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(incremental.intact);
-    assert!(incremental.start_seq > 1, "incremental verification starts at the last checkpoint: {incremental:?}");
+    assert!(
+        incremental.start_seq > 1,
+        "incremental verification starts at the last checkpoint: {incremental:?}"
+    );
 
-    let cp = disc.get_checkpoint(proto::GetCheckpointRequest {}).await.unwrap().into_inner();
+    let cp = disc
+        .get_checkpoint(proto::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &cp.public_key);
-    key.verify(&cp.signed_bytes, &cp.signature).expect("checkpoint signature verifies");
+    key.verify(&cp.signed_bytes, &cp.signature)
+        .expect("checkpoint signature verifies");
 
     // The CLI prints the newest checkpoint with a valid signature.
     let key_path = server.pki.join("log-signing.key");
-    let (ok, out) = cadrex_bin(&["log", "checkpoint", "--store", &server.store_url, "--key", key_path.to_str().unwrap()]);
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "checkpoint",
+        "--store",
+        &server.store_url,
+        "--key",
+        key_path.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     assert!(out.contains("\"signature_valid\": true"), "{out}");
 }
 
 fn broken_at(out: &str) -> i64 {
-    let rest = out.split("BROKEN at seq ").nth(1).unwrap_or_else(|| panic!("no break reported: {out}"));
+    let rest = out
+        .split("BROKEN at seq ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no break reported: {out}"));
     rest.split(':').next().unwrap().trim().parse().unwrap()
 }
 
 async fn log_verify_detects_an_edited_row(backend: Backend) {
     let (server, _) = busy_server(backend).await;
-    exec_sql(&server.store_url, "UPDATE access_log SET decision = 'ALLOW', status_code = 0 WHERE seq = 5").await;
+    exec_sql(
+        &server.store_url,
+        "UPDATE access_log SET decision = 'ALLOW', status_code = 0 WHERE seq = 5",
+    )
+    .await;
     let (ok, out) = verify(&server);
     assert!(!ok);
     assert_eq!(broken_at(&out), 5, "{out}");
@@ -158,7 +239,10 @@ async fn log_verify_detects_an_inserted_row(backend: Backend) {
     // then forge a row at 3 whose own hash is computed correctly.
     exec_sql(&server.store_url, "UPDATE access_log SET seq = -seq WHERE seq >= 3; UPDATE access_log SET seq = -seq + 1 WHERE seq < 0;").await;
     let prev = "0000000000000000000000000000000000000000000000000000000000000000";
-    let entry = cadrex::domain::chain::LogEntry { principal: "urn:cadrex:system:audit:360821:forged".into(), ..Default::default() };
+    let entry = cadrex::domain::chain::LogEntry {
+        principal: "urn:cadrex:system:audit:360821:forged".into(),
+        ..Default::default()
+    };
     let hash = cadrex::domain::chain::row_hash(prev, 3, 1, &entry);
     exec_sql(
         &server.store_url,

@@ -1,6 +1,9 @@
 //! The cadre registry through the real server: writes by organization only, jurisdiction, views, validation, etags, idempotency.
 
-use cadrex::proto::{self, CreateCadreRequest, GetCadreRequest, ListCadresRequest, LookupCadreRequest, UpdateCadreRequest};
+use cadrex::proto::{
+    self, CreateCadreRequest, GetCadreRequest, ListCadresRequest, LookupCadreRequest,
+    UpdateCadreRequest,
+};
 use prost::Message;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -32,7 +35,10 @@ async fn create(server: &TestServer, division: &str, name: &str, seq: u32) -> pr
 }
 
 fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
 }
 
 async fn organization_creates_updates_and_lists(backend: Backend) {
@@ -44,7 +50,13 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
     assert!(!created.id_number_masked);
     assert!(!created.etag.is_empty());
 
-    let got = org.get_cadre(GetCadreRequest { name: created.name.clone() }).await.unwrap().into_inner();
+    let got = org
+        .get_cadre(GetCadreRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got, created);
 
     let mut changed = created.clone();
@@ -52,7 +64,9 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
     let updated = org
         .update_cadre(UpdateCadreRequest {
             cadre: Some(changed.clone()),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
         })
         .await
         .unwrap()
@@ -64,7 +78,9 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
     let err = org
         .update_cadre(UpdateCadreRequest {
             cadre: Some(changed),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
         })
         .await
         .unwrap_err();
@@ -79,7 +95,11 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
     let mut token = String::new();
     loop {
         let page = org
-            .list_cadres(ListCadresRequest { page_size: 2, page_token: token.clone(), filter: String::new() })
+            .list_cadres(ListCadresRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                filter: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -90,17 +110,29 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
         }
         token = page.next_page_token;
     }
-    assert_eq!(seen.len(), 5, "a county caller lists its own county only: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        5,
+        "a county caller lists its own county only: {seen:?}"
+    );
     assert!(!seen.contains(&"赵六".to_string()));
 
     let filtered = org
-        .list_cadres(ListCadresRequest { page_size: 0, page_token: String::new(), filter: r#"display_name = "王*""#.into() })
+        .list_cadres(ListCadresRequest {
+            page_size: 0,
+            page_token: String::new(),
+            filter: r#"display_name = "王*""#.into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(filtered.cadres.len(), 4);
     let err = org
-        .list_cadres(ListCadresRequest { page_size: 0, page_token: String::new(), filter: "rank = 1".into() })
+        .list_cadres(ListCadresRequest {
+            page_size: 0,
+            page_token: String::new(),
+            filter: "rank = 1".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -109,7 +141,11 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
     let province = server
         .cadres("organization", "360000")
         .await
-        .list_cadres(ListCadresRequest { page_size: 100, page_token: String::new(), filter: r#"managing_division = "360802""#.into() })
+        .list_cadres(ListCadresRequest {
+            page_size: 100,
+            page_token: String::new(),
+            filter: r#"managing_division = "360802""#.into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -123,7 +159,10 @@ async fn only_organization_writes(backend: Backend) {
         let err = server
             .cadres(agency, "360821")
             .await
-            .create_cadre(CreateCadreRequest { cadre: Some(new_cadre("李四", "360821", 1)), request_id: String::new() })
+            .create_cadre(CreateCadreRequest {
+                cadre: Some(new_cadre("李四", "360821", 1)),
+                request_id: String::new(),
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{agency}");
@@ -132,7 +171,10 @@ async fn only_organization_writes(backend: Backend) {
     let err = server
         .cadres("audit", "360821")
         .await
-        .update_cadre(UpdateCadreRequest { cadre: Some(created.clone()), update_mask: None })
+        .update_cadre(UpdateCadreRequest {
+            cadre: Some(created.clone()),
+            update_mask: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -145,7 +187,9 @@ async fn only_organization_writes(backend: Backend) {
         .await
         .update_cadre(UpdateCadreRequest {
             cadre: Some(moved.clone()),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["managing_division".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["managing_division".into()],
+            }),
         })
         .await
         .unwrap_err();
@@ -156,7 +200,9 @@ async fn only_organization_writes(backend: Backend) {
         .await
         .update_cadre(UpdateCadreRequest {
             cadre: Some(moved),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["managing_division".into()] }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["managing_division".into()],
+            }),
         })
         .await
         .unwrap()
@@ -170,24 +216,34 @@ async fn jurisdiction_and_existence_oracle(backend: Backend) {
     let other_county = server.cadres("discipline", "360802").await;
     let out_of_reach = other_county
         .clone()
-        .get_cadre(GetCadreRequest { name: created.name.clone() })
+        .get_cadre(GetCadreRequest {
+            name: created.name.clone(),
+        })
         .await
         .unwrap_err();
     let missing = other_county
         .clone()
-        .get_cadre(GetCadreRequest { name: "cadres/0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into() })
+        .get_cadre(GetCadreRequest {
+            name: "cadres/0190aaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(out_of_reach.code(), Code::PermissionDenied);
     assert_eq!(reason(&out_of_reach), "CADRE_NOT_ACCESSIBLE");
     assert_eq!(out_of_reach.code(), missing.code());
     assert_eq!(out_of_reach.message(), missing.message());
-    assert_eq!(out_of_reach.details(), missing.details(), "byte-for-byte the same details");
+    assert_eq!(
+        out_of_reach.details(),
+        missing.details(),
+        "byte-for-byte the same details"
+    );
 
     // The same by id number.
     let by_number = other_county
         .clone()
-        .lookup_cadre(LookupCadreRequest { id_number: created.id_number.clone() })
+        .lookup_cadre(LookupCadreRequest {
+            id_number: created.id_number.clone(),
+        })
         .await
         .unwrap_err();
     assert_eq!(by_number.details(), missing.details());
@@ -198,7 +254,10 @@ async fn jurisdiction_and_existence_oracle(backend: Backend) {
     let err = server
         .cadres("organization", "360802")
         .await
-        .create_cadre(CreateCadreRequest { cadre: Some(dup.clone()), request_id: String::new() })
+        .create_cadre(CreateCadreRequest {
+            cadre: Some(dup.clone()),
+            request_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&err), "CADRE_NOT_ACCESSIBLE");
@@ -206,7 +265,10 @@ async fn jurisdiction_and_existence_oracle(backend: Backend) {
     let err = server
         .cadres("organization", "360821")
         .await
-        .create_cadre(CreateCadreRequest { cadre: Some(dup), request_id: String::new() })
+        .create_cadre(CreateCadreRequest {
+            cadre: Some(dup),
+            request_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -215,7 +277,9 @@ async fn jurisdiction_and_existence_oracle(backend: Backend) {
     let got = server
         .cadres("discipline", "360000")
         .await
-        .get_cadre(GetCadreRequest { name: created.name.clone() })
+        .get_cadre(GetCadreRequest {
+            name: created.name.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -225,21 +289,34 @@ async fn jurisdiction_and_existence_oracle(backend: Backend) {
 async fn views_mask_the_id_number(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let created = create(&server, "360821", "孙八", 4).await;
-    for (agency, masked) in [("discipline", false), ("organization", false), ("audit", true), ("petition", true)] {
+    for (agency, masked) in [
+        ("discipline", false),
+        ("organization", false),
+        ("audit", true),
+        ("petition", true),
+    ] {
         let got = server
             .cadres(agency, "360821")
             .await
-            .get_cadre(GetCadreRequest { name: created.name.clone() })
+            .get_cadre(GetCadreRequest {
+                name: created.name.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(got.id_number_masked, masked, "{agency}");
         if masked {
             assert_ne!(got.id_number, created.id_number);
-            assert!(!got.id_number.contains("19750312"), "birth date hidden: {}", got.id_number);
+            assert!(
+                !got.id_number.contains("19750312"),
+                "birth date hidden: {}",
+                got.id_number
+            );
             let bytes = got.encode_to_vec();
             assert!(
-                !bytes.windows(created.id_number.len()).any(|w| w == created.id_number.as_bytes()),
+                !bytes
+                    .windows(created.id_number.len())
+                    .any(|w| w == created.id_number.as_bytes()),
                 "{agency} response must not carry the full id number"
             );
         } else {
@@ -268,7 +345,10 @@ async fn bad_identifiers_name_their_fields(backend: Backend) {
     let err = server
         .cadres("organization", "360821")
         .await
-        .create_cadre(CreateCadreRequest { cadre: Some(c), request_id: String::new() })
+        .create_cadre(CreateCadreRequest {
+            cadre: Some(c),
+            request_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -279,10 +359,16 @@ async fn bad_identifiers_name_their_fields(backend: Backend) {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    for f in ["cadre.id_number", "cadre.posts[0].unit_credit_code", "cadre.managing_division"] {
+    for f in [
+        "cadre.id_number",
+        "cadre.posts[0].unit_credit_code",
+        "cadre.managing_division",
+    ] {
         assert!(fields.contains(&f.to_string()), "{f} in {fields:?}");
     }
-    let loc = err.get_details_localized_message().expect("LocalizedMessage");
+    let loc = err
+        .get_details_localized_message()
+        .expect("LocalizedMessage");
     assert_eq!(loc.locale, "zh-CN");
     assert!(!loc.message.is_empty());
     assert_eq!(reason(&err), "INVALID_ARGUMENT");
@@ -291,11 +377,18 @@ async fn bad_identifiers_name_their_fields(backend: Backend) {
 async fn request_id_replays_the_original_response(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let mut org = server.cadres("organization", "360821").await;
-    let req = CreateCadreRequest { cadre: Some(new_cadre("吴十", "360821", 6)), request_id: "0b9e8c1e-7f7c-4b8e-9a3e-1d2c3b4a5f60".into() };
+    let req = CreateCadreRequest {
+        cadre: Some(new_cadre("吴十", "360821", 6)),
+        request_id: "0b9e8c1e-7f7c-4b8e-9a3e-1d2c3b4a5f60".into(),
+    };
     let first = org.create_cadre(req.clone()).await.unwrap().into_inner();
     let again = org.create_cadre(req.clone()).await.unwrap().into_inner();
     assert_eq!(first, again);
-    let list = org.list_cadres(ListCadresRequest::default()).await.unwrap().into_inner();
+    let list = org
+        .list_cadres(ListCadresRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(list.cadres.len(), 1, "no second cadre");
     let mut other = req;
     other.cadre.as_mut().unwrap().display_name = "吴十一".into();

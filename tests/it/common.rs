@@ -26,7 +26,9 @@ pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("CADREX_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            eprintln!("notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test");
+            eprintln!(
+                "notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test"
+            );
             None
         }
     }
@@ -72,7 +74,11 @@ impl TestDb {
             .unwrap();
         let _ = conn.close().await;
         let url = replace_db(&admin_url, &name);
-        TestDb { admin_url, name, url }
+        TestDb {
+            admin_url,
+            name,
+            url,
+        }
     }
 }
 
@@ -82,7 +88,10 @@ fn replace_db(url: &str, db: &str) -> String {
         None => (url, String::new()),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
     format!("{}/{db}{query}", &base[..path_start])
 }
 
@@ -93,13 +102,18 @@ impl Drop for TestDb {
         // Drop runs outside any runtime guarantee; a short-lived thread with
         // its own runtime does the async cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut c)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
                     let _ = c.close().await;
                 }
             })
@@ -171,7 +185,10 @@ impl TestServer {
         let pki = dir.path().join("pki");
         cadrex::pki::init(&pki, "360821").unwrap();
         let (db, store_url) = match backend {
-            Backend::Sqlite => (None, format!("sqlite://{}", dir.path().join("cadrex.db").display())),
+            Backend::Sqlite => (
+                None,
+                format!("sqlite://{}", dir.path().join("cadrex.db").display()),
+            ),
             Backend::Postgres => {
                 let db = TestDb::create().await;
                 let url = db.url.clone();
@@ -231,7 +248,10 @@ impl TestServer {
     /// Paths of the development client pair of `agency` at `division`.
     pub fn client_files(&self, agency: &str, division: &str) -> (PathBuf, PathBuf) {
         let p = cadrex::pki::PkiPaths::new(&self.pki);
-        (p.client_cert(agency, division), p.client_key(agency, division))
+        (
+            p.client_cert(agency, division),
+            p.client_key(agency, division),
+        )
     }
 
     /// A channel presenting the given certificate pair (or none), trusting the test CA.
@@ -243,9 +263,23 @@ impl TestServer {
     /// a broken first request (UNKNOWN/CANCELLED in tonic) rather than as the
     /// connection failure it is (UNAVAILABLE).
     pub async fn channel_with(&self, pair: Option<(&Path, &Path)>, ca: Option<&Path>) -> Channel {
-        let ca_path = ca.map(Path::to_path_buf).unwrap_or_else(|| self.pki.join("ca.crt"));
+        let ca_path = ca
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.pki.join("ca.crt"));
         let connector = connector::PrefaceConnector::new(self.addr, &ca_path, pair);
         Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .connect_with_connector_lazy(connector)
+    }
+
+    /// A channel to another server at `addr` that trusts this test CA.
+    pub async fn channel_to(&self, addr: SocketAddr, agency: &str, division: &str) -> Channel {
+        let (crt, key) = self.client_files(agency, division);
+        let connector =
+            connector::PrefaceConnector::new(addr, &self.pki.join("ca.crt"), Some((&crt, &key)));
+        Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
@@ -266,7 +300,11 @@ impl TestServer {
         SystemServiceClient::new(self.channel(agency, division).await)
     }
 
-    pub async fn access_log(&self, agency: &str, division: &str) -> AccessLogServiceClient<Channel> {
+    pub async fn access_log(
+        &self,
+        agency: &str,
+        division: &str,
+    ) -> AccessLogServiceClient<Channel> {
         AccessLogServiceClient::new(self.channel(agency, division).await)
     }
 
@@ -297,11 +335,17 @@ pub async fn exec_sql(url: &str, sql: &str) {
     use sqlx::Connection;
     if url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
         let _ = c.close().await;
     } else {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .unwrap();
         let _ = c.close().await;
     }
 }
@@ -391,15 +435,20 @@ mod connector {
                 .with_root_certificates(roots);
             let mut config = match pair {
                 Some((crt, key)) => {
-                    let chain: Vec<CertificateDer<'static>> =
-                        CertificateDer::pem_file_iter(crt).unwrap().map(|c| c.unwrap()).collect();
+                    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(crt)
+                        .unwrap()
+                        .map(|c| c.unwrap())
+                        .collect();
                     let key = PrivateKeyDer::from_pem_file(key).unwrap();
                     builder.with_client_auth_cert(chain, key).unwrap()
                 }
                 None => builder.with_no_client_auth(),
             };
             config.alpn_protocols = vec![b"h2".to_vec()];
-            Self { addr, tls: TlsConnector::from(Arc::new(config)) }
+            Self {
+                addr,
+                tls: TlsConnector::from(Arc::new(config)),
+            }
         }
     }
 
@@ -411,7 +460,11 @@ mod connector {
     }
 
     impl AsyncRead for Prefaced {
-        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
             if self.pos < self.head.len() {
                 let n = (self.head.len() - self.pos).min(buf.remaining());
                 let start = self.pos;
@@ -424,7 +477,11 @@ mod connector {
     }
 
     impl AsyncWrite for Prefaced {
-        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
             Pin::new(&mut self.inner).poll_write(cx, buf)
         }
         fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -453,12 +510,21 @@ mod connector {
                 let mut head = vec![0u8; 4096];
                 let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut head))
                     .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no HTTP/2 preface from the server"))??;
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "no HTTP/2 preface from the server")
+                    })??;
                 if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server closed the connection"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "server closed the connection",
+                    ));
                 }
                 head.truncate(n);
-                Ok(TokioIo::new(Prefaced { head, pos: 0, inner: tls }))
+                Ok(TokioIo::new(Prefaced {
+                    head,
+                    pos: 0,
+                    inner: tls,
+                }))
             })
         }
     }

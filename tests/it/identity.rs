@@ -20,12 +20,24 @@ async fn who_am_i_for_each_agency(backend: Backend) {
         ("petition", proto::Agency::Petition),
     ] {
         let mut req = tonic::Request::new(WhoAmIRequest {});
-        req.metadata_mut().insert("x-cadrex-officer", "王五".parse().unwrap_or_else(|_| "wangwu".parse().unwrap()));
-        let me = server.system(agency, "360802").await.who_am_i(req).await.unwrap().into_inner();
+        req.metadata_mut().insert(
+            "x-cadrex-officer",
+            "王五".parse().unwrap_or_else(|_| "wangwu".parse().unwrap()),
+        );
+        let me = server
+            .system(agency, "360802")
+            .await
+            .who_am_i(req)
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(me.agency, expected as i32, "{agency}");
         assert_eq!(me.division, "360802");
         assert_eq!(me.system, format!("{agency}-sys"));
-        assert_eq!(me.principal, format!("urn:cadrex:system:{agency}:360802:{agency}-sys"));
+        assert_eq!(
+            me.principal,
+            format!("urn:cadrex:system:{agency}:360802:{agency}-sys")
+        );
         assert_eq!(me.certificate_fingerprint.len(), 64);
         assert!(me.certificate_expire_time.unwrap().seconds > 0);
     }
@@ -82,7 +94,10 @@ async fn handshake_refusals_are_unavailable_and_logged() {
     let foreign = server.dir.path().join("foreign");
     cadrex::pki::init(&foreign, "360821").unwrap();
     let fp = cadrex::pki::PkiPaths::new(&foreign);
-    let (crt, key) = (fp.client_cert("discipline", "360821"), fp.client_key("discipline", "360821"));
+    let (crt, key) = (
+        fp.client_cert("discipline", "360821"),
+        fp.client_key("discipline", "360821"),
+    );
     let ch = server.channel_with(Some((&crt, &key)), None).await;
     assert_eq!(first_call_code(ch).await, Code::Unavailable);
 
@@ -110,10 +125,24 @@ async fn handshake_refusals_are_unavailable_and_logged() {
     assert_eq!(first_call_code(ch).await, Code::Unavailable);
 
     let text = log.text();
-    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("TLS handshake refused")).collect();
-    assert!(refusals.len() >= 4, "every refusal is logged: {refusals:#?}");
-    assert!(refusals.iter().all(|l| l.contains("127.0.0.1")), "with the peer address: {refusals:#?}");
-    for reason in ["no client certificate", "unknown issuer", "expired", "revoked"] {
+    let refusals: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("TLS handshake refused"))
+        .collect();
+    assert!(
+        refusals.len() >= 4,
+        "every refusal is logged: {refusals:#?}"
+    );
+    assert!(
+        refusals.iter().all(|l| l.contains("127.0.0.1")),
+        "with the peer address: {refusals:#?}"
+    );
+    for reason in [
+        "no client certificate",
+        "unknown issuer",
+        "expired",
+        "revoked",
+    ] {
         assert!(
             refusals.iter().any(|l| l.to_lowercase().contains(reason)),
             "a refusal names {reason:?}: {refusals:#?}"
@@ -148,12 +177,21 @@ async fn certificates_without_exactly_one_uri_are_unauthenticated() {
         )
         .unwrap();
         let ch = server.channel_with(Some((&crt, &key)), None).await;
-        let err = SystemServiceClient::new(ch).who_am_i(WhoAmIRequest {}).await.unwrap_err();
+        let err = SystemServiceClient::new(ch)
+            .who_am_i(WhoAmIRequest {})
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{stem}: {err:?}");
     }
     let text = server_log().text();
-    assert!(text.contains("no urn:cadrex:system URI SAN"), "reason logged");
-    assert!(text.contains("2 urn:cadrex:system URI SANs"), "reason logged");
+    assert!(
+        text.contains("no urn:cadrex:system URI SAN"),
+        "reason logged"
+    );
+    assert!(
+        text.contains("2 urn:cadrex:system URI SANs"),
+        "reason logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,9 +212,17 @@ async fn crl_replaced_while_running_refuses_the_open_connection() {
         }
     }
     assert_eq!(refused, Some(Code::Unauthenticated));
-    assert!(server_log().text().contains("revoked"), "the refusal is logged");
+    assert!(
+        server_log().text().contains("revoked"),
+        "the refusal is logged"
+    );
     // Others are unaffected.
-    server.system("audit", "360821").await.who_am_i(WhoAmIRequest {}).await.unwrap();
+    server
+        .system("audit", "360821")
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,13 +230,27 @@ async fn metadata_claiming_another_agency_changes_nothing() {
     let server = TestServer::spawn(Backend::Sqlite).await;
     let spoof = |mut r: tonic::metadata::MetadataMap| {
         r.insert("x-cadrex-agency", "organization".parse().unwrap());
-        r.insert("x-cadrex-principal", "urn:cadrex:system:organization:000000:org".parse().unwrap());
-        r.insert("x-forwarded-client-cert", "URI=urn:cadrex:system:organization:000000:org".parse().unwrap());
+        r.insert(
+            "x-cadrex-principal",
+            "urn:cadrex:system:organization:000000:org".parse().unwrap(),
+        );
+        r.insert(
+            "x-forwarded-client-cert",
+            "URI=urn:cadrex:system:organization:000000:org"
+                .parse()
+                .unwrap(),
+        );
         r
     };
     let mut req = tonic::Request::new(WhoAmIRequest {});
     *req.metadata_mut() = spoof(req.metadata().clone());
-    let me = server.system("audit", "360821").await.who_am_i(req).await.unwrap().into_inner();
+    let me = server
+        .system("audit", "360821")
+        .await
+        .who_am_i(req)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(me.agency, proto::Agency::Audit as i32);
     assert_eq!(me.division, "360821");
 
@@ -199,7 +259,12 @@ async fn metadata_claiming_another_agency_changes_nothing() {
         request_id: String::new(),
     });
     *req.metadata_mut() = spoof(req.metadata().clone());
-    let err = server.cadres("audit", "360821").await.create_cadre(req).await.unwrap_err();
+    let err = server
+        .cadres("audit", "360821")
+        .await
+        .create_cadre(req)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 }
 
@@ -214,5 +279,8 @@ async fn health_is_served() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resp.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }

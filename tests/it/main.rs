@@ -6,3 +6,4 @@ mod common;
 mod access_log;
 mod cadres;
 mod identity;
+mod server;

@@ -1,0 +1,180 @@
+//! Server-level behaviour: reflection in v1 and v1alpha, and several server processes on one PostgreSQL keeping one access-log chain.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cadrex::proto;
+use tokio_stream::StreamExt;
+
+use crate::common::{
+    Backend, CadreServiceClient, SystemServiceClient, TestDb, TestServer, cadrex_bin, new_cadre,
+    postgres_admin_url,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_services_in_v1_and_v1alpha() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let ch = server.channel("audit", "360821").await;
+    {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(ch.clone())
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+            panic!("{resp:?}")
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for s in [
+            "cadrex.v1.CadreService",
+            "cadrex.v1.SystemService",
+            "cadrex.v1.AccessLogService",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(names.iter().any(|n| n == s), "v1 lists {s}: {names:?}");
+        }
+    }
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "cadrex.v1.CadreService".into(),
+            )),
+        };
+        let mut stream = ServerReflectionClient::new(ch)
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        let Some(MessageResponse::FileDescriptorResponse(fds)) = resp.message_response else {
+            panic!("{resp:?}")
+        };
+        assert!(
+            !fds.file_descriptor_proto.is_empty(),
+            "v1alpha serves descriptors"
+        );
+    }
+}
+
+/// A `cadrex serve` child process; killed on drop.
+struct ServeProcess {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl ServeProcess {
+    fn start(store: &str, pki: &std::path::Path) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cadrex"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--pki-dir",
+                pki.to_str().unwrap(),
+            ])
+            .env("CADREX_LOG", "info")
+            .env("CADREX_CHECKPOINT_INTERVAL", "200ms")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(rest) = line.split("addr=").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server announced its address")
+            .parse()
+            .unwrap();
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_postgres_keep_one_chain() {
+    if postgres_admin_url().is_none() {
+        return;
+    }
+    // The in-process server only provides the PKI and test clients; the two
+    // processes under test share its PostgreSQL database and certificates.
+    let db = TestDb::create().await;
+    let helper = TestServer::spawn(Backend::Sqlite).await;
+    let a = ServeProcess::start(&db.url, &helper.pki);
+    let b = ServeProcess::start(&db.url, &helper.pki);
+    let mut tasks = Vec::new();
+    for (i, addr) in [a.addr, b.addr, a.addr, b.addr].into_iter().enumerate() {
+        let ch = helper.channel_to(addr, "organization", "360821").await;
+        tasks.push(tokio::spawn(async move {
+            let mut cadres = CadreServiceClient::new(ch.clone());
+            let mut system = SystemServiceClient::new(ch);
+            for k in 0..15u32 {
+                let seq = (i as u32) * 100 + k;
+                let created = cadres
+                    .create_cadre(proto::CreateCadreRequest {
+                        cadre: Some(new_cadre("并发", "360821", seq)),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                cadres
+                    .get_cadre(proto::GetCadreRequest { name: created.name })
+                    .await
+                    .unwrap();
+                system.who_am_i(proto::WhoAmIRequest {}).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let key = helper.pki.join("log-signing.key");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &db.url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("rows 1..=120"),
+        "4 callers × 15 × (create + get) rows in one chain: {out}"
+    );
+    drop((a, b));
+}
