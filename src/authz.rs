@@ -31,6 +31,7 @@ const SHIPPED_POLICIES: &[(&str, &str)] = &[
         "jurisdiction.cedar",
         include_str!("../policies/jurisdiction.cedar"),
     ),
+    ("records.cedar", include_str!("../policies/records.cedar")),
 ];
 
 /// Schema text shipped in the binary.
@@ -59,10 +60,15 @@ pub enum Action {
     ReadAllAccessEvents,
     GetCheckpoint,
     VerifyAccessLog,
+    SubmitRecord,
+    RetractRecord,
+    GetRecord,
+    ListRecords,
+    ReadInformant,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 18] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -76,6 +82,11 @@ impl Action {
         Action::ReadAllAccessEvents,
         Action::GetCheckpoint,
         Action::VerifyAccessLog,
+        Action::SubmitRecord,
+        Action::RetractRecord,
+        Action::GetRecord,
+        Action::ListRecords,
+        Action::ReadInformant,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +104,11 @@ impl Action {
             Action::ReadAllAccessEvents => "ReadAllAccessEvents",
             Action::GetCheckpoint => "GetCheckpoint",
             Action::VerifyAccessLog => "VerifyAccessLog",
+            Action::SubmitRecord => "SubmitRecord",
+            Action::RetractRecord => "RetractRecord",
+            Action::GetRecord => "GetRecord",
+            Action::ListRecords => "ListRecords",
+            Action::ReadInformant => "ReadInformant",
         }
     }
 
@@ -119,6 +135,21 @@ pub enum Resource {
         /// Managing division code.
         division: String,
     },
+    /// A record, placed by its cadre's managing division.
+    Record {
+        /// May be "-" for lists or records not yet stored.
+        id: String,
+        /// The cadre's managing division code.
+        division: String,
+        /// Record kind, e.g. `AUDIT_FINDING`.
+        kind: String,
+        /// Agency and division code of the owner system ("" for a new record).
+        owner_agency: String,
+        owner_division: String,
+        /// For a clue: the agency and division that transferred it ("" when none).
+        transfer_agency: String,
+        transfer_division: String,
+    },
 }
 
 /// The outcome of one authorization.
@@ -144,6 +175,7 @@ struct Types {
     system: EntityTypeName,
     division: EntityTypeName,
     cadre: EntityTypeName,
+    record: EntityTypeName,
     exchange: EntityTypeName,
     access_log: EntityTypeName,
 }
@@ -155,6 +187,7 @@ impl Types {
             system: t("Cadrex::System")?,
             division: t("Cadrex::Division")?,
             cadre: t("Cadrex::Cadre")?,
+            record: t("Cadrex::Record")?,
             exchange: t("Cadrex::Exchange")?,
             access_log: t("Cadrex::AccessLog")?,
         })
@@ -343,6 +376,10 @@ impl Authorizer {
                     "system".to_string(),
                     RestrictedExpression::new_string(principal.system.clone()),
                 ),
+                (
+                    "code".to_string(),
+                    RestrictedExpression::new_string(principal.division.clone()),
+                ),
             ]),
             HashSet::new(),
         )?];
@@ -364,6 +401,32 @@ impl Authorizer {
                 entities.push(Entity::new(
                     uid.clone(),
                     HashMap::from([("division".to_string(), self.division_expr(division))]),
+                    HashSet::new(),
+                )?);
+                uid
+            }
+            Resource::Record {
+                id,
+                division,
+                kind,
+                owner_agency,
+                owner_division,
+                transfer_agency,
+                transfer_division,
+            } => {
+                divisions.add(division)?;
+                let uid = Types::uid(&self.types.record, id);
+                let s = |v: &String| RestrictedExpression::new_string(v.clone());
+                entities.push(Entity::new(
+                    uid.clone(),
+                    HashMap::from([
+                        ("division".to_string(), self.division_expr(division)),
+                        ("kind".to_string(), s(kind)),
+                        ("owner_agency".to_string(), s(owner_agency)),
+                        ("owner_division".to_string(), s(owner_division)),
+                        ("transfer_agency".to_string(), s(transfer_agency)),
+                        ("transfer_division".to_string(), s(transfer_division)),
+                    ]),
                     HashSet::new(),
                 )?);
                 uid
@@ -533,13 +596,31 @@ mod tests {
             shipped().policy_ids(),
             [
                 "access-log-own-calls",
+                "audit-full",
+                "audit-sanction-summary",
+                "audit-submits",
                 "cadre-full-view",
                 "cadre-masked-view",
                 "cadre-outside-jurisdiction",
                 "cadre-read-in-jurisdiction",
+                "discipline-evaluation-summary",
+                "discipline-full",
                 "discipline-oversees-access-log",
+                "discipline-submits",
                 "exchange-introspection",
+                "informant-protection",
+                "informant-readers",
                 "org-writes-cadres",
+                "organization-full",
+                "organization-submits",
+                "organization-summary",
+                "own-transfer-clue-summary",
+                "owner-retracts",
+                "petition-full",
+                "petition-submits",
+                "record-outside-jurisdiction",
+                "record-read-methods",
+                "submit-only-over-own-records",
             ]
         );
     }

@@ -31,6 +31,8 @@ pub struct Config {
     pub crl: Option<PathBuf>,
     /// Ed25519 PKCS#8 key that signs access-log checkpoints; default `pki_dir/log-signing.key`.
     pub log_signing_key: Option<PathBuf>,
+    /// Informant key ring (`id:hex` lines, current key first); default `pki_dir/informant.key`.
+    pub informant_key: Option<PathBuf>,
     /// Directory with `cadrex.cedarschema` and `*.cedar`; the shipped policies when unset.
     pub policy_dir: Option<PathBuf>,
     /// Largest decoded request message, in bytes.
@@ -65,6 +67,7 @@ impl Default for Config {
             server_key: None,
             crl: None,
             log_signing_key: None,
+            informant_key: None,
             policy_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
             call_timeout: Duration::from_secs(30),
@@ -89,6 +92,7 @@ impl fmt::Debug for Config {
             .field("server_key", &self.server_key_path())
             .field("crl", &self.crl_path())
             .field("log_signing_key", &self.log_signing_key_path())
+            .field("informant_key", &self.informant_key_path())
             .field("policy_dir", &self.policy_dir)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("call_timeout", &self.call_timeout)
@@ -111,6 +115,7 @@ const KEYS: &[&str] = &[
     "server_key",
     "crl",
     "log_signing_key",
+    "informant_key",
     "policy_dir",
     "max_message_bytes",
     "call_timeout",
@@ -165,6 +170,12 @@ impl Config {
             let p = self.pki_dir.join("crl.pem");
             p.exists().then_some(p)
         })
+    }
+
+    pub fn informant_key_path(&self) -> PathBuf {
+        self.informant_key
+            .clone()
+            .unwrap_or_else(|| self.pki_dir.join("informant.key"))
     }
 
     pub fn log_signing_key_path(&self) -> PathBuf {

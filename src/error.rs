@@ -130,45 +130,84 @@ fn localized(reason: &str) -> &'static str {
         "CONCURRENT_MODIFICATION" => "数据正被同时修改，请稍后重试",
         "REQUEST_ID_REUSED" => "请求编号已用于另一内容不同的请求",
         "UNAVAILABLE" => "服务暂时不可用，请稍后重试",
+        "KIND_NOT_OWNED" => "本机关不是该类记录的权威来源，无权报送",
+        "CLASSIFIED_NOT_ACCEPTED" => "本系统未取得涉密信息系统资质，不接收涉及国家秘密的记录",
+        "VERSION_CONFLICT" => "同一版本号的记录内容不一致，请使用新的版本号",
+        "NOT_OWNER" => "只有记录所属机关可以撤回该记录",
+        "CURSOR_EXPIRED" => "同步游标已失效，请重新获取全量数据后再增量同步",
         _ => "操作未能完成",
+    }
+}
+
+impl Error {
+    /// The `ErrorInfo` reason sent to the caller.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::AlreadyExists(_) => "ALREADY_EXISTS",
+            Error::CadreNotAccessible => "CADRE_NOT_ACCESSIBLE",
+            Error::PermissionDenied { reason, .. }
+            | Error::FailedPrecondition { reason, .. }
+            | Error::Aborted { reason, .. } => reason,
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message sent to the caller: never a server fault's detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::NotFound(what) => format!("{what} not found"),
+            Error::AlreadyExists(what) => format!("{what} already exists"),
+            Error::CadreNotAccessible => {
+                "cadre does not exist or is outside the caller's jurisdiction".to_string()
+            }
+            Error::PermissionDenied { message, .. }
+            | Error::FailedPrecondition { message, .. }
+            | Error::Aborted { message, .. } => message.clone(),
+            Error::Unauthenticated(m) => m.clone(),
+            Error::InvalidArgument { .. } => "request has invalid fields".to_string(),
+            Error::Unavailable(_) => "service temporarily unavailable; retry".to_string(),
+            Error::Internal(_) => "internal error".to_string(),
+        }
+    }
+
+    /// Logs server faults with their detail; the caller sees only `public_message`.
+    pub fn log_fault(&self) {
+        match self {
+            Error::Unavailable(detail) => tracing::warn!(error = %detail, "store unavailable"),
+            Error::Internal(source) => tracing::error!(error = ?source, "internal error"),
+            _ => {}
+        }
     }
 }
 
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         let code = e.code();
+        e.log_fault();
         let mut details = ErrorDetails::new();
-        let (reason, message) = match &e {
-            Error::NotFound(what) => ("NOT_FOUND", format!("{what} not found")),
-            Error::AlreadyExists(what) => ("ALREADY_EXISTS", format!("{what} already exists")),
-            Error::CadreNotAccessible => (
-                "CADRE_NOT_ACCESSIBLE",
-                "cadre does not exist or is outside the caller's jurisdiction".to_string(),
-            ),
-            Error::PermissionDenied { reason, message } => (*reason, message.clone()),
-            Error::Unauthenticated(m) => ("UNAUTHENTICATED", m.clone()),
+        match &e {
             Error::InvalidArgument { violations } => {
                 for v in violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
-                ("INVALID_ARGUMENT", "request has invalid fields".to_string())
             }
-            Error::FailedPrecondition { reason, message } => (*reason, message.clone()),
-            Error::Aborted { reason, message } => (*reason, message.clone()),
-            Error::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "store unavailable");
-                (
-                    "UNAVAILABLE",
-                    "service temporarily unavailable; retry".to_string(),
-                )
-            }
-            Error::Internal(source) => {
-                tracing::error!(error = ?source, "internal error");
-                ("INTERNAL", "internal error".to_string())
-            }
-        };
+            Error::NotFound(_)
+            | Error::AlreadyExists(_)
+            | Error::CadreNotAccessible
+            | Error::PermissionDenied { .. }
+            | Error::Unauthenticated(_)
+            | Error::FailedPrecondition { .. }
+            | Error::Aborted { .. }
+            | Error::Unavailable(_)
+            | Error::Internal(_) => {}
+        }
+        let reason = e.reason();
         details.set_error_info(reason, DOMAIN, std::collections::HashMap::new());
         details.set_localized_message("zh-CN", localized(reason));
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, e.public_message(), details)
     }
 }

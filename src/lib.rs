@@ -9,6 +9,8 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod import;
+pub mod informant;
 pub mod pki;
 pub mod proto;
 pub mod server;

@@ -51,6 +51,36 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Bulk-imports cadres or records from a CSV or NDJSON file (see README "Bulk import").
+    Import {
+        /// What the file holds.
+        #[arg(long, value_enum)]
+        kind: cadrex::import::ImportKind,
+        /// Input: F.csv (header row) or F.ndjson (one JSON object per line).
+        #[arg(long)]
+        file: PathBuf,
+        /// Client certificate of the submitting system (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CA certificate [default: ca.crt one directory above the certificate's].
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[arg(long, default_value = cadrex::import::DEFAULT_SERVER)]
+        server: String,
+        /// Name the server certificate must carry.
+        #[arg(long, default_value = cadrex::import::DEFAULT_SERVER_NAME)]
+        server_name: String,
+        /// Rows per call (at most 1000).
+        #[arg(long, default_value_t = cadrex::import::DEFAULT_BATCH,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+        batch: usize,
+        /// Rejected rows [default: F.rejected.csv beside the input].
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +221,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Log { command } => cadrex::cli::log(command_parts(command)).await,
+        Command::Import {
+            kind,
+            file,
+            cert,
+            key,
+            ca,
+            server,
+            server_name,
+            batch,
+            report,
+        } => {
+            let report = report.unwrap_or_else(|| cadrex::import::default_report(&file));
+            let args = cadrex::import::ImportArgs {
+                kind,
+                ca: ca.unwrap_or_else(|| cadrex::import::default_ca(&cert)),
+                file,
+                cert,
+                key,
+                server,
+                server_name,
+                batch_size: batch,
+                report: Some(report.clone()),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let summary = cadrex::import::run(args).await?;
+            println!("{summary}");
+            if summary.rejected > 0 {
+                println!("rejected rows: {}", report.display());
+                // Distinct from 1 (the import failed) so scripts can tell them apart.
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

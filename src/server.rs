@@ -14,9 +14,11 @@ use crate::config::Config;
 use crate::grpc::AppState;
 use crate::grpc::access_log_service::AccessLogApi;
 use crate::grpc::cadres::CadreApi;
+use crate::grpc::records::RecordApi;
 use crate::grpc::system::SystemApi;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
+use crate::proto::record_service_server::RecordServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
 use crate::{pki, proto, store};
@@ -65,6 +67,8 @@ pub async fn run(
     let store = store::connect(&config.store).await?;
     let authz = Authorizer::load(config.policy_dir.as_deref())?;
     let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
+    let informant = crate::informant::KeyRing::load(&config.informant_key_path())?;
+    let epoch = store.epoch().await?;
     let (log, log_tasks) = AccessLog::start(
         store.clone(),
         signer.clone(),
@@ -78,6 +82,8 @@ pub async fn run(
         log,
         signer,
         tls: tls.clone(),
+        informant,
+        epoch,
         verified: Mutex::new(None),
     });
 
@@ -87,6 +93,7 @@ pub async fn run(
     health
         .set_serving::<AccessLogServiceServer<AccessLogApi>>()
         .await;
+    health.set_serving::<RecordServiceServer<RecordApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -109,6 +116,9 @@ pub async fn run(
     let cadres = CadreServiceServer::new(CadreApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let records = RecordServiceServer::new(RecordApi::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
     let system =
         SystemServiceServer::new(SystemApi::new(state.clone())).max_decoding_message_size(max);
     let access = AccessLogServiceServer::new(AccessLogApi::new(state.clone()))
@@ -128,6 +138,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(system, auth.clone()))
         .add_service(InterceptedService::new(cadres, auth.clone()))
+        .add_service(InterceptedService::new(records, auth.clone()))
         .add_service(InterceptedService::new(access, auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

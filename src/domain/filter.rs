@@ -1,11 +1,22 @@
-//! A small AIP-160 subset for list filters: `field = "value"` terms joined by `AND`.
+//! A small AIP-160 subset for list filters: `field OP "value"` terms (OP one of = > >= < <=) joined by `AND`.
 
 use crate::error::{Error, Result};
 
-/// One `field = "value"` term.
+/// Comparison of a term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// One `field OP "value"` term.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Term {
     pub field: String,
+    pub op: Op,
     pub value: String,
 }
 
@@ -27,10 +38,25 @@ pub fn parse(input: &str) -> Result<Vec<Term>> {
         }
         let field = rest[..field_len].to_string();
         rest = rest[field_len..].trim_start();
-        rest = rest
-            .strip_prefix('=')
-            .ok_or_else(|| bad("expected `=` after the field name"))?
-            .trim_start();
+        let op = if let Some(r) = rest.strip_prefix(">=") {
+            rest = r;
+            Op::Ge
+        } else if let Some(r) = rest.strip_prefix("<=") {
+            rest = r;
+            Op::Le
+        } else if let Some(r) = rest.strip_prefix('>') {
+            rest = r;
+            Op::Gt
+        } else if let Some(r) = rest.strip_prefix('<') {
+            rest = r;
+            Op::Lt
+        } else if let Some(r) = rest.strip_prefix('=') {
+            rest = r;
+            Op::Eq
+        } else {
+            return Err(bad("expected =, >, >=, < or <= after the field name"));
+        };
+        rest = rest.trim_start();
         let mut chars = rest.char_indices();
         if !matches!(chars.next(), Some((_, '"'))) {
             return Err(bad("values must be double-quoted"));
@@ -53,7 +79,7 @@ pub fn parse(input: &str) -> Result<Vec<Term>> {
             }
         }
         let end = end.ok_or_else(|| bad("unterminated string"))?;
-        terms.push(Term { field, value });
+        terms.push(Term { field, op, value });
         rest = rest[end + 1..].trim_start();
         if rest.is_empty() {
             return Ok(terms);
@@ -79,5 +105,7 @@ mod tests {
         assert!(parse(r#"a = "b" OR c = "d""#).is_err());
         assert!(parse(r#"a = "b"#).is_err());
         assert!(parse("").unwrap().is_empty());
+        let t = parse(r#"update_time >= "2026-01-01T00:00:00Z""#).unwrap();
+        assert_eq!(t[0].op, Op::Ge);
     }
 }

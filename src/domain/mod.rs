@@ -5,6 +5,7 @@ pub mod chain;
 pub mod division;
 pub mod filter;
 pub mod ids;
+pub mod records;
 
 /// Parses an ISO date `YYYY-MM-DD` (the only date form on the wire).
 pub fn parse_date(s: &str) -> Option<time::Date> {

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::{
-    AppState, Call, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES, M_LOOKUP_CADRE, M_UPDATE_CADRE,
-    page_size, page_token, timestamp,
+    AppState, Call, M_BATCH_CREATE_CADRES, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES,
+    M_LOOKUP_CADRE, M_UPDATE_CADRE, item_error, page_size, page_token, replay, request_digest,
+    timestamp, validate_request_id,
 };
 use crate::authz::{Action, Resource};
 use crate::domain::{cadre, division, filter, ids};
@@ -122,16 +122,6 @@ fn missing(p: &Principal, name: &str) -> Error {
     }
 }
 
-fn validate_request_id(id: &str) -> Result<()> {
-    if id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "request_id",
-            "at most 128 printable characters",
-        ));
-    }
-    Ok(())
-}
-
 impl CadreApi {
     /// Picks the caller's view of `c`, or CADRE_NOT_ACCESSIBLE when it may not
     /// read it at all (including when it is outside the jurisdiction).
@@ -169,32 +159,182 @@ impl CadreApi {
         Ok((row, view))
     }
 
-    /// The stored response for a repeated request id, if any.
-    async fn replay(
+    async fn batch_create(
         &self,
-        call: &Call,
-        request_id: &str,
-        request_sha: &str,
-    ) -> Result<Option<proto::Cadre>> {
-        if request_id.is_empty() {
-            return Ok(None);
-        }
-        let Some(stored) = self
-            .state
-            .store
-            .lookup_request(&call.principal.uri, request_id)
-            .await?
-        else {
-            return Ok(None);
+        call: &mut Call,
+        req: proto::BatchCreateCadresRequest,
+    ) -> Result<proto::BatchCreateCadresResponse> {
+        let authz = &self.state.authz;
+        let own = Resource::Cadre {
+            id: "-".into(),
+            division: call.principal.division.clone(),
         };
-        if stored.method != call.method || stored.request_sha256 != request_sha {
-            return Err(Error::Aborted {
-                reason: "REQUEST_ID_REUSED",
-                message: "request_id was already used for a different request".into(),
-            });
+        call.require(authz, Action::CreateCadre, &own, || {
+            Error::denied(
+                "ACTION_NOT_PERMITTED",
+                "only organization systems register cadres",
+            )
+        })?;
+        if req.requests.is_empty() || req.requests.len() > 1000 {
+            return Err(Error::invalid("requests", "between 1 and 1000 cadres"));
         }
-        let cadre = proto::Cadre::decode(stored.response.as_slice()).map_err(Error::internal)?;
-        Ok(Some(cadre))
+        validate_request_id(&req.request_id, "request_id")?;
+        let request_sha = request_digest(&req);
+        if !req.request_id.is_empty() {
+            call.request_id = req.request_id.clone();
+        }
+        if let Some(previous) = replay::<proto::BatchCreateCadresResponse>(
+            &self.state,
+            call,
+            &req.request_id,
+            &request_sha,
+        )
+        .await?
+        {
+            call.resources = previous
+                .results
+                .iter()
+                .filter_map(|r| r.cadre.as_ref().map(|c| c.name.clone()))
+                .collect();
+            return Ok(previous);
+        }
+        enum Item {
+            Failed(Error),
+            Existing(CadreRow),
+            New(CadreRow),
+        }
+        let mut items = Vec::with_capacity(req.requests.len());
+        let mut numbers = std::collections::HashSet::new();
+        let now = now_us();
+        for (i, r) in req.requests.iter().enumerate() {
+            let prefix = format!("requests[{i}].cadre");
+            let Some(input) = &r.cadre else {
+                items.push(Item::Failed(Error::invalid(prefix, "required")));
+                continue;
+            };
+            let violations = cadre::validate(input, &prefix);
+            if !violations.is_empty() {
+                items.push(Item::Failed(Error::InvalidArgument { violations }));
+                continue;
+            }
+            let number = input.id_number.to_ascii_uppercase();
+            if !numbers.insert(number.clone()) {
+                items.push(Item::Failed(Error::invalid(
+                    format!("{prefix}.id_number"),
+                    "appears twice in this batch",
+                )));
+                continue;
+            }
+            let target = Resource::Cadre {
+                id: "-".into(),
+                division: input.managing_division.clone(),
+            };
+            if !call.authorize(authz, Action::CreateCadre, &target).allowed {
+                items.push(Item::Failed(Error::denied(
+                    "JURISDICTION",
+                    "the managing division is outside the caller's jurisdiction",
+                )));
+                continue;
+            }
+            match self.state.store.get_cadre_by_id_number(&number).await? {
+                Some(existing)
+                    if division::covers(&call.principal.division, &existing.managing_division) =>
+                {
+                    items.push(Item::Existing(existing))
+                }
+                Some(_) => items.push(Item::Failed(Error::CadreNotAccessible)),
+                None => items.push(Item::New(CadreRow {
+                    id: uuid::Uuid::now_v7().simple().to_string(),
+                    birth_date: ids::birth_date_of(&number).unwrap_or_default(),
+                    id_number: number,
+                    display_name: input.display_name.trim().to_string(),
+                    gender: input.gender,
+                    managing_division: input.managing_division.clone(),
+                    posts: posts_from_proto(&input.posts),
+                    revision: 1,
+                    create_time_us: now,
+                    update_time_us: now,
+                })),
+            }
+        }
+        let new_rows: Vec<CadreRow> = items
+            .iter()
+            .filter_map(|i| {
+                if let Item::New(r) = i {
+                    Some(r.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let assemble = |outcomes: &[Result<()>]| -> proto::BatchCreateCadresResponse {
+            let mut stored = outcomes.iter();
+            let results = items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    let index = index as i32;
+                    let (cadre, created, error) = match item {
+                        Item::Failed(e) => (None, false, Some(item_error(e))),
+                        Item::Existing(row) => (Some(to_proto(row, View::Full)), false, None),
+                        Item::New(row) => match stored.next() {
+                            Some(Ok(())) => (Some(to_proto(row, View::Full)), true, None),
+                            Some(Err(e)) => (None, false, Some(item_error(e))),
+                            None => (
+                                None,
+                                false,
+                                Some(item_error(&Error::internal(anyhow::anyhow!(
+                                    "missing outcome"
+                                )))),
+                            ),
+                        },
+                    };
+                    proto::BatchCreateCadreResult {
+                        index,
+                        cadre,
+                        created,
+                        error,
+                    }
+                })
+                .collect();
+            proto::BatchCreateCadresResponse { results }
+        };
+        call.decision = Some(true);
+        if new_rows.is_empty() {
+            let response = assemble(&[]);
+            call.resources = response
+                .results
+                .iter()
+                .filter_map(|r| r.cadre.as_ref().map(|c| c.name.clone()))
+                .collect();
+            return Ok(response);
+        }
+        let base = call.entry(0, String::new());
+        let (system, method, request_id) = (
+            call.principal.uri.clone(),
+            call.method.to_string(),
+            req.request_id.clone(),
+        );
+        let finish = |outcomes: &[Result<()>]| {
+            let response = assemble(outcomes);
+            let mut log = base.clone();
+            log.resources = response
+                .results
+                .iter()
+                .filter_map(|r| r.cadre.as_ref().map(|c| c.name.clone()))
+                .collect();
+            let idempotency = (!request_id.is_empty()).then(|| Idempotency {
+                system: system.clone(),
+                request_id: request_id.clone(),
+                method: method.clone(),
+                request_sha256: request_sha.clone(),
+                response: response.encode_to_vec(),
+            });
+            (log, idempotency)
+        };
+        let outcomes = self.state.store.create_cadres(new_rows, &finish).await?;
+        call.logged = true;
+        Ok(assemble(&outcomes))
     }
 
     async fn create(
@@ -213,12 +353,14 @@ impl CadreApi {
                 "only organization systems register cadres",
             )
         })?;
-        validate_request_id(&req.request_id)?;
-        let request_sha = hex::encode(Sha256::digest(req.encode_to_vec()));
+        validate_request_id(&req.request_id, "request_id")?;
+        let request_sha = request_digest(&req);
         if !req.request_id.is_empty() {
             call.request_id = req.request_id.clone();
         }
-        if let Some(previous) = self.replay(call, &req.request_id, &request_sha).await? {
+        if let Some(previous) =
+            replay::<proto::Cadre>(&self.state, call, &req.request_id, &request_sha).await?
+        {
             call.resources.push(previous.name.clone());
             return Ok(previous);
         }
@@ -432,6 +574,9 @@ impl CadreApi {
             ..Default::default()
         };
         for term in filter::parse(&req.filter)? {
+            if term.op != filter::Op::Eq {
+                return Err(Error::invalid("filter", "cadre filters compare with ="));
+            }
             let (value, prefix) = match term.value.strip_suffix('*') {
                 Some(v) => (v.to_string(), true),
                 None => (term.value.clone(), false),
@@ -480,6 +625,15 @@ impl CadreApi {
 
 #[tonic::async_trait]
 impl CadreService for CadreApi {
+    async fn batch_create_cadres(
+        &self,
+        request: Request<proto::BatchCreateCadresRequest>,
+    ) -> Result<Response<proto::BatchCreateCadresResponse>, Status> {
+        let mut call = Call::start(&request, M_BATCH_CREATE_CADRES)?;
+        let result = self.batch_create(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
     async fn create_cadre(
         &self,
         request: Request<proto::CreateCadreRequest>,

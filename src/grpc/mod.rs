@@ -16,6 +16,7 @@ use crate::tls::TlsState;
 
 pub mod access_log_service;
 pub mod cadres;
+pub mod records;
 pub mod system;
 
 /// Everything a handler needs, shared by all services.
@@ -26,6 +27,10 @@ pub struct AppState {
     pub log: AccessLog,
     pub signer: Arc<LogSigner>,
     pub tls: Arc<TlsState>,
+    /// Informant keys (检举人信息 is sealed under the first).
+    pub informant: crate::informant::KeyRing,
+    /// The store's epoch, carried in every cursor.
+    pub epoch: String,
     /// Newest checkpoint `VerifyAccessLog` confirmed, where the next run starts.
     pub verified: Mutex<Option<(i64, String)>>,
 }
@@ -35,6 +40,7 @@ pub struct AppState {
 pub enum Target {
     Exchange,
     Cadre,
+    Record,
     AccessLog,
 }
 
@@ -52,6 +58,12 @@ pub const M_GET_CADRE: &str = "/cadrex.v1.CadreService/GetCadre";
 pub const M_UPDATE_CADRE: &str = "/cadrex.v1.CadreService/UpdateCadre";
 pub const M_LIST_CADRES: &str = "/cadrex.v1.CadreService/ListCadres";
 pub const M_LOOKUP_CADRE: &str = "/cadrex.v1.CadreService/LookupCadre";
+pub const M_BATCH_CREATE_CADRES: &str = "/cadrex.v1.CadreService/BatchCreateCadres";
+pub const M_SUBMIT_RECORD: &str = "/cadrex.v1.RecordService/SubmitRecord";
+pub const M_BATCH_SUBMIT_RECORDS: &str = "/cadrex.v1.RecordService/BatchSubmitRecords";
+pub const M_GET_RECORD: &str = "/cadrex.v1.RecordService/GetRecord";
+pub const M_LIST_RECORDS: &str = "/cadrex.v1.RecordService/ListRecords";
+pub const M_RETRACT_RECORD: &str = "/cadrex.v1.RecordService/RetractRecord";
 pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
 pub const M_GET_CHECKPOINT: &str = "/cadrex.v1.AccessLogService/GetCheckpoint";
 pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessLog";
@@ -94,6 +106,36 @@ pub const METHODS: &[MethodSpec] = &[
         target: Target::Cadre,
     },
     MethodSpec {
+        path: M_BATCH_CREATE_CADRES,
+        action: Action::CreateCadre,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_SUBMIT_RECORD,
+        action: Action::SubmitRecord,
+        target: Target::Record,
+    },
+    MethodSpec {
+        path: M_BATCH_SUBMIT_RECORDS,
+        action: Action::SubmitRecord,
+        target: Target::Record,
+    },
+    MethodSpec {
+        path: M_GET_RECORD,
+        action: Action::GetRecord,
+        target: Target::Record,
+    },
+    MethodSpec {
+        path: M_LIST_RECORDS,
+        action: Action::ListRecords,
+        target: Target::Record,
+    },
+    MethodSpec {
+        path: M_RETRACT_RECORD,
+        action: Action::RetractRecord,
+        target: Target::Record,
+    },
+    MethodSpec {
         path: M_LIST_ACCESS_EVENTS,
         action: Action::ListAccessEvents,
         target: Target::AccessLog,
@@ -120,7 +162,7 @@ pub struct Call {
     pub request_id: String,
     pub resources: Vec<String>,
     pub purpose: String,
-    decision: Option<bool>,
+    pub(crate) decision: Option<bool>,
     policy_ids: Vec<String>,
     /// Set by a write whose row went into its own transaction.
     pub logged: bool,
@@ -310,5 +352,88 @@ pub fn page_size(requested: i32, default: i64, max: i64) -> Result<i64> {
         n if n < 0 => Err(Error::invalid("page_size", "must not be negative")),
         0 => Ok(default),
         n => Ok(i64::from(n).min(max)),
+    }
+}
+
+/// A batch item's failure, carrying what its own status would have carried.
+pub fn item_error(e: &Error) -> crate::proto::ItemError {
+    e.log_fault();
+    let field_violations = match e {
+        Error::InvalidArgument { violations } => violations
+            .iter()
+            .map(|v| crate::proto::FieldViolation {
+                field: v.field.clone(),
+                description: v.description.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    crate::proto::ItemError {
+        code: e.code() as i32,
+        reason: e.reason().to_string(),
+        message: e.public_message(),
+        field_violations,
+    }
+}
+
+/// Hex SHA-256 of a request message, to tell a replay from a reused request id.
+pub fn request_digest<M: Message>(m: &M) -> String {
+    access_log::digest(&m.encode_to_vec())
+}
+
+/// Checks an AIP-155 request id: at most 128 printable characters.
+pub fn validate_request_id(id: &str, field: &str) -> Result<()> {
+    if id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "at most 128 printable characters"));
+    }
+    Ok(())
+}
+
+/// The stored response of an earlier call with the same request id, or
+/// ABORTED REQUEST_ID_REUSED when that id named a different request.
+pub async fn replay<R: Message + Default>(
+    state: &AppState,
+    call: &Call,
+    request_id: &str,
+    request_sha: &str,
+) -> Result<Option<R>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let Some(stored) = state
+        .store
+        .lookup_request(&call.principal.uri, request_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if stored.method != call.method || stored.request_sha256 != request_sha {
+        return Err(Error::Aborted {
+            reason: "REQUEST_ID_REUSED",
+            message: "request_id was already used for a different request".into(),
+        });
+    }
+    Ok(Some(
+        R::decode(stored.response.as_slice()).map_err(Error::internal)?,
+    ))
+}
+
+/// Opaque change-feed cursors: the store's epoch and a change seq, so a cursor
+/// from another database (or from before a restore) is recognised as such.
+pub mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    pub fn encode(epoch: &str, seq: i64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("c1:{epoch}:{seq}"))
+    }
+
+    /// (epoch, seq), or `None` when the text is not a cursor.
+    pub fn decode(cursor: &str) -> Option<(String, i64)> {
+        let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let s = String::from_utf8(raw).ok()?;
+        let rest = s.strip_prefix("c1:")?;
+        let (epoch, seq) = rest.rsplit_once(':')?;
+        Some((epoch.to_string(), seq.parse().ok()?))
     }
 }

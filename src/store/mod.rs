@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::chain::{LogEntry, LogRow};
 use crate::error::Result;
+use crate::informant::Sealed;
 
 mod postgres;
 mod sqlite;
@@ -113,6 +114,92 @@ pub struct CheckpointRow {
     pub signature: Vec<u8>,
 }
 
+/// A record as stored. `division` is the cadre's current managing division,
+/// joined on read (records follow their cadre when it moves).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordRow {
+    pub id: String,
+    pub cadre_id: String,
+    pub kind: String,
+    pub owner_system: String,
+    pub owner_agency: String,
+    pub owner_division: String,
+    pub source_record_id: String,
+    pub source_version: i64,
+    pub revision: i64,
+    pub event_date: String,
+    pub classification: String,
+    /// `ACTIVE` or `RETRACTED`.
+    pub state: String,
+    pub retraction_reason: String,
+    /// The encoded `Record` with only its payload set, informant removed.
+    pub payload: Vec<u8>,
+    pub payload_sha256: String,
+    pub informant: Option<Sealed>,
+    pub transfer_agency: String,
+    pub transfer_division: String,
+    pub submitting_system: String,
+    pub update_time_us: i64,
+    pub division: String,
+}
+
+/// What a submission did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// A new record or a newer version was stored (new revision).
+    Written(RecordRow),
+    /// The same version with the same content: the stored record, unchanged.
+    Unchanged(RecordRow),
+    /// An older version: nothing changed; the current record.
+    Stale(RecordRow),
+}
+
+impl SubmitOutcome {
+    pub fn row(&self) -> &RecordRow {
+        match self {
+            SubmitOutcome::Written(r) | SubmitOutcome::Unchanged(r) | SubmitOutcome::Stale(r) => r,
+        }
+    }
+}
+
+/// Builds, from the outcome of every item, the batch's access-log row and its
+/// stored response for the request id; called inside the transaction.
+pub type FinishBatch<'a> =
+    &'a (dyn Fn(&[Result<SubmitOutcome>]) -> (LogEntry, Option<Idempotency>) + Send + Sync);
+
+/// The same for a batch of cadres.
+pub type FinishCadres<'a> =
+    &'a (dyn Fn(&[Result<()>]) -> (LogEntry, Option<Idempotency>) + Send + Sync);
+
+/// Which records a list returns.
+#[derive(Clone, Debug, Default)]
+pub struct RecordQuery {
+    /// One cadre, or every cadre in the jurisdiction.
+    pub cadre_id: Option<String>,
+    pub jurisdiction_prefix: String,
+    /// Kinds to include; empty means none.
+    pub kinds: Vec<String>,
+    pub state: Option<String>,
+    pub updated_from_us: Option<i64>,
+    pub updated_before_us: Option<i64>,
+    /// Snapshot: only revisions at or below this change seq.
+    pub max_revision: i64,
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+/// One outbox row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub op: String,
+    pub resource: String,
+    pub kind: String,
+    pub revision: i64,
+    pub division: String,
+    pub commit_time_us: i64,
+}
+
 /// Persistence for the exchange. Lookups return `Ok(None)` for a missing row;
 /// mutations of a missing row return `Error::NotFound`. Writes that succeed
 /// append their access-log row and outbox row in the same transaction.
@@ -139,6 +226,14 @@ pub trait Store: Send + Sync {
         expected_revision: i64,
         meta: WriteMeta,
     ) -> Result<()>;
+
+    /// Inserts cadres in one transaction, each under its own savepoint; an item
+    /// whose id number is already registered fails with `AlreadyExists` alone.
+    async fn create_cadres(
+        &self,
+        items: Vec<CadreRow>,
+        finish: FinishCadres<'_>,
+    ) -> Result<Vec<Result<()>>>;
 
     async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>>;
 
@@ -168,6 +263,47 @@ pub trait Store: Send + Sync {
     async fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
 
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
+
+    /// Submits records in one transaction, each item under its own savepoint so
+    /// that good items are stored even when others fail. Per item: a new record
+    /// or newer version is `Written` with a new revision (the change seq); the
+    /// same version with the same content is `Unchanged`; an older version is
+    /// `Stale`; the same version with other content is `Aborted`
+    /// (VERSION_CONFLICT). `finish` makes the batch's log row and idempotency
+    /// record from the outcomes; both are written in the same transaction.
+    async fn submit_records(
+        &self,
+        items: Vec<RecordRow>,
+        finish: FinishBatch<'_>,
+    ) -> Result<Vec<Result<SubmitOutcome>>>;
+
+    /// Retracts a record at `expected_revision` (new revision, RETRACT change).
+    async fn retract_record(
+        &self,
+        id: &str,
+        expected_revision: i64,
+        reason: &str,
+        submitting_system: &str,
+        log: LogEntry,
+    ) -> Result<RecordRow>;
+
+    async fn get_record(&self, id: &str) -> Result<Option<RecordRow>>;
+
+    /// The record a system knows by its own source id.
+    async fn find_record(
+        &self,
+        owner_system: &str,
+        source_record_id: &str,
+    ) -> Result<Option<RecordRow>>;
+
+    /// Records matching `query`, ordered by id.
+    async fn list_records(&self, query: &RecordQuery) -> Result<Vec<RecordRow>>;
+
+    /// The newest change seq (0 when none).
+    async fn change_head(&self) -> Result<i64>;
+
+    /// Outbox rows with seq > `after`, in seq order.
+    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
 
     /// Closes the pool.
     async fn close(&self);

@@ -1,4 +1,4 @@
-//! PostgreSQL backend for shared deployments: several servers on one database, row locks keep the chain and outbox linear.
+//! PostgreSQL backend for shared deployments: several servers on one database; row locks keep the chain and the outbox linear.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -7,9 +7,13 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
-use super::{CadreQuery, CadreRow, CheckpointRow, Idempotency, LogQuery, Store, WriteMeta, now_us};
+use super::{
+    CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres, Idempotency,
+    LogQuery, RecordQuery, RecordRow, Store, SubmitOutcome, WriteMeta, now_us,
+};
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
+use crate::informant::Sealed;
 
 /// Store on a PostgreSQL database, shared by any number of server processes.
 pub struct PostgresStore {
@@ -141,15 +145,27 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
     Ok(rows.iter().map(|r| r.seq).collect())
 }
 
-/// Writes the outbox row, the idempotency record and the access-log row of a
-/// successful write, in the lock order outbox counter → chain head.
-async fn finish_write(tx: &mut PgConnection, meta: &WriteMeta) -> Result<()> {
-    let seq: i64 =
-        sqlx::query("UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+/// Takes the outbox counter, the first lock of every write transaction (then the
+/// chain head), and returns its value. Holding it until commit is what makes
+/// commit order equal seq order.
+async fn lock_counter(tx: &mut PgConnection) -> Result<i64> {
+    Ok(
+        sqlx::query("SELECT seq FROM change_counter WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *tx)
             .await?
-            .try_get("seq")?;
-    let c = &meta.change;
+            .try_get("seq")?,
+    )
+}
+
+async fn set_counter(tx: &mut PgConnection, seq: i64) -> Result<()> {
+    sqlx::query("UPDATE change_counter SET seq = $1 WHERE id = 1")
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_change(tx: &mut PgConnection, seq: i64, c: &super::Change) -> Result<()> {
     sqlx::query(
         "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -163,29 +179,278 @@ async fn finish_write(tx: &mut PgConnection, meta: &WriteMeta) -> Result<()> {
     .bind(now_us())
     .execute(&mut *tx)
     .await?;
-    if let Some(i) = &meta.idempotency {
-        let r = sqlx::query(
-            "INSERT INTO request_ids (system, request_id, method, request_sha256, response, create_time_us) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&i.system)
-        .bind(&i.request_id)
-        .bind(&i.method)
-        .bind(&i.request_sha256)
-        .bind(&i.response)
-        .bind(now_us())
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = r {
-            return Err(if is_unique_violation(&e) {
-                Error::AlreadyExists(format!("request {}", i.request_id))
-            } else {
-                e.into()
-            });
+    Ok(())
+}
+
+async fn insert_idempotency(tx: &mut PgConnection, i: &Idempotency) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO request_ids (system, request_id, method, request_sha256, response, create_time_us) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&i.system)
+    .bind(&i.request_id)
+    .bind(&i.method)
+    .bind(&i.request_sha256)
+    .bind(&i.response)
+    .bind(now_us())
+    .execute(&mut *tx)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => {
+            Err(Error::AlreadyExists(format!("request {}", i.request_id)))
         }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the outbox row, the idempotency record and the access-log row of a
+/// successful write; the counter was locked when the transaction began.
+async fn finish_write(tx: &mut PgConnection, counter: i64, meta: &WriteMeta) -> Result<()> {
+    let seq = counter + 1;
+    insert_change(tx, seq, &meta.change).await?;
+    set_counter(tx, seq).await?;
+    if let Some(i) = &meta.idempotency {
+        insert_idempotency(tx, i).await?;
     }
     append_in_tx(tx, std::slice::from_ref(&meta.log)).await?;
     Ok(())
+}
+
+/// Inserts a cadre; `AlreadyExists` when its id number is registered.
+async fn insert_cadre(tx: &mut PgConnection, c: &CadreRow) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO cadres (id, id_number, display_name, gender, birth_date, managing_division, posts, \
+         revision, create_time_us, update_time_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&c.id)
+    .bind(&c.id_number)
+    .bind(&c.display_name)
+    .bind(c.gender)
+    .bind(&c.birth_date)
+    .bind(&c.managing_division)
+    .bind(serde_json::to_string(&c.posts).map_err(Error::internal)?)
+    .bind(c.revision)
+    .bind(c.create_time_us)
+    .bind(c.update_time_us)
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = r {
+        return Err(if is_unique_violation(&e) {
+            Error::AlreadyExists("cadre with this id number".into())
+        } else {
+            e.into()
+        });
+    }
+    Ok(())
+}
+
+const RECORD_SELECT: &str =
+    "SELECT r.*, c.managing_division AS division FROM records r JOIN cadres c ON c.id = r.cadre_id";
+
+fn record_from_row(r: &PgRow) -> Result<RecordRow> {
+    let key_id: Option<String> = r.try_get("informant_key_id")?;
+    let informant = match key_id {
+        Some(key_id) => Some(Sealed {
+            key_id,
+            nonce: r
+                .try_get::<Option<Vec<u8>>, _>("informant_nonce")?
+                .unwrap_or_default(),
+            data: r
+                .try_get::<Option<Vec<u8>>, _>("informant_data")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(RecordRow {
+        id: r.try_get("id")?,
+        cadre_id: r.try_get("cadre_id")?,
+        kind: r.try_get("kind")?,
+        owner_system: r.try_get("owner_system")?,
+        owner_agency: r.try_get("owner_agency")?,
+        owner_division: r.try_get("owner_division")?,
+        source_record_id: r.try_get("source_record_id")?,
+        source_version: r.try_get("source_version")?,
+        revision: r.try_get("revision")?,
+        event_date: r.try_get("event_date")?,
+        classification: r.try_get("classification")?,
+        state: r.try_get("state")?,
+        retraction_reason: r.try_get("retraction_reason")?,
+        payload: r.try_get("payload")?,
+        payload_sha256: r.try_get("payload_sha256")?,
+        informant,
+        transfer_agency: r.try_get("transfer_agency")?,
+        transfer_division: r.try_get("transfer_division")?,
+        submitting_system: r.try_get("submitting_system")?,
+        update_time_us: r.try_get("update_time_us")?,
+        division: r.try_get("division")?,
+    })
+}
+
+fn record_name(r: &RecordRow) -> String {
+    format!("cadres/{}/records/{}", r.cadre_id, r.id)
+}
+
+fn version_conflict() -> Error {
+    Error::Aborted {
+        reason: "VERSION_CONFLICT",
+        message: "this source version was already submitted with different content".into(),
+    }
+}
+
+fn concurrent() -> Error {
+    Error::Aborted {
+        reason: "CONCURRENT_MODIFICATION",
+        message: "the record was written concurrently; retry".into(),
+    }
+}
+
+/// Failures that belong to one item of a batch, not to the whole transaction.
+fn is_item_error(e: &Error) -> bool {
+    matches!(e, Error::Aborted { .. } | Error::InvalidArgument { .. })
+}
+
+/// Submits one record inside the batch transaction; `seq` is the last seq used.
+async fn submit_one(
+    tx: &mut PgConnection,
+    item: RecordRow,
+    seq: &mut i64,
+) -> Result<SubmitOutcome> {
+    let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{RECORD_SELECT} WHERE r.owner_system = $1 AND r.source_record_id = $2"
+    )))
+    .bind(&item.owner_system)
+    .bind(&item.source_record_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(record_from_row)
+    .transpose()?;
+    if let Some(e) = &existing {
+        if e.cadre_id != item.cadre_id {
+            return Err(Error::invalid(
+                "record.cadre",
+                "a source record cannot move to another cadre",
+            ));
+        }
+        if item.source_version < e.source_version {
+            let prior: Option<String> = sqlx::query(
+                "SELECT payload_sha256 FROM record_versions \
+                 WHERE owner_system = $1 AND source_record_id = $2 AND source_version = $3",
+            )
+            .bind(&item.owner_system)
+            .bind(&item.source_record_id)
+            .bind(item.source_version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("payload_sha256"))
+            .transpose()?;
+            if prior.is_some_and(|p| p != item.payload_sha256) {
+                return Err(version_conflict());
+            }
+            return Ok(SubmitOutcome::Stale(e.clone()));
+        }
+        if item.source_version == e.source_version {
+            return if e.payload_sha256 == item.payload_sha256 {
+                Ok(SubmitOutcome::Unchanged(e.clone()))
+            } else {
+                Err(version_conflict())
+            };
+        }
+    }
+    let r = sqlx::query(
+        "INSERT INTO record_versions (owner_system, source_record_id, source_version, payload_sha256) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&item.owner_system)
+    .bind(&item.source_record_id)
+    .bind(item.source_version)
+    .bind(&item.payload_sha256)
+    .execute(&mut *tx)
+    .await;
+    match r {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(concurrent()),
+        Err(e) => return Err(e.into()),
+    }
+    *seq += 1;
+    let mut row = item;
+    row.revision = *seq;
+    row.state = "ACTIVE".into();
+    row.retraction_reason = String::new();
+    row.update_time_us = now_us();
+    let (key_id, nonce, data) = match &row.informant {
+        Some(s) => (
+            Some(s.key_id.clone()),
+            Some(s.nonce.clone()),
+            Some(s.data.clone()),
+        ),
+        None => (None, None, None),
+    };
+    let sql = if let Some(e) = &existing {
+        row.id = e.id.clone();
+        "UPDATE records SET source_version = $3, revision = $4, event_date = $5, classification = $6, \
+         state = $7, retraction_reason = $8, payload = $9, payload_sha256 = $10, informant_key_id = $11, \
+         informant_nonce = $12, informant_data = $13, transfer_agency = $14, transfer_division = $15, \
+         submitting_system = $16, update_time_us = $17 \
+         WHERE id = $1 AND cadre_id = $2 AND kind = $18 AND owner_system = $19 AND owner_agency = $20 \
+         AND owner_division = $21 AND source_record_id = $22"
+    } else {
+        "INSERT INTO records (id, cadre_id, source_version, revision, event_date, classification, state, \
+         retraction_reason, payload, payload_sha256, informant_key_id, informant_nonce, informant_data, \
+         transfer_agency, transfer_division, submitting_system, update_time_us, kind, owner_system, \
+         owner_agency, owner_division, source_record_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+    };
+    let written = sqlx::query(sql)
+        .bind(&row.id)
+        .bind(&row.cadre_id)
+        .bind(row.source_version)
+        .bind(row.revision)
+        .bind(&row.event_date)
+        .bind(&row.classification)
+        .bind(&row.state)
+        .bind(&row.retraction_reason)
+        .bind(&row.payload)
+        .bind(&row.payload_sha256)
+        .bind(key_id)
+        .bind(nonce)
+        .bind(data)
+        .bind(&row.transfer_agency)
+        .bind(&row.transfer_division)
+        .bind(&row.submitting_system)
+        .bind(row.update_time_us)
+        .bind(&row.kind)
+        .bind(&row.owner_system)
+        .bind(&row.owner_agency)
+        .bind(&row.owner_division)
+        .bind(&row.source_record_id)
+        .execute(&mut *tx)
+        .await;
+    match written {
+        Ok(w) if w.rows_affected() == 1 => {}
+        Ok(_) => {
+            return Err(Error::invalid(
+                "record.payload",
+                "a source record cannot change its kind",
+            ));
+        }
+        Err(e) if is_unique_violation(&e) => return Err(concurrent()),
+        Err(e) => return Err(e.into()),
+    }
+    insert_change(
+        tx,
+        *seq,
+        &super::Change {
+            op: "UPSERT",
+            resource: record_name(&row),
+            kind: row.kind.clone(),
+            revision: row.revision,
+            division: row.division.clone(),
+        },
+    )
+    .await?;
+    Ok(SubmitOutcome::Written(row))
 }
 
 #[async_trait]
@@ -224,30 +489,9 @@ impl Store for PostgresStore {
 
     async fn create_cadre(&self, c: &CadreRow, meta: WriteMeta) -> Result<()> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query(
-            "INSERT INTO cadres (id, id_number, display_name, gender, birth_date, managing_division, posts, \
-             revision, create_time_us, update_time_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&c.id)
-        .bind(&c.id_number)
-        .bind(&c.display_name)
-        .bind(c.gender)
-        .bind(&c.birth_date)
-        .bind(&c.managing_division)
-        .bind(serde_json::to_string(&c.posts).map_err(Error::internal)?)
-        .bind(c.revision)
-        .bind(c.create_time_us)
-        .bind(c.update_time_us)
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = r {
-            return Err(if is_unique_violation(&e) {
-                Error::AlreadyExists("cadre with this id number".into())
-            } else {
-                e.into()
-            });
-        }
-        finish_write(&mut tx, &meta).await?;
+        let counter = lock_counter(&mut tx).await?;
+        insert_cadre(&mut tx, c).await?;
+        finish_write(&mut tx, counter, &meta).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -259,6 +503,7 @@ impl Store for PostgresStore {
         meta: WriteMeta,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
+        let counter = lock_counter(&mut tx).await?;
         let r = sqlx::query(
             "UPDATE cadres SET display_name = $1, gender = $2, birth_date = $3, managing_division = $4, \
              posts = $5, revision = $6, update_time_us = $7 WHERE id = $8 AND revision = $9",
@@ -289,7 +534,7 @@ impl Store for PostgresStore {
                 Error::NotFound(format!("cadres/{}", c.id))
             });
         }
-        finish_write(&mut tx, &meta).await?;
+        finish_write(&mut tx, counter, &meta).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -415,6 +660,247 @@ impl Store for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await?;
         row.as_ref().map(checkpoint_from_row).transpose()
+    }
+
+    async fn create_cadres(
+        &self,
+        items: Vec<CadreRow>,
+        finish: FinishCadres<'_>,
+    ) -> Result<Vec<Result<()>>> {
+        let mut tx = self.begin().await?;
+        let start = lock_counter(&mut tx).await?;
+        let mut seq = start;
+        let mut out = Vec::with_capacity(items.len());
+        for c in &items {
+            sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
+            let r = insert_cadre(&mut tx, c).await;
+            match r {
+                Ok(()) => {
+                    seq += 1;
+                    insert_change(
+                        &mut tx,
+                        seq,
+                        &super::Change {
+                            op: "UPSERT",
+                            resource: format!("cadres/{}", c.id),
+                            kind: "CADRE".into(),
+                            revision: c.revision,
+                            division: c.managing_division.clone(),
+                        },
+                    )
+                    .await?;
+                    sqlx::query("RELEASE SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    out.push(Ok(()));
+                }
+                Err(e @ Error::AlreadyExists(_)) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    out.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if seq != start {
+            set_counter(&mut tx, seq).await?;
+        }
+        let (log, idempotency) = finish(&out);
+        if let Some(i) = &idempotency {
+            insert_idempotency(&mut tx, i).await?;
+        }
+        append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn submit_records(
+        &self,
+        items: Vec<RecordRow>,
+        finish: FinishBatch<'_>,
+    ) -> Result<Vec<Result<SubmitOutcome>>> {
+        let mut tx = self.begin().await?;
+        let start = lock_counter(&mut tx).await?;
+        let mut seq = start;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
+            let mut next = seq;
+            match submit_one(&mut tx, item, &mut next).await {
+                Ok(o) => {
+                    sqlx::query("RELEASE SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    seq = next;
+                    out.push(Ok(o));
+                }
+                Err(e) if is_item_error(&e) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT item")
+                        .execute(&mut *tx)
+                        .await?;
+                    out.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if seq != start {
+            set_counter(&mut tx, seq).await?;
+        }
+        let (log, idempotency) = finish(&out);
+        if let Some(i) = &idempotency {
+            insert_idempotency(&mut tx, i).await?;
+        }
+        append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn retract_record(
+        &self,
+        id: &str,
+        expected_revision: i64,
+        reason: &str,
+        submitting_system: &str,
+        log: LogEntry,
+    ) -> Result<RecordRow> {
+        let mut tx = self.begin().await?;
+        let seq = lock_counter(&mut tx).await? + 1;
+        let Some(mut row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(record_from_row)
+        .transpose()?
+        else {
+            return Err(Error::NotFound(format!("record {id}")));
+        };
+        if row.revision != expected_revision {
+            return Err(concurrent());
+        }
+        row.state = "RETRACTED".into();
+        row.retraction_reason = reason.to_string();
+        row.revision = seq;
+        row.submitting_system = submitting_system.to_string();
+        row.update_time_us = now_us();
+        sqlx::query(
+            "UPDATE records SET state = $1, retraction_reason = $2, revision = $3, submitting_system = $4, \
+             update_time_us = $5 WHERE id = $6",
+        )
+        .bind(&row.state)
+        .bind(&row.retraction_reason)
+        .bind(row.revision)
+        .bind(&row.submitting_system)
+        .bind(row.update_time_us)
+        .bind(&row.id)
+        .execute(&mut *tx)
+        .await?;
+        insert_change(
+            &mut tx,
+            seq,
+            &super::Change {
+                op: "RETRACT",
+                resource: record_name(&row),
+                kind: row.kind.clone(),
+                revision: row.revision,
+                division: row.division.clone(),
+            },
+        )
+        .await?;
+        set_counter(&mut tx, seq).await?;
+        append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn get_record(&self, id: &str) -> Result<Option<RecordRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn find_record(
+        &self,
+        owner_system: &str,
+        source_record_id: &str,
+    ) -> Result<Option<RecordRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.owner_system = $1 AND r.source_record_id = $2"
+        )))
+        .bind(owner_system)
+        .bind(source_record_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn list_records(&self, q: &RecordQuery) -> Result<Vec<RecordRow>> {
+        let kinds = format!(",{},", q.kinds.join(","));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} \
+             WHERE substr(c.managing_division, 1, length($1)) = $1 \
+               AND ($2 IS NULL OR r.cadre_id = $2) \
+               AND strpos($3, ',' || r.kind || ',') > 0 \
+               AND ($4 IS NULL OR r.state = $4) \
+               AND ($5 IS NULL OR r.update_time_us >= $5) \
+               AND ($6 IS NULL OR r.update_time_us < $6) \
+               AND r.revision <= $7 \
+               AND ($8 IS NULL OR r.id > $8) \
+             ORDER BY r.id LIMIT $9"
+        )))
+        .bind(&q.jurisdiction_prefix)
+        .bind(&q.cadre_id)
+        .bind(kinds)
+        .bind(&q.state)
+        .bind(q.updated_from_us)
+        .bind(q.updated_before_us)
+        .bind(q.max_revision)
+        .bind(&q.after_id)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn change_head(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT seq FROM change_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("seq")?)
+    }
+
+    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
+        let rows = sqlx::query("SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChangeRow {
+                    seq: r.try_get("seq")?,
+                    op: r.try_get("op")?,
+                    resource: r.try_get("resource")?,
+                    kind: r.try_get("kind")?,
+                    revision: r.try_get("revision")?,
+                    division: r.try_get("division")?,
+                    commit_time_us: r.try_get("commit_time_us")?,
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) {

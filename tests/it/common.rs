@@ -529,3 +529,25 @@ mod connector {
         }
     }
 }
+
+/// Every byte of the records table's payload and informant columns, for checking that
+/// informant data is stored encrypted.
+pub async fn raw_informant_bytes(url: &str) -> Vec<u8> {
+    use sqlx::{Connection, Row};
+    let sql = "SELECT payload, informant_data FROM records";
+    let mut out = Vec::new();
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        for r in sqlx::query(sql).fetch_all(&mut c).await.unwrap() {
+            out.extend(r.get::<Vec<u8>, _>(0));
+            out.extend(r.get::<Option<Vec<u8>>, _>(1).unwrap_or_default());
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        for r in sqlx::query(sql).fetch_all(&mut c).await.unwrap() {
+            out.extend(r.get::<Vec<u8>, _>(0));
+            out.extend(r.get::<Option<Vec<u8>>, _>(1).unwrap_or_default());
+        }
+    }
+    out
+}

@@ -6,4 +6,6 @@ mod common;
 mod access_log;
 mod cadres;
 mod identity;
+mod import;
+mod records;
 mod server;

@@ -1,0 +1,490 @@
+//! Record kinds, their owners, validation of submitted payloads, derived event dates, canonical digests and summary views.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::domain::parse_date;
+use crate::error::FieldViolation;
+use crate::identity::Agency;
+use crate::proto::{self, record::Payload};
+
+/// The nine record kinds of DESIGN §4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Sanction,
+    Admonishment,
+    Clue,
+    OrgHandling,
+    PersonalMattersCheck,
+    Evaluation,
+    AuditEngagement,
+    AuditFinding,
+    Petition,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Sanction,
+        Kind::Admonishment,
+        Kind::Clue,
+        Kind::OrgHandling,
+        Kind::PersonalMattersCheck,
+        Kind::Evaluation,
+        Kind::AuditEngagement,
+        Kind::AuditFinding,
+        Kind::Petition,
+    ];
+
+    /// The name stored, logged, authorized on and used in filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sanction => "SANCTION",
+            Kind::Admonishment => "ADMONISHMENT",
+            Kind::Clue => "CLUE",
+            Kind::OrgHandling => "ORG_HANDLING",
+            Kind::PersonalMattersCheck => "PERSONAL_MATTERS_CHECK",
+            Kind::Evaluation => "EVALUATION",
+            Kind::AuditEngagement => "AUDIT_ENGAGEMENT",
+            Kind::AuditFinding => "AUDIT_FINDING",
+            Kind::Petition => "PETITION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn to_proto(self) -> proto::RecordKind {
+        match self {
+            Kind::Sanction => proto::RecordKind::Sanction,
+            Kind::Admonishment => proto::RecordKind::Admonishment,
+            Kind::Clue => proto::RecordKind::Clue,
+            Kind::OrgHandling => proto::RecordKind::OrgHandling,
+            Kind::PersonalMattersCheck => proto::RecordKind::PersonalMattersCheck,
+            Kind::Evaluation => proto::RecordKind::Evaluation,
+            Kind::AuditEngagement => proto::RecordKind::AuditEngagement,
+            Kind::AuditFinding => proto::RecordKind::AuditFinding,
+            Kind::Petition => proto::RecordKind::Petition,
+        }
+    }
+
+    /// Agencies that are an authoritative source of this kind (informational;
+    /// Cedar decides).
+    pub fn owners(self) -> &'static [Agency] {
+        match self {
+            Kind::Sanction | Kind::Clue => &[Agency::Discipline],
+            Kind::Admonishment => &[Agency::Discipline, Agency::Organization],
+            Kind::OrgHandling | Kind::PersonalMattersCheck | Kind::Evaluation => {
+                &[Agency::Organization]
+            }
+            Kind::AuditEngagement | Kind::AuditFinding => &[Agency::Audit],
+            Kind::Petition => &[Agency::Petition],
+        }
+    }
+
+    /// The kind of a full payload; summary payloads are output only.
+    pub fn of(payload: &Payload) -> Option<Kind> {
+        Some(match payload {
+            Payload::Sanction(_) => Kind::Sanction,
+            Payload::Admonishment(_) => Kind::Admonishment,
+            Payload::Clue(_) => Kind::Clue,
+            Payload::OrgHandling(_) => Kind::OrgHandling,
+            Payload::PersonalMattersCheck(_) => Kind::PersonalMattersCheck,
+            Payload::Evaluation(_) => Kind::Evaluation,
+            Payload::AuditEngagement(_) => Kind::AuditEngagement,
+            Payload::AuditFinding(_) => Kind::AuditFinding,
+            Payload::Petition(_) => Kind::Petition,
+            Payload::SanctionSummary(_)
+            | Payload::ClueSummary(_)
+            | Payload::EvaluationSummary(_)
+            | Payload::PetitionSummary(_) => return None,
+        })
+    }
+}
+
+/// Whether a classification may be stored: `Ok(true)` for INTERNAL and
+/// WORK_SECRET, `Ok(false)` for the state-secret levels this system is not
+/// certified for, `Err` when missing or unknown.
+pub fn classification_accepted(c: i32) -> Result<bool, FieldViolation> {
+    match proto::Classification::try_from(c) {
+        Ok(proto::Classification::Internal | proto::Classification::WorkSecret) => Ok(true),
+        Ok(
+            proto::Classification::Secret
+            | proto::Classification::Confidential
+            | proto::Classification::TopSecret,
+        ) => Ok(false),
+        _ => Err(FieldViolation::new(
+            "record.classification",
+            "required: CLASSIFICATION_INTERNAL or CLASSIFICATION_WORK_SECRET",
+        )),
+    }
+}
+
+pub fn classification_name(c: i32) -> &'static str {
+    match proto::Classification::try_from(c) {
+        Ok(proto::Classification::WorkSecret) => "WORK_SECRET",
+        _ => "INTERNAL",
+    }
+}
+
+pub fn classification_from_name(s: &str) -> proto::Classification {
+    match s {
+        "WORK_SECRET" => proto::Classification::WorkSecret,
+        _ => proto::Classification::Internal,
+    }
+}
+
+struct Check<'a> {
+    prefix: &'a str,
+    out: Vec<FieldViolation>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, field: &str, why: &str) {
+        self.out
+            .push(FieldViolation::new(format!("{}.{field}", self.prefix), why));
+    }
+
+    /// A required enum: known and not `*_UNSPECIFIED`.
+    fn en<E: TryFrom<i32>>(&mut self, field: &str, v: i32) {
+        if v == 0 || E::try_from(v).is_err() {
+            self.fail(field, "required: a known value other than *_UNSPECIFIED");
+        }
+    }
+
+    fn date(&mut self, field: &str, v: &str) -> Option<time::Date> {
+        let d = parse_date(v);
+        if d.is_none() {
+            self.fail(field, "must be a date YYYY-MM-DD");
+        }
+        d
+    }
+
+    fn optional_date(&mut self, field: &str, v: &str) -> Option<time::Date> {
+        if v.is_empty() {
+            None
+        } else {
+            self.date(field, v)
+        }
+    }
+
+    fn text(&mut self, field: &str, v: &str, max: usize, required: bool) {
+        if (required && v.trim().is_empty()) || v.chars().count() > max {
+            let why = if required {
+                format!("required, at most {max} characters")
+            } else {
+                format!("at most {max} characters")
+            };
+            self.fail(field, &why);
+        }
+    }
+}
+
+/// Checks a full payload; field paths are `record.{kind}.{field}`.
+pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
+    use proto::*;
+    let mut c = Check {
+        prefix: "record",
+        out: Vec::new(),
+    };
+    match payload {
+        Payload::Sanction(s) => {
+            c.prefix = "record.sanction";
+            c.en::<SanctionTrack>("track", s.track);
+            match SanctionTrack::try_from(s.track) {
+                Ok(SanctionTrack::Party) => {
+                    c.en::<PartySanctionType>("party_type", s.party_type);
+                    if s.state_type != 0 {
+                        c.fail("state_type", "must be unset on the party track");
+                    }
+                }
+                Ok(SanctionTrack::State) => {
+                    c.en::<StateSanctionType>("state_type", s.state_type);
+                    if s.party_type != 0 {
+                        c.fail("party_type", "must be unset on the state track");
+                    }
+                }
+                _ => {}
+            }
+            let probation = s.track == SanctionTrack::Party as i32
+                && s.party_type == PartySanctionType::Probation as i32;
+            if probation && !(s.probation_years == 1 || s.probation_years == 2) {
+                c.fail("probation_years", "留党察看 takes 1 or 2 years");
+            } else if !probation && s.probation_years != 0 {
+                c.fail("probation_years", "only 留党察看 has a probation period");
+            }
+            c.text("decision_number", &s.decision_number, 64, false);
+            let decided = c.date("decision_date", &s.decision_date);
+            let effective = c.date("effective_date", &s.effective_date);
+            if let (Some(d), Some(e)) = (decided, effective)
+                && e < d
+            {
+                c.fail("effective_date", "must not be before decision_date");
+            }
+            if !(1..=4).contains(&s.form_of_discipline) {
+                c.fail("form_of_discipline", "四种形态: 1 to 4");
+            }
+        }
+        Payload::Admonishment(a) => {
+            c.prefix = "record.admonishment";
+            c.en::<AdmonishmentType>("type", a.r#type);
+            c.date("date", &a.date);
+            c.text("issuer", &a.issuer, 128, false);
+        }
+        Payload::Clue(k) => {
+            c.prefix = "record.clue";
+            c.en::<ClueSource>("source", k.source);
+            c.en::<ClueDisposal>("disposal", k.disposal);
+            c.en::<ClueStatus>("status", k.status);
+            c.text("conclusion", &k.conclusion, 2000, false);
+            let received = c.date("received_date", &k.received_date);
+            let due = c.optional_date("reply_due_date", &k.reply_due_date);
+            if let (Some(r), Some(d)) = (received, due)
+                && d <= r
+            {
+                c.fail("reply_due_date", "must follow received_date");
+            }
+            if !k.source_record.is_empty() && parse_record_name(&k.source_record).is_none() {
+                c.fail(
+                    "source_record",
+                    "must be a record name cadres/{cadre}/records/{record}",
+                );
+            }
+        }
+        Payload::OrgHandling(o) => {
+            c.prefix = "record.org_handling";
+            c.en::<OrgHandlingType>("type", o.r#type);
+            c.date("date", &o.date);
+        }
+        Payload::PersonalMattersCheck(p) => {
+            c.prefix = "record.personal_matters_check";
+            if !(1990..=2100).contains(&p.report_year) {
+                c.fail("report_year", "must be a year between 1990 and 2100");
+            }
+            c.en::<PersonalMattersResult>("result", p.result);
+            c.date("check_date", &p.check_date);
+            c.text("handling", &p.handling, 2000, false);
+        }
+        Payload::Evaluation(e) => {
+            c.prefix = "record.evaluation";
+            if !(1990..=2100).contains(&e.year) {
+                c.fail("year", "must be a year between 1990 and 2100");
+            }
+            c.en::<EvaluationKind>("kind", e.kind);
+            c.en::<EvaluationGrade>("grade", e.grade);
+        }
+        Payload::AuditEngagement(a) => {
+            c.prefix = "record.audit_engagement";
+            c.en::<AuditEngagementType>("type", a.r#type);
+            let start = c.date("period_start", &a.period_start);
+            let end = c.date("period_end", &a.period_end);
+            if let (Some(s), Some(e)) = (start, end)
+                && e < s
+            {
+                c.fail("period_end", "must not be before period_start");
+            }
+            c.text("report_number", &a.report_number, 64, false);
+            c.text("audited_post", &a.audited_post, 128, false);
+            c.date("report_date", &a.report_date);
+        }
+        Payload::AuditFinding(f) => {
+            c.prefix = "record.audit_finding";
+            c.text(
+                "engagement_source_record_id",
+                &f.engagement_source_record_id,
+                128,
+                true,
+            );
+            c.en::<ProblemType>("problem_type", f.problem_type);
+            if f.amount_fen < 0 {
+                c.fail("amount_fen", "must not be negative");
+            }
+            c.text("characterisation", &f.characterisation, 2000, false);
+            c.en::<Responsibility>("responsibility", f.responsibility);
+            c.en::<Transfer>("transfer", f.transfer);
+            match &f.rectification {
+                None => c.fail("rectification", "required"),
+                Some(r) => {
+                    c.date("rectification.deadline", &r.deadline);
+                    c.en::<RectificationStatus>("rectification.status", r.status);
+                    c.text("rectification.report_ref", &r.report_ref, 128, false);
+                }
+            }
+            c.date("finding_date", &f.finding_date);
+        }
+        Payload::Petition(p) => {
+            c.prefix = "record.petition";
+            c.date("received_date", &p.received_date);
+            c.en::<PetitionChannel>("channel", p.channel);
+            c.en::<PetitionCategory>("category", p.category);
+            c.en::<PetitionStatus>("status", p.status);
+            c.text("forwarded_to", &p.forwarded_to, 128, false);
+            c.text("summary", &p.summary, 4000, false);
+            if let Some(i) = &p.informant {
+                let given = !(i.name.is_empty()
+                    && i.unit.is_empty()
+                    && i.contact.is_empty()
+                    && i.address.is_empty());
+                if p.anonymous && given {
+                    c.fail("informant", "an anonymous petition has no informant");
+                }
+                c.text("informant.name", &i.name, 64, false);
+                c.text("informant.unit", &i.unit, 128, false);
+                c.text("informant.contact", &i.contact, 64, false);
+                c.text("informant.address", &i.address, 256, false);
+            }
+        }
+        Payload::SanctionSummary(_)
+        | Payload::ClueSummary(_)
+        | Payload::EvaluationSummary(_)
+        | Payload::PetitionSummary(_) => {
+            c.fail(
+                "payload",
+                "summary views are output only; submit the full kind",
+            );
+        }
+    }
+    c.out
+}
+
+/// The record's principal date, derived from its payload.
+pub fn event_date(payload: &Payload) -> String {
+    match payload {
+        Payload::Sanction(s) => s.decision_date.clone(),
+        Payload::Admonishment(a) => a.date.clone(),
+        Payload::Clue(k) => k.received_date.clone(),
+        Payload::OrgHandling(o) => o.date.clone(),
+        Payload::PersonalMattersCheck(p) => p.check_date.clone(),
+        Payload::Evaluation(e) => format!("{:04}-12-31", e.year),
+        Payload::AuditEngagement(a) => a.report_date.clone(),
+        Payload::AuditFinding(f) => f.finding_date.clone(),
+        Payload::Petition(p) => p.received_date.clone(),
+        Payload::SanctionSummary(_)
+        | Payload::ClueSummary(_)
+        | Payload::EvaluationSummary(_)
+        | Payload::PetitionSummary(_) => String::new(),
+    }
+}
+
+/// SHA-256 over the classification and the encoded payload (informant
+/// included). prost encodes fields in tag order, so equal content gives equal bytes.
+pub fn payload_sha256(classification: &str, payload: &Payload) -> String {
+    let mut record = proto::Record::default();
+    record.payload = Some(payload.clone());
+    let mut h = Sha256::new();
+    h.update(classification.as_bytes());
+    h.update([0u8]);
+    h.update(record.encode_to_vec());
+    hex::encode(h.finalize())
+}
+
+/// The summary view of a full payload, for kinds that have one.
+pub fn summary(payload: &Payload) -> Option<Payload> {
+    Some(match payload {
+        Payload::Sanction(s) => Payload::SanctionSummary(proto::SanctionSummary {
+            track: s.track,
+            party_type: s.party_type,
+            state_type: s.state_type,
+            decision_date: s.decision_date.clone(),
+            effective_date: s.effective_date.clone(),
+        }),
+        Payload::Clue(k) => Payload::ClueSummary(proto::ClueSummary {
+            disposal: k.disposal,
+            status: k.status,
+        }),
+        Payload::Evaluation(e) => Payload::EvaluationSummary(proto::EvaluationSummary {
+            year: e.year,
+            grade: e.grade,
+        }),
+        Payload::Petition(p) => Payload::PetitionSummary(proto::PetitionSummary {
+            category: p.category,
+            status: p.status,
+            received_date: p.received_date.clone(),
+            specific: p.specific,
+        }),
+        _ => return None,
+    })
+}
+
+/// (cadre id, record id) of `cadres/{cadre}/records/{record}`.
+pub fn parse_record_name(name: &str) -> Option<(String, String)> {
+    let rest = name.strip_prefix("cadres/")?;
+    let (cadre, rest) = rest.split_once('/')?;
+    let record = rest.strip_prefix("records/")?;
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    (ok(cadre) && ok(record) && cadre != "-").then(|| (cadre.to_string(), record.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            parse_record_name("cadres/a1/records/b2"),
+            Some(("a1".into(), "b2".into()))
+        );
+        assert_eq!(parse_record_name("cadres/-/records/b2"), None);
+        assert_eq!(parse_record_name("cadres/a1/records/"), None);
+        assert_eq!(parse_record_name("cadres/a1/b2"), None);
+    }
+
+    #[test]
+    fn finding_validation_names_fields() {
+        let p = Payload::AuditFinding(proto::AuditFinding {
+            engagement_source_record_id: "AE-1".into(),
+            problem_type: 0,
+            amount_fen: -5,
+            responsibility: 1,
+            transfer: 1,
+            rectification: Some(proto::Rectification {
+                deadline: "2026-13-01".into(),
+                status: 1,
+                report_ref: String::new(),
+            }),
+            finding_date: "2026-01-01".into(),
+            ..Default::default()
+        });
+        let fields: Vec<String> = validate_payload(&p).into_iter().map(|v| v.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "record.audit_finding.problem_type",
+                "record.audit_finding.amount_fen",
+                "record.audit_finding.rectification.deadline"
+            ]
+        );
+    }
+
+    #[test]
+    fn sanction_rules() {
+        let mut s = proto::Sanction {
+            track: proto::SanctionTrack::Party as i32,
+            party_type: proto::PartySanctionType::Probation as i32,
+            probation_years: 3,
+            decision_date: "2025-05-01".into(),
+            effective_date: "2025-04-30".into(),
+            form_of_discipline: 3,
+            ..Default::default()
+        };
+        let fields = |s: &proto::Sanction| -> Vec<String> {
+            validate_payload(&Payload::Sanction(s.clone()))
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(&s),
+            [
+                "record.sanction.probation_years",
+                "record.sanction.effective_date"
+            ]
+        );
+        s.probation_years = 2;
+        s.effective_date = "2025-05-01".into();
+        assert!(fields(&s).is_empty());
+    }
+}
