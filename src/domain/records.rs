@@ -369,8 +369,10 @@ pub fn event_date(payload: &Payload) -> String {
 /// SHA-256 over the classification and the encoded payload (informant
 /// included). prost encodes fields in tag order, so equal content gives equal bytes.
 pub fn payload_sha256(classification: &str, payload: &Payload) -> String {
-    let mut record = proto::Record::default();
-    record.payload = Some(payload.clone());
+    let record = proto::Record {
+        payload: Some(payload.clone()),
+        ..Default::default()
+    };
     let mut h = Sha256::new();
     h.update(classification.as_bytes());
     h.update([0u8]);

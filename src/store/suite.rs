@@ -189,6 +189,81 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     s.close().await;
 }
 
+/// Many writers on many connections while a reader tails `seq > last_seen`:
+/// the reader must see every seq, in order, with no gap it could never fill
+/// (commit order equals seq order).
+async fn outbox_commit_order_equals_seq_order(url: &str) {
+    let s = connect(url).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let s = s.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut last = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let rows = s.list_changes(last, 10_000).await.unwrap();
+                for r in &rows {
+                    seen.push(r.seq);
+                    last = r.seq;
+                }
+                if finished && rows.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..12u32 {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..15u32 {
+                let n = w * 15 + i;
+                let first17 = format!("36082119800101{n:03}");
+                let id_number = format!(
+                    "{first17}{}",
+                    crate::domain::ids::id_number_check_char(first17.as_bytes()) as char
+                );
+                let row = CadreRow {
+                    id: format!("w{w}i{i}"),
+                    id_number,
+                    display_name: "并发".into(),
+                    gender: 1,
+                    birth_date: "1980-01-01".into(),
+                    managing_division: "360821".into(),
+                    revision: 1,
+                    ..Default::default()
+                };
+                let meta = WriteMeta {
+                    log: entry(n as usize),
+                    change: Change {
+                        op: "UPSERT",
+                        resource: format!("cadres/w{w}i{i}"),
+                        kind: "CADRE".into(),
+                        revision: 1,
+                        division: "360821".into(),
+                    },
+                    idempotency: None,
+                };
+                s.create_cadre(&row, meta).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let expected: Vec<i64> = (1..=180).collect();
+    assert_eq!(
+        seen, expected,
+        "the tailing reader saw every change exactly once, in order"
+    );
+    s.close().await;
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {$(
         mod $name {
@@ -210,5 +285,6 @@ macro_rules! suite {
 
 suite!(
     concurrent_appends_keep_one_chain,
-    cadre_round_trip_and_conflicts
+    cadre_round_trip_and_conflicts,
+    outbox_commit_order_equals_seq_order
 );

@@ -673,8 +673,14 @@ async fn informant_never_reaches_other_agencies(backend: Backend) {
     );
     let stored = crate::common::raw_informant_bytes(&server.store_url).await;
     assert!(!stored.is_empty());
-    assert!(
-        !stored.windows(canary.len()).any(|w| w == canary.as_bytes()),
-        "informant stored in clear"
-    );
+    // The petition's summary is content, not informant data, and is stored as is.
+    for field in ["name", "unit", "contact", "address"] {
+        let planted = format!("{canary}-{field}");
+        assert!(
+            !stored
+                .windows(planted.len())
+                .any(|w| w == planted.as_bytes()),
+            "informant {field} stored in clear"
+        );
+    }
 }
