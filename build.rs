@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/cadrex/v1/access_log.proto",
         "proto/cadrex/v1/common.proto",
         "proto/cadrex/v1/records.proto",
+        "proto/cadrex/v1/changes.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -65,10 +65,11 @@ pub enum Action {
     GetRecord,
     ListRecords,
     ReadInformant,
+    ReadChanges,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -87,6 +88,7 @@ impl Action {
         Action::GetRecord,
         Action::ListRecords,
         Action::ReadInformant,
+        Action::ReadChanges,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Action {
             Action::GetRecord => "GetRecord",
             Action::ListRecords => "ListRecords",
             Action::ReadInformant => "ReadInformant",
+            Action::ReadChanges => "ReadChanges",
         }
     }
 
@@ -603,6 +606,7 @@ mod tests {
                 "cadre-masked-view",
                 "cadre-outside-jurisdiction",
                 "cadre-read-in-jurisdiction",
+                "change-feed-readers",
                 "discipline-evaluation-summary",
                 "discipline-full",
                 "discipline-oversees-access-log",

@@ -53,6 +53,18 @@ pub struct Config {
     pub reload_poll: Duration,
     /// Most access-log rows committed in one group-commit transaction.
     pub log_batch_max: usize,
+    /// How long change rows are kept for the feed; older cursors get CURSOR_EXPIRED.
+    #[serde(with = "humantime_serde")]
+    pub change_retention: Duration,
+    /// How often old change rows are pruned.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+    /// A watch stream re-reads the feed at least this often, whatever notifications say.
+    #[serde(with = "humantime_serde")]
+    pub feed_poll_interval: Duration,
+    /// A watch stream sends a bookmark after this long without a frame.
+    #[serde(with = "humantime_serde")]
+    pub watch_bookmark_interval: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +88,11 @@ impl Default for Config {
             checkpoint_interval: Duration::from_secs(3),
             reload_poll: Duration::from_secs(2),
             log_batch_max: 512,
+            // DESIGN §5 leaves the window open; 90 days covers a quarter's sync.
+            change_retention: Duration::from_secs(90 * 24 * 3600),
+            prune_interval: Duration::from_secs(60),
+            feed_poll_interval: Duration::from_secs(1),
+            watch_bookmark_interval: Duration::from_secs(30),
         }
     }
 }
@@ -124,6 +141,10 @@ const KEYS: &[&str] = &[
     "checkpoint_interval",
     "reload_poll",
     "log_batch_max",
+    "change_retention",
+    "prune_interval",
+    "feed_poll_interval",
+    "watch_bookmark_interval",
 ];
 
 impl Config {

@@ -55,6 +55,10 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// A change-feed cursor older than the retention window or from another
+    /// epoch; `oldest` is the oldest valid cursor, to re-snapshot from.
+    #[error("cursor expired")]
+    CursorExpired { oldest: String },
     /// The store could not be reached or gave up; safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -98,7 +102,9 @@ impl Error {
             Error::CadreNotAccessible | Error::PermissionDenied { .. } => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::InvalidArgument { .. } => Code::InvalidArgument,
-            Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Error::FailedPrecondition { .. } | Error::CursorExpired { .. } => {
+                Code::FailedPrecondition
+            }
             Error::Aborted { .. } => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
@@ -151,6 +157,7 @@ impl Error {
             | Error::Aborted { reason, .. } => reason,
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::CursorExpired { .. } => "CURSOR_EXPIRED",
             Error::Unavailable(_) => "UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
@@ -169,6 +176,9 @@ impl Error {
             | Error::Aborted { message, .. } => message.clone(),
             Error::Unauthenticated(m) => m.clone(),
             Error::InvalidArgument { .. } => "request has invalid fields".to_string(),
+            Error::CursorExpired { .. } => {
+                "the cursor is older than the retained changes or from another store epoch; re-snapshot with ListRecords".to_string()
+            }
             Error::Unavailable(_) => "service temporarily unavailable; retry".to_string(),
             Error::Internal(_) => "internal error".to_string(),
         }
@@ -189,7 +199,11 @@ impl From<Error> for Status {
         let code = e.code();
         e.log_fault();
         let mut details = ErrorDetails::new();
+        let mut metadata = std::collections::HashMap::new();
         match &e {
+            Error::CursorExpired { oldest } => {
+                metadata.insert("oldest_cursor".to_string(), oldest.clone());
+            }
             Error::InvalidArgument { violations } => {
                 for v in violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
@@ -206,7 +220,7 @@ impl From<Error> for Status {
             | Error::Internal(_) => {}
         }
         let reason = e.reason();
-        details.set_error_info(reason, DOMAIN, std::collections::HashMap::new());
+        details.set_error_info(reason, DOMAIN, metadata);
         details.set_localized_message("zh-CN", localized(reason));
         Status::with_error_details(code, e.public_message(), details)
     }

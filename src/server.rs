@@ -14,10 +14,12 @@ use crate::config::Config;
 use crate::grpc::AppState;
 use crate::grpc::access_log_service::AccessLogApi;
 use crate::grpc::cadres::CadreApi;
+use crate::grpc::changes::{ChangeApi, ChangeFeed};
 use crate::grpc::records::RecordApi;
 use crate::grpc::system::SystemApi;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
+use crate::proto::change_feed_service_server::ChangeFeedServiceServer;
 use crate::proto::record_service_server::RecordServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
@@ -94,6 +96,9 @@ pub async fn run(
         .set_serving::<AccessLogServiceServer<AccessLogApi>>()
         .await;
     health.set_serving::<RecordServiceServer<RecordApi>>().await;
+    health
+        .set_serving::<ChangeFeedServiceServer<ChangeFeed>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -116,6 +121,10 @@ pub async fn run(
     let cadres = CadreServiceServer::new(CadreApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let feed = ChangeFeedServiceServer::new(ChangeFeed(Arc::new(ChangeApi::new(state.clone()))))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let pruner = tokio::spawn(crate::grpc::changes::prune_forever(state.clone()));
     let records = RecordServiceServer::new(RecordApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -139,10 +148,12 @@ pub async fn run(
         .add_service(InterceptedService::new(system, auth.clone()))
         .add_service(InterceptedService::new(cadres, auth.clone()))
         .add_service(InterceptedService::new(records, auth.clone()))
+        .add_service(InterceptedService::new(feed, auth.clone()))
         .add_service(InterceptedService::new(access, auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     reloader.abort();
+    pruner.abort();
     for t in log_tasks {
         t.abort();
     }

@@ -29,7 +29,7 @@ impl CadreApi {
 
 /// How much of a cadre the caller sees, chosen by the first allowed view action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum View {
+pub(crate) enum View {
     Full,
     IdMasked,
 }
@@ -57,14 +57,14 @@ fn etag(revision: i64) -> String {
     format!("r{revision}")
 }
 
-fn cadre_resource(c: &CadreRow) -> Resource {
+pub(crate) fn cadre_resource(c: &CadreRow) -> Resource {
     Resource::Cadre {
         id: c.id.clone(),
         division: c.managing_division.clone(),
     }
 }
 
-fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
+pub(crate) fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
     let masked = view == View::IdMasked;
     proto::Cadre {
         name: resource_name(&c.id),

@@ -16,6 +16,7 @@ use crate::tls::TlsState;
 
 pub mod access_log_service;
 pub mod cadres;
+pub mod changes;
 pub mod records;
 pub mod system;
 
@@ -64,6 +65,8 @@ pub const M_BATCH_SUBMIT_RECORDS: &str = "/cadrex.v1.RecordService/BatchSubmitRe
 pub const M_GET_RECORD: &str = "/cadrex.v1.RecordService/GetRecord";
 pub const M_LIST_RECORDS: &str = "/cadrex.v1.RecordService/ListRecords";
 pub const M_RETRACT_RECORD: &str = "/cadrex.v1.RecordService/RetractRecord";
+pub const M_LIST_CHANGES: &str = "/cadrex.v1.ChangeFeedService/ListChanges";
+pub const M_WATCH_CHANGES: &str = "/cadrex.v1.ChangeFeedService/WatchChanges";
 pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
 pub const M_GET_CHECKPOINT: &str = "/cadrex.v1.AccessLogService/GetCheckpoint";
 pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessLog";
@@ -134,6 +137,16 @@ pub const METHODS: &[MethodSpec] = &[
         path: M_RETRACT_RECORD,
         action: Action::RetractRecord,
         target: Target::Record,
+    },
+    MethodSpec {
+        path: M_LIST_CHANGES,
+        action: Action::ReadChanges,
+        target: Target::Exchange,
+    },
+    MethodSpec {
+        path: M_WATCH_CHANGES,
+        action: Action::ReadChanges,
+        target: Target::Exchange,
     },
     MethodSpec {
         path: M_LIST_ACCESS_EVENTS,

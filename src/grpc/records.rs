@@ -34,7 +34,7 @@ impl RecordApi {
 
 /// What a caller sees of one record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum View {
+pub(crate) enum View {
     /// Every field; the informant block only when `informant`.
     Full { informant: bool },
     /// The kind's summary type.
@@ -43,11 +43,11 @@ enum View {
     Tombstone,
 }
 
-fn record_name(row: &RecordRow) -> String {
+pub(crate) fn record_name(row: &RecordRow) -> String {
     format!("cadres/{}/records/{}", row.cadre_id, row.id)
 }
 
-fn resource_of(row: &RecordRow) -> Resource {
+pub(crate) fn resource_of(row: &RecordRow) -> Resource {
     Resource::Record {
         id: row.id.clone(),
         division: row.division.clone(),
@@ -72,7 +72,7 @@ fn new_resource(kind: Kind, division: &str) -> Resource {
     }
 }
 
-fn is_owner(p: &Principal, row: &RecordRow) -> bool {
+pub(crate) fn is_owner(p: &Principal, row: &RecordRow) -> bool {
     p.agency.as_str() == row.owner_agency && p.division == row.owner_division
 }
 
@@ -94,7 +94,7 @@ fn state_proto(s: &str) -> proto::RecordState {
 
 impl RecordApi {
     /// The base view level of a record for the caller (no tombstoning), by Cedar.
-    fn level(&self, call: &mut Call, resource: &Resource, kind: Kind) -> Option<View> {
+    pub(crate) fn level(&self, call: &mut Call, resource: &Resource, kind: Kind) -> Option<View> {
         let authz = &self.state.authz;
         if call.authorize(authz, Action::ReadFull, resource).allowed {
             let informant = kind == Kind::Petition
@@ -126,7 +126,7 @@ impl RecordApi {
 
     /// Renders a stored record in `view`. Decrypts the informant block only for
     /// a full view that includes it.
-    fn render(&self, row: &RecordRow, view: View, owner: bool) -> Result<proto::Record> {
+    pub(crate) fn render(&self, row: &RecordRow, view: View, owner: bool) -> Result<proto::Record> {
         let kind = Kind::parse(&row.kind)
             .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind)))?;
         let mut out = proto::Record {

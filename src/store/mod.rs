@@ -305,6 +305,17 @@ pub trait Store: Send + Sync {
     /// Outbox rows with seq > `after`, in seq order.
     async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
 
+    /// Deletes change rows committed before `before_us`, always keeping the
+    /// newest; returns the feed floor (the highest pruned seq, 0 if none).
+    async fn prune_changes(&self, before_us: i64) -> Result<i64>;
+
+    /// The highest pruned seq: a cursor below it has lost changes.
+    async fn feed_floor(&self) -> Result<i64>;
+
+    /// Ticks after every commit that wrote change rows (in this process, and
+    /// on PostgreSQL in any process through LISTEN/NOTIFY).
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
     /// Closes the pool.
     async fn close(&self);
 }

@@ -18,6 +18,41 @@ use crate::informant::Sealed;
 /// Store on a PostgreSQL database, shared by any number of server processes.
 pub struct PostgresStore {
     pool: PgPool,
+    changed: tokio::sync::watch::Sender<u64>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+/// The NOTIFY channel on which every process announces committed changes.
+const CHANNEL: &str = "cadrex_changes";
+
+/// Relays NOTIFYs from every server process on this database to this
+/// process's watchers. PgListener reconnects by itself; watchers also poll,
+/// so a notification lost while reconnecting only delays delivery.
+async fn relay(pool: PgPool, changed: tokio::sync::watch::Sender<u64>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "change-feed LISTEN connection failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(_) => changed.send_modify(|v| *v = v.wrapping_add(1)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "change-feed LISTEN lost; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl PostgresStore {
@@ -36,7 +71,13 @@ impl PostgresStore {
         .bind(uuid::Uuid::new_v4().to_string())
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        let changed = tokio::sync::watch::channel(0).0;
+        let listener = tokio::spawn(relay(pool.clone(), changed.clone()));
+        Ok(Self {
+            pool,
+            changed,
+            listener,
+        })
     }
 
     /// The pool, for tests that tamper with rows directly.
@@ -46,6 +87,11 @@ impl PostgresStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// Wakes this process's change-feed watchers after a commit.
+    fn changed(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 }
 
@@ -143,6 +189,16 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
             .await?;
     }
     Ok(rows.iter().map(|r| r.seq).collect())
+}
+
+/// Tells every server process on this database that changes commit with this
+/// transaction (PostgreSQL delivers the NOTIFY at commit, not before).
+async fn announce(tx: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Takes the outbox counter, the first lock of every write transaction (then the
@@ -492,7 +548,9 @@ impl Store for PostgresStore {
         let counter = lock_counter(&mut tx).await?;
         insert_cadre(&mut tx, c).await?;
         finish_write(&mut tx, counter, &meta).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -535,7 +593,9 @@ impl Store for PostgresStore {
             });
         }
         finish_write(&mut tx, counter, &meta).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -714,7 +774,9 @@ impl Store for PostgresStore {
             insert_idempotency(&mut tx, i).await?;
         }
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(out)
     }
 
@@ -758,7 +820,9 @@ impl Store for PostgresStore {
             insert_idempotency(&mut tx, i).await?;
         }
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(out)
     }
 
@@ -818,7 +882,9 @@ impl Store for PostgresStore {
         .await?;
         set_counter(&mut tx, seq).await?;
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(row)
     }
 
@@ -903,7 +969,48 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn prune_changes(&self, before_us: i64) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let newest = lock_counter(&mut tx).await?;
+        let prunable: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS m FROM changes WHERE commit_time_us < $1 AND seq < $2")
+                .bind(before_us)
+                .bind(newest)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("m")?;
+        if let Some(m) = prunable {
+            sqlx::query("DELETE FROM changes WHERE seq <= $1")
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('feed_floor', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(m.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.feed_floor().await
+    }
+
+    async fn feed_floor(&self) -> Result<i64> {
+        let v: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'feed_floor'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
     }
 }

@@ -21,6 +21,7 @@ use crate::informant::Sealed;
 /// Store on one SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -50,7 +51,10 @@ impl SqliteStore {
         .bind(uuid::Uuid::new_v4().to_string())
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changed: tokio::sync::watch::channel(0).0,
+        })
     }
 
     /// The pool, for tests that tamper with rows directly.
@@ -60,6 +64,11 @@ impl SqliteStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Wakes this process's change-feed watchers after a commit.
+    fn changed(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 }
 
@@ -156,6 +165,12 @@ async fn append_in_tx(tx: &mut SqliteConnection, entries: &[LogEntry]) -> Result
             .await?;
     }
     Ok(rows.iter().map(|r| r.seq).collect())
+}
+
+/// Tells other server processes that changes are about to commit; one process
+/// owns a SQLite file, so there is no one to tell.
+async fn announce(_tx: &mut SqliteConnection) -> Result<()> {
+    Ok(())
 }
 
 /// Takes the outbox counter, the first lock of every write transaction (then the
@@ -503,7 +518,9 @@ impl Store for SqliteStore {
         let counter = lock_counter(&mut tx).await?;
         insert_cadre(&mut tx, c).await?;
         finish_write(&mut tx, counter, &meta).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -546,7 +563,9 @@ impl Store for SqliteStore {
             });
         }
         finish_write(&mut tx, counter, &meta).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -725,7 +744,9 @@ impl Store for SqliteStore {
             insert_idempotency(&mut tx, i).await?;
         }
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(out)
     }
 
@@ -769,7 +790,9 @@ impl Store for SqliteStore {
             insert_idempotency(&mut tx, i).await?;
         }
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(out)
     }
 
@@ -829,7 +852,9 @@ impl Store for SqliteStore {
         .await?;
         set_counter(&mut tx, seq).await?;
         append_in_tx(&mut tx, std::slice::from_ref(&log)).await?;
+        announce(&mut tx).await?;
         tx.commit().await?;
+        self.changed();
         Ok(row)
     }
 
@@ -912,6 +937,46 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn prune_changes(&self, before_us: i64) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let newest = lock_counter(&mut tx).await?;
+        let prunable: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS m FROM changes WHERE commit_time_us < $1 AND seq < $2")
+                .bind(before_us)
+                .bind(newest)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("m")?;
+        if let Some(m) = prunable {
+            sqlx::query("DELETE FROM changes WHERE seq <= $1")
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('feed_floor', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(m.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.feed_floor().await
+    }
+
+    async fn feed_floor(&self) -> Result<i64> {
+        let v: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = 'feed_floor'")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     async fn close(&self) {

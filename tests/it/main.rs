@@ -5,6 +5,7 @@ mod common;
 
 mod access_log;
 mod cadres;
+mod changes;
 mod identity;
 mod import;
 mod records;

@@ -1,0 +1,421 @@
+//! `ChangeFeedService`: every committed change in seq order, each in the caller's view, by cursor; listed or watched.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::cadres::{self, cadre_resource};
+use super::records::{RecordApi, View, is_owner, resource_of};
+use super::{AppState, Call, M_LIST_CHANGES, M_WATCH_CHANGES, cursor, timestamp};
+use crate::access_log;
+use crate::authz::{Action, Resource};
+use crate::domain::division;
+use crate::domain::records::{Kind, parse_record_name};
+use crate::error::{Error, Result};
+use crate::proto::{self, change_event, change_feed_service_server::ChangeFeedService};
+use crate::store::ChangeRow;
+
+/// Change rows read per step of a watch stream, and the most a list scans.
+const SCAN_MAX: i64 = 5000;
+
+pub struct ChangeApi {
+    state: Arc<AppState>,
+    records: RecordApi,
+}
+
+impl ChangeApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            records: RecordApi::new(state.clone()),
+            state,
+        }
+    }
+}
+
+fn kind_name(k: proto::ChangeKind) -> Option<&'static str> {
+    use proto::ChangeKind as C;
+    Some(match k {
+        C::Cadre => "CADRE",
+        C::Sanction => "SANCTION",
+        C::Admonishment => "ADMONISHMENT",
+        C::Clue => "CLUE",
+        C::OrgHandling => "ORG_HANDLING",
+        C::PersonalMattersCheck => "PERSONAL_MATTERS_CHECK",
+        C::Evaluation => "EVALUATION",
+        C::AuditEngagement => "AUDIT_ENGAGEMENT",
+        C::AuditFinding => "AUDIT_FINDING",
+        C::Petition => "PETITION",
+        C::OpinionRequest => "OPINION_REQUEST",
+        C::OpinionReply => "OPINION_REPLY",
+        C::Unspecified => return None,
+    })
+}
+
+fn kind_proto(name: &str) -> proto::ChangeKind {
+    use proto::ChangeKind as C;
+    [
+        C::Cadre,
+        C::Sanction,
+        C::Admonishment,
+        C::Clue,
+        C::OrgHandling,
+        C::PersonalMattersCheck,
+        C::Evaluation,
+        C::AuditEngagement,
+        C::AuditFinding,
+        C::Petition,
+        C::OpinionRequest,
+        C::OpinionReply,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == Some(name))
+    .unwrap_or(C::Unspecified)
+}
+
+/// Kinds requested, as stored names; empty means every kind.
+fn kinds_filter(kinds: &[i32]) -> Result<HashSet<&'static str>> {
+    kinds
+        .iter()
+        .map(|k| {
+            proto::ChangeKind::try_from(*k)
+                .ok()
+                .and_then(kind_name)
+                .ok_or_else(|| Error::invalid("kinds", "unknown or unspecified change kind"))
+        })
+        .collect()
+}
+
+/// View decisions reused across a scan: they depend on the kind (and the
+/// transferring body for clues), not on each row.
+#[derive(Default)]
+struct Views {
+    cadre: Option<Option<cadres::View>>,
+    records: HashMap<(String, String, String), Option<View>>,
+}
+
+/// What one scan of the outbox found.
+struct Scan {
+    events: Vec<proto::ChangeEvent>,
+    /// Seq of the last row scanned (the new cursor position).
+    last_seq: i64,
+    scanned: i64,
+}
+
+impl ChangeApi {
+    /// The seq to read after: the cursor's, or the oldest retained for an empty
+    /// cursor. Cursors of another epoch or below the retention floor are expired.
+    async fn start_after(&self, text: &str) -> Result<i64> {
+        let store = &self.state.store;
+        let floor = store.feed_floor().await?;
+        let oldest = cursor::encode(&self.state.epoch, floor);
+        if text.is_empty() {
+            return Ok(floor);
+        }
+        let (epoch, seq) = cursor::decode(text).ok_or_else(|| {
+            Error::invalid("after_cursor", "not a cursor issued by this exchange")
+        })?;
+        if epoch != self.state.epoch || seq < floor || seq > store.change_head().await? {
+            return Err(Error::CursorExpired { oldest });
+        }
+        Ok(seq)
+    }
+
+    /// Reads up to `limit` change rows after `after` and renders the visible ones.
+    async fn scan(
+        &self,
+        call: &mut Call,
+        after: i64,
+        kinds: &HashSet<&'static str>,
+        limit: i64,
+        views: &mut Views,
+    ) -> Result<Scan> {
+        let rows = self.state.store.list_changes(after, limit).await?;
+        let mut out = Scan {
+            events: Vec::new(),
+            last_seq: after,
+            scanned: rows.len() as i64,
+        };
+        for row in rows {
+            out.last_seq = row.seq;
+            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
+                continue;
+            }
+            if let Some(view) = self.render(call, &row, views).await? {
+                out.events.push(proto::ChangeEvent {
+                    event_id: format!("{}-{}", self.state.epoch, row.seq),
+                    seq: row.seq,
+                    cursor: cursor::encode(&self.state.epoch, row.seq),
+                    op: if row.op == "RETRACT" {
+                        proto::ChangeOp::Retract
+                    } else {
+                        proto::ChangeOp::Upsert
+                    } as i32,
+                    resource: row.resource.clone(),
+                    kind: kind_proto(&row.kind) as i32,
+                    revision: row.revision,
+                    commit_time: Some(timestamp(row.commit_time_us)),
+                    view: Some(view),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The resource of a change in the caller's view, or `None` when the caller
+    /// may not see it, or when a later change supersedes it (that change carries
+    /// the newer state, further on in the same feed).
+    async fn render(
+        &self,
+        call: &mut Call,
+        row: &ChangeRow,
+        views: &mut Views,
+    ) -> Result<Option<change_event::View>> {
+        let principal = call.principal.clone();
+        if row.kind == "CADRE" {
+            let Some(id) = row.resource.strip_prefix("cadres/") else {
+                return Ok(None);
+            };
+            let Some(c) = self.state.store.get_cadre(id).await? else {
+                return Ok(None);
+            };
+            if c.revision != row.revision
+                || !division::covers(&principal.division, &c.managing_division)
+            {
+                return Ok(None);
+            }
+            let view = match views.cadre {
+                Some(v) => v,
+                None => {
+                    let authz = &self.state.authz;
+                    let r = cadre_resource(&c);
+                    let v = if call.authorize(authz, Action::ReadFull, &r).allowed {
+                        Some(cadres::View::Full)
+                    } else if call.authorize(authz, Action::ReadSummary, &r).allowed {
+                        Some(cadres::View::IdMasked)
+                    } else {
+                        None
+                    };
+                    views.cadre = Some(v);
+                    v
+                }
+            };
+            return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(&c, v))));
+        }
+        let Some(kind) = Kind::parse(&row.kind) else {
+            return Ok(None);
+        };
+        let Some((_, id)) = parse_record_name(&row.resource) else {
+            return Ok(None);
+        };
+        let Some(r) = self.state.store.get_record(&id).await? else {
+            return Ok(None);
+        };
+        if r.revision != row.revision || !division::covers(&principal.division, &r.division) {
+            return Ok(None);
+        }
+        let key = (
+            r.kind.clone(),
+            r.transfer_agency.clone(),
+            r.transfer_division.clone(),
+        );
+        let level = match views.records.get(&key) {
+            Some(v) => *v,
+            None => {
+                let v = self.records.level(call, &resource_of(&r), kind);
+                views.records.insert(key, v);
+                v
+            }
+        };
+        let Some(level) = level else { return Ok(None) };
+        let owner = is_owner(&principal, &r);
+        let view = if r.state == "RETRACTED" && !owner {
+            View::Tombstone
+        } else {
+            level
+        };
+        Ok(Some(change_event::View::Record(
+            self.records.render(&r, view, owner)?,
+        )))
+    }
+
+    async fn list(
+        &self,
+        call: &mut Call,
+        req: proto::ListChangesRequest,
+    ) -> Result<proto::ListChangesResponse> {
+        call.require(
+            &self.state.authz,
+            Action::ReadChanges,
+            &Resource::Exchange,
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "this system may not read the change feed",
+                )
+            },
+        )?;
+        let kinds = kinds_filter(&req.kinds)?;
+        let limit = super::page_size(req.page_size, 500, SCAN_MAX)?;
+        let after = self.start_after(&req.after_cursor).await?;
+        let scan = self
+            .scan(call, after, &kinds, limit, &mut Views::default())
+            .await?;
+        call.resources = scan.events.iter().map(|e| e.resource.clone()).collect();
+        Ok(proto::ListChangesResponse {
+            events: scan.events,
+            next_cursor: cursor::encode(&self.state.epoch, scan.last_seq),
+        })
+    }
+}
+
+type WatchStream = ReceiverStream<Result<proto::WatchChangesResponse, Status>>;
+
+/// Follows the feed for one watcher until it goes away, its certificate is
+/// revoked, or the store fails. Each delivered batch is one access-log row.
+async fn follow(
+    api: Arc<ChangeApi>,
+    mut call: Call,
+    mut after: i64,
+    kinds: HashSet<&'static str>,
+    tx: mpsc::Sender<Result<proto::WatchChangesResponse, Status>>,
+) {
+    let state = api.state.clone();
+    let mut changed = state.store.subscribe();
+    let mut views = Views::default();
+    let poll = state.config.feed_poll_interval;
+    let bookmark_every = state.config.watch_bookmark_interval;
+    let mut last_frame = tokio::time::Instant::now();
+    loop {
+        if state.tls.is_revoked(&call.principal.serial) {
+            tracing::warn!(principal = %call.principal.uri, "ending the watch stream of a revoked certificate");
+            let _ = tx
+                .send(Err(Status::unauthenticated("certificate revoked")))
+                .await;
+            return;
+        }
+        // Mark what we have seen before reading, so a commit during the read wakes us again.
+        changed.borrow_and_update();
+        let scan = match api
+            .scan(&mut call, after, &kinds, SCAN_MAX.min(500), &mut views)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        if !scan.events.is_empty() {
+            let mut entry = call.entry(0, String::new());
+            entry.resources = scan.events.iter().map(|e| e.resource.clone()).collect();
+            let encoded: Vec<u8> = scan.events.iter().flat_map(|e| e.encode_to_vec()).collect();
+            entry.response_sha256 = access_log::digest(&encoded);
+            // Nothing leaves before its log row is durable.
+            if let Err(e) = state.log.append(entry).await {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+            for event in scan.events {
+                let frame = proto::WatchChangesResponse {
+                    frame: Some(proto::watch_changes_response::Frame::Event(event)),
+                };
+                if tx.send(Ok(frame)).await.is_err() {
+                    return;
+                }
+            }
+            last_frame = tokio::time::Instant::now();
+        }
+        after = after.max(scan.last_seq);
+        if scan.scanned >= 500 {
+            continue;
+        }
+        let bookmark_at = last_frame + bookmark_every;
+        tokio::select! {
+            _ = changed.changed() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep_until(bookmark_at) => {
+                let frame = proto::WatchChangesResponse {
+                    frame: Some(proto::watch_changes_response::Frame::Bookmark(proto::Bookmark { cursor: cursor::encode(&state.epoch, after) })),
+                };
+                if tx.send(Ok(frame)).await.is_err() {
+                    return;
+                }
+                last_frame = tokio::time::Instant::now();
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Shared handle so that the watch task can outlive the request.
+pub struct ChangeFeed(pub Arc<ChangeApi>);
+
+#[tonic::async_trait]
+impl ChangeFeedService for ChangeFeed {
+    async fn list_changes(
+        &self,
+        request: Request<proto::ListChangesRequest>,
+    ) -> Result<Response<proto::ListChangesResponse>, Status> {
+        let mut call = Call::start(&request, M_LIST_CHANGES)?;
+        let result = self.0.list(&mut call, request.into_inner()).await;
+        call.finish(&self.0.state, result).await
+    }
+
+    type WatchChangesStream = WatchStream;
+
+    async fn watch_changes(
+        &self,
+        request: Request<proto::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let mut call = Call::start(&request, M_WATCH_CHANGES)?;
+        let req = request.into_inner();
+        let api = self.0.clone();
+        let opened = async {
+            call.require(
+                &api.state.authz,
+                Action::ReadChanges,
+                &Resource::Exchange,
+                || {
+                    Error::denied(
+                        "ACTION_NOT_PERMITTED",
+                        "this system may not read the change feed",
+                    )
+                },
+            )?;
+            let kinds = kinds_filter(&req.kinds)?;
+            let after = api.start_after(&req.after_cursor).await?;
+            Ok::<_, Error>((kinds, after))
+        }
+        .await;
+        // The row for opening the stream, allowed or not.
+        let code = opened.as_ref().err().map(|e| e.code() as i32).unwrap_or(0);
+        if opened.is_err() && call.decision.is_none() {
+            call.decision = Some(false);
+        }
+        api.state
+            .log
+            .append(call.entry(code, String::new()))
+            .await?;
+        let (kinds, after) = opened?;
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(follow(api, call, after, kinds, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Prunes change rows older than the retention window, forever.
+pub async fn prune_forever(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.prune_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff = crate::store::now_us() - state.config.change_retention.as_micros() as i64;
+        if let Err(e) = state.store.prune_changes(cutoff).await {
+            tracing::warn!(error = %e, "pruning the change feed");
+        }
+    }
+}
