@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/cadrex/v1/common.proto",
         "proto/cadrex/v1/records.proto",
         "proto/cadrex/v1/changes.proto",
+        "proto/cadrex/v1/opinions.proto",
+        "proto/cadrex/v1/dossier.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

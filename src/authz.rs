@@ -31,6 +31,7 @@ const SHIPPED_POLICIES: &[(&str, &str)] = &[
         "jurisdiction.cedar",
         include_str!("../policies/jurisdiction.cedar"),
     ),
+    ("opinions.cedar", include_str!("../policies/opinions.cedar")),
     ("records.cedar", include_str!("../policies/records.cedar")),
 ];
 
@@ -66,10 +67,15 @@ pub enum Action {
     ListRecords,
     ReadInformant,
     ReadChanges,
+    RequestOpinion,
+    ReadOpinions,
+    DraftOpinion,
+    ReplyOpinion,
+    ReadDossier,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 24] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -89,6 +95,11 @@ impl Action {
         Action::ListRecords,
         Action::ReadInformant,
         Action::ReadChanges,
+        Action::RequestOpinion,
+        Action::ReadOpinions,
+        Action::DraftOpinion,
+        Action::ReplyOpinion,
+        Action::ReadDossier,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +123,11 @@ impl Action {
             Action::ListRecords => "ListRecords",
             Action::ReadInformant => "ReadInformant",
             Action::ReadChanges => "ReadChanges",
+            Action::RequestOpinion => "RequestOpinion",
+            Action::ReadOpinions => "ReadOpinions",
+            Action::DraftOpinion => "DraftOpinion",
+            Action::ReplyOpinion => "ReplyOpinion",
+            Action::ReadDossier => "ReadDossier",
         }
     }
 
@@ -611,9 +627,13 @@ mod tests {
                 "discipline-full",
                 "discipline-oversees-access-log",
                 "discipline-submits",
+                "dossier-readers",
                 "exchange-introspection",
                 "informant-protection",
                 "informant-readers",
+                "opinion-readers",
+                "opinion-repliers",
+                "opinion-requesters",
                 "org-writes-cadres",
                 "organization-full",
                 "organization-submits",

@@ -53,6 +53,13 @@ pub struct Config {
     pub reload_poll: Duration,
     /// Most access-log rows committed in one group-commit transaction.
     pub log_batch_max: usize,
+    /// A reply goes stale this long after its as-of time (DESIGN §6: 90 days).
+    #[serde(with = "humantime_serde")]
+    pub opinion_stale_after: Duration,
+    /// Rule parameters (TOML); the DESIGN §6 defaults when unset.
+    pub rules_file: Option<PathBuf>,
+    /// Directory of `calendar-cn-YYYY.toml` files; the shipped calendar when unset.
+    pub calendar_dir: Option<PathBuf>,
     /// How long change rows are kept for the feed; older cursors get CURSOR_EXPIRED.
     #[serde(with = "humantime_serde")]
     pub change_retention: Duration,
@@ -88,6 +95,9 @@ impl Default for Config {
             checkpoint_interval: Duration::from_secs(3),
             reload_poll: Duration::from_secs(2),
             log_batch_max: 512,
+            opinion_stale_after: Duration::from_secs(90 * 24 * 3600),
+            rules_file: None,
+            calendar_dir: None,
             // DESIGN §5 leaves the window open; 90 days covers a quarter's sync.
             change_retention: Duration::from_secs(90 * 24 * 3600),
             prune_interval: Duration::from_secs(60),
@@ -141,6 +151,9 @@ const KEYS: &[&str] = &[
     "checkpoint_interval",
     "reload_poll",
     "log_batch_max",
+    "opinion_stale_after",
+    "rules_file",
+    "calendar_dir",
     "change_retention",
     "prune_interval",
     "feed_poll_interval",

@@ -382,6 +382,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     let mut batch: Vec<Pending> = Vec::with_capacity(args.batch_size);
     // Rejections since the last batch went out, local ones included.
     let mut rejected: Vec<Rejection> = Vec::new();
+    let known = args.kind.columns();
     let mut unknown_keys = BTreeSet::new();
     loop {
         let next = reader.next_row()?;
@@ -390,7 +391,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
             summary.rows += 1;
             let parsed = read.and_then(|row| {
                 if format == Format::Ndjson {
-                    note_unknown_keys(args.kind, &row, &mut unknown_keys, &bar);
+                    note_unknown_keys(args.kind, &known, &row, &mut unknown_keys, &bar);
                 }
                 parse_row(args.kind, &row)
             });
@@ -654,19 +655,23 @@ fn check_headers(kind: ImportKind, headers: &[String], file: &Path) -> anyhow::R
     if kind != ImportKind::Cadre && !has("cadre_id_number") && !has("cadre") {
         missing.push("cadre_id_number (or cadre)");
     }
-    if !missing.is_empty() {
-        bail!(
-            "{}: no column {} (needed for --kind {kind}); the header has: {}",
-            file.display(),
-            missing.join(", "),
-            headers.join(",")
-        );
-    }
     let unknown: Vec<&str> = headers
         .iter()
         .filter(|h| !columns.iter().any(|(c, _)| c == h))
         .map(String::as_str)
         .collect();
+    if !missing.is_empty() {
+        let misspelt = if unknown.is_empty() {
+            String::new()
+        } else {
+            format!("; columns it does not read: {}", unknown.join(","))
+        };
+        bail!(
+            "{}: no column {} (needed for --kind {kind}){misspelt}",
+            file.display(),
+            missing.join(", "),
+        );
+    }
     if !unknown.is_empty() {
         tracing::warn!(
             file = %file.display(),
@@ -677,14 +682,16 @@ fn check_headers(kind: ImportKind, headers: &[String], file: &Path) -> anyhow::R
     Ok(())
 }
 
+/// Warns once per NDJSON key that the kind does not read (most likely misspelt).
 fn note_unknown_keys(
     kind: ImportKind,
+    known: &[(&str, bool)],
     row: &Row,
     seen: &mut BTreeSet<String>,
     bar: &indicatif::ProgressBar,
 ) {
     for key in row.values.keys() {
-        if !kind.columns().iter().any(|(c, _)| c == key) && seen.insert(key.clone()) {
+        if !known.iter().any(|(c, _)| c == key) && seen.insert(key.clone()) {
             bar.suspend(|| {
                 tracing::warn!(line = row.line, key = %key, "ignoring a key that --kind {kind} does not read");
             });

@@ -15,6 +15,7 @@ pub mod pki;
 pub mod proto;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod tls;
 
 pub use config::Config;

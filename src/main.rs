@@ -68,6 +68,7 @@ enum Command {
         /// CA certificate [default: ca.crt one directory above the certificate's].
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// Server URL.
         #[arg(long, default_value = cadrex::import::DEFAULT_SERVER)]
         server: String,
         /// Name the server certificate must carry.
@@ -80,6 +81,46 @@ enum Command {
         /// Rejected rows [default: F.rejected.csv beside the input].
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Keeps a local copy of the change feed: a SQLite mirror or an NDJSON file
+    /// (see README "Keeping a copy in sync").
+    Sync {
+        /// Kinds to copy, comma-separated: cadre, sanction, admonishment, clue,
+        /// org-handling, personal-matters-check, evaluation, audit-engagement,
+        /// audit-finding, petition.
+        #[arg(long, required = true, value_delimiter = ',', value_parser = cadrex::sync::parse_kind)]
+        kinds: Vec<cadrex::proto::ChangeKind>,
+        /// Mirror database, sqlite://FILE (created when absent).
+        #[arg(long, required_unless_present = "out", conflicts_with = "out")]
+        into: Option<String>,
+        /// Appends one JSON line per event to FILE.ndjson instead (cursor in FILE.ndjson.cursor).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Catch up, then again after this pause (e.g. 5m), until stopped.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "once")]
+        interval: Option<std::time::Duration>,
+        /// Catch up once and exit. Without --once or --interval, follows a watch stream.
+        #[arg(long)]
+        once: bool,
+        /// Client certificate of the syncing system (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CA certificate [default: ca.crt one directory above the certificate's].
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Server URL.
+        #[arg(long, default_value = cadrex::import::DEFAULT_SERVER)]
+        server: String,
+        /// Name the server certificate must carry.
+        #[arg(long, default_value = cadrex::import::DEFAULT_SERVER_NAME)]
+        server_name: String,
+        /// Items per listing page (at most 1000).
+        #[arg(long, default_value_t = cadrex::sync::DEFAULT_PAGE_SIZE,
+              value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
     },
 }
 
@@ -252,6 +293,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // Distinct from 1 (the import failed) so scripts can tell them apart.
                 return Ok(ExitCode::from(2));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync {
+            kinds,
+            into,
+            out,
+            interval,
+            once,
+            cert,
+            key,
+            ca,
+            server,
+            server_name,
+            page_size,
+        } => {
+            let mut args = cadrex::sync::SyncArgs::new(kinds, cert, key);
+            if let Some(ca) = ca {
+                args.ca = ca;
+            }
+            args.into = into;
+            args.out = out;
+            args.mode = match (once, interval) {
+                (true, _) => cadrex::sync::SyncMode::Once,
+                (false, Some(d)) => cadrex::sync::SyncMode::Interval(d),
+                (false, None) => cadrex::sync::SyncMode::Follow,
+            };
+            args.server = server;
+            args.server_name = server_name;
+            args.page_size = page_size;
+            args.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            // Ctrl-C or SIGTERM ends the run after the batch in hand, with its summary.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            args.stop = Some(stopped);
+            let summary = cadrex::sync::run(args).await?;
+            println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,11 +15,15 @@ use crate::grpc::AppState;
 use crate::grpc::access_log_service::AccessLogApi;
 use crate::grpc::cadres::CadreApi;
 use crate::grpc::changes::{ChangeApi, ChangeFeed};
+use crate::grpc::dossier::DossierApi;
+use crate::grpc::opinions::OpinionApi;
 use crate::grpc::records::RecordApi;
 use crate::grpc::system::SystemApi;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
 use crate::proto::change_feed_service_server::ChangeFeedServiceServer;
+use crate::proto::dossier_service_server::DossierServiceServer;
+use crate::proto::opinion_service_server::OpinionServiceServer;
 use crate::proto::record_service_server::RecordServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
@@ -71,6 +75,14 @@ pub async fn run(
     let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
     let informant = crate::informant::KeyRing::load(&config.informant_key_path())?;
     let epoch = store.epoch().await?;
+    let rules = match &config.rules_file {
+        Some(path) => crate::domain::rules::RuleParams::from_toml(&std::fs::read_to_string(path)?)?,
+        None => crate::domain::rules::RuleParams::default(),
+    };
+    let calendar = match &config.calendar_dir {
+        Some(dir) => crate::domain::calendar::Calendar::load_dir(dir)?,
+        None => crate::domain::calendar::Calendar::embedded(),
+    };
     let (log, log_tasks) = AccessLog::start(
         store.clone(),
         signer.clone(),
@@ -86,6 +98,8 @@ pub async fn run(
         tls: tls.clone(),
         informant,
         epoch,
+        rules,
+        calendar,
         verified: Mutex::new(None),
     });
 
@@ -98,6 +112,12 @@ pub async fn run(
     health.set_serving::<RecordServiceServer<RecordApi>>().await;
     health
         .set_serving::<ChangeFeedServiceServer<ChangeFeed>>()
+        .await;
+    health
+        .set_serving::<OpinionServiceServer<OpinionApi>>()
+        .await;
+    health
+        .set_serving::<DossierServiceServer<DossierApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -122,6 +142,12 @@ pub async fn run(
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let feed = ChangeFeedServiceServer::new(ChangeFeed(Arc::new(ChangeApi::new(state.clone()))))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let opinions = OpinionServiceServer::new(OpinionApi::new(state.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let dossier = DossierServiceServer::new(DossierApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let pruner = tokio::spawn(crate::grpc::changes::prune_forever(state.clone()));
@@ -149,6 +175,8 @@ pub async fn run(
         .add_service(InterceptedService::new(cadres, auth.clone()))
         .add_service(InterceptedService::new(records, auth.clone()))
         .add_service(InterceptedService::new(feed, auth.clone()))
+        .add_service(InterceptedService::new(opinions, auth.clone()))
+        .add_service(InterceptedService::new(dossier, auth.clone()))
         .add_service(InterceptedService::new(access, auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

@@ -1,11 +1,13 @@
 //! Domain rules with no I/O: identifiers, divisions, the access-log chain, and request validation.
 
 pub mod cadre;
+pub mod calendar;
 pub mod chain;
 pub mod division;
 pub mod filter;
 pub mod ids;
 pub mod records;
+pub mod rules;
 
 /// Parses an ISO date `YYYY-MM-DD` (the only date form on the wire).
 pub fn parse_date(s: &str) -> Option<time::Date> {

@@ -3,7 +3,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::domain::parse_date;
+use crate::domain::{parse_date, rules};
 use crate::error::FieldViolation;
 use crate::identity::Agency;
 use crate::proto::{self, record::Payload};
@@ -417,6 +417,156 @@ pub fn parse_record_name(name: &str) -> Option<(String, String)> {
         !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     (ok(cadre) && ok(record) && cadre != "-").then(|| (cadre.to_string(), record.to_string()))
+}
+
+/// The rules engine's view of a record, from what the caller was shown (full
+/// or summary payload), so that nothing computed from it reveals more than the
+/// caller may read. `None` for tombstones and kinds without a payload.
+pub fn fact_of(record: &proto::Record) -> Option<rules::Fact> {
+    use proto::*;
+    use rules::Fact;
+    let name = record.name.clone();
+    let active = record.state != RecordState::Retracted as i32;
+    let date = |s: &str| parse_date(s);
+    let party = |t: i32| match PartySanctionType::try_from(t).ok()? {
+        PartySanctionType::Warning => Some(rules::PartyType::Warning),
+        PartySanctionType::SeriousWarning => Some(rules::PartyType::SeriousWarning),
+        PartySanctionType::RemovalFromPartyPost => Some(rules::PartyType::RemovalFromPartyPost),
+        PartySanctionType::Probation => Some(rules::PartyType::Probation),
+        PartySanctionType::Expulsion => Some(rules::PartyType::Expulsion),
+        PartySanctionType::Unspecified => None,
+    };
+    let state = |t: i32| match StateSanctionType::try_from(t).ok()? {
+        StateSanctionType::Warning => Some(rules::StateType::Warning),
+        StateSanctionType::Demerit => Some(rules::StateType::Demerit),
+        StateSanctionType::MajorDemerit => Some(rules::StateType::MajorDemerit),
+        StateSanctionType::Demotion => Some(rules::StateType::Demotion),
+        StateSanctionType::DismissalFromPost => Some(rules::StateType::DismissalFromPost),
+        StateSanctionType::ExpulsionFromService => Some(rules::StateType::ExpulsionFromService),
+        StateSanctionType::Unspecified => None,
+    };
+    let sanction = |track: i32, p: i32, s: i32, years: i32, decided: &str, effective: &str| {
+        let track = match SanctionTrack::try_from(track).ok()? {
+            SanctionTrack::Party => rules::Track::Party,
+            SanctionTrack::State => rules::Track::State,
+            SanctionTrack::Unspecified => return None,
+        };
+        Some(Fact::Sanction {
+            name: name.clone(),
+            active,
+            track,
+            party: party(p),
+            state: state(s),
+            probation_years: years.max(0) as u32,
+            decision_date: date(decided)?,
+            effective_date: date(effective)?,
+        })
+    };
+    let disposal = |d: i32| match ClueDisposal::try_from(d).ok()? {
+        ClueDisposal::Registered => Some(rules::Disposal::Registered),
+        ClueDisposal::TalkOrInquiry => Some(rules::Disposal::TalkOrInquiry),
+        ClueDisposal::PreliminaryCheck => Some(rules::Disposal::PreliminaryCheck),
+        ClueDisposal::CaseOpened => Some(rules::Disposal::CaseOpened),
+        ClueDisposal::Shelved => Some(rules::Disposal::Shelved),
+        ClueDisposal::Closed => Some(rules::Disposal::Closed),
+        ClueDisposal::Unspecified => None,
+    };
+    let petition_done =
+        |s: i32| s == PetitionStatus::Closed as i32 || s == PetitionStatus::Rejected as i32;
+    match record.payload.as_ref()? {
+        Payload::Sanction(s) => sanction(
+            s.track,
+            s.party_type,
+            s.state_type,
+            s.probation_years,
+            &s.decision_date,
+            &s.effective_date,
+        ),
+        // The summary carries no probation length; one year is the shortest,
+        // so the flag never claims more than the record could show.
+        Payload::SanctionSummary(s) => sanction(
+            s.track,
+            s.party_type,
+            s.state_type,
+            1,
+            &s.decision_date,
+            &s.effective_date,
+        ),
+        Payload::Admonishment(a) => Some(Fact::Admonishment {
+            name,
+            active,
+            kind: match AdmonishmentType::try_from(a.r#type).ok()? {
+                AdmonishmentType::TalkReminder => rules::AdmonishmentKind::TalkReminder,
+                AdmonishmentType::Criticism => rules::AdmonishmentKind::Criticism,
+                AdmonishmentType::OrderedSelfReview => rules::AdmonishmentKind::OrderedSelfReview,
+                AdmonishmentType::Admonition => rules::AdmonishmentKind::Admonition,
+                AdmonishmentType::Unspecified => return None,
+            },
+            date: date(&a.date)?,
+        }),
+        Payload::Clue(k) => Some(Fact::Clue {
+            name,
+            active,
+            disposal: disposal(k.disposal)?,
+            open: k.status == ClueStatus::Open as i32,
+        }),
+        Payload::ClueSummary(k) => Some(Fact::Clue {
+            name,
+            active,
+            disposal: disposal(k.disposal)?,
+            open: k.status == ClueStatus::Open as i32,
+        }),
+        Payload::OrgHandling(o) => Some(Fact::OrgHandling {
+            name,
+            active,
+            kind: match OrgHandlingType::try_from(o.r#type).ok()? {
+                OrgHandlingType::SuspensionForReview => rules::OrgHandlingKind::SuspensionForReview,
+                OrgHandlingType::Reassignment => rules::OrgHandlingKind::Reassignment,
+                OrgHandlingType::OrderedResignation => rules::OrgHandlingKind::OrderedResignation,
+                OrgHandlingType::RemovalFromPost => rules::OrgHandlingKind::RemovalFromPost,
+                OrgHandlingType::DemotionInRank => rules::OrgHandlingKind::DemotionInRank,
+                OrgHandlingType::Unspecified => return None,
+            },
+            date: date(&o.date)?,
+        }),
+        Payload::PersonalMattersCheck(p) => Some(Fact::PersonalMatters {
+            name,
+            active,
+            result: match PersonalMattersResult::try_from(p.result).ok()? {
+                PersonalMattersResult::Consistent => rules::PmResult::Consistent,
+                PersonalMattersResult::UnderReported => rules::PmResult::UnderReported,
+                PersonalMattersResult::Concealed => rules::PmResult::Concealed,
+                PersonalMattersResult::Unspecified => return None,
+            },
+            check_date: date(&p.check_date)?,
+        }),
+        Payload::Evaluation(_) | Payload::EvaluationSummary(_) => {
+            Some(Fact::Evaluation { name, active })
+        }
+        Payload::AuditEngagement(_) => Some(Fact::AuditEngagement { name, active }),
+        Payload::AuditFinding(f) => {
+            let r = f.rectification.clone().unwrap_or_default();
+            Some(Fact::AuditFinding {
+                name,
+                active,
+                transferred_to_discipline: f.transfer == Transfer::Discipline as i32,
+                rectification_done: r.status == RectificationStatus::Done as i32,
+                deadline: date(&r.deadline),
+            })
+        }
+        Payload::Petition(p) => Some(Fact::Petition {
+            name,
+            active,
+            specific: p.specific,
+            closed_or_rejected: petition_done(p.status),
+        }),
+        Payload::PetitionSummary(p) => Some(Fact::Petition {
+            name,
+            active,
+            specific: p.specific,
+            closed_or_rejected: petition_done(p.status),
+        }),
+    }
 }
 
 #[cfg(test)]

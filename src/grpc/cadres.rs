@@ -441,13 +441,13 @@ impl CadreApi {
         let bytes = response.encode_to_vec();
         let meta = WriteMeta {
             log: call.entry(0, crate::access_log::digest(&bytes)),
-            change: Change {
+            changes: vec![Change {
                 op: "UPSERT",
                 resource: resource_name(&row.id),
                 kind: "CADRE".into(),
                 revision: row.revision,
                 division: row.managing_division.clone(),
-            },
+            }],
             idempotency: idempotency.map(|(request_id, request_sha256)| Idempotency {
                 system: call.principal.uri.clone(),
                 request_id,

@@ -25,12 +25,14 @@ const SCAN_MAX: i64 = 5000;
 pub struct ChangeApi {
     state: Arc<AppState>,
     records: RecordApi,
+    opinions: super::opinions::OpinionApi,
 }
 
 impl ChangeApi {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
             records: RecordApi::new(state.clone()),
+            opinions: super::opinions::OpinionApi::new(state.clone()),
             state,
         }
     }
@@ -205,6 +207,9 @@ impl ChangeApi {
             };
             return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(&c, v))));
         }
+        if row.kind == "OPINION_REQUEST" || row.kind == "OPINION_REPLY" {
+            return self.render_opinion(call, row).await;
+        }
         let Some(kind) = Kind::parse(&row.kind) else {
             return Ok(None);
         };
@@ -239,6 +244,42 @@ impl ChangeApi {
         };
         Ok(Some(change_event::View::Record(
             self.records.render(&r, view, owner)?,
+        )))
+    }
+
+    /// An opinion request or reply, to those who may read the request.
+    async fn render_opinion(
+        &self,
+        call: &mut Call,
+        row: &ChangeRow,
+    ) -> Result<Option<change_event::View>> {
+        let mut parts = row.resource.split('/');
+        let (Some("opinionRequests"), Some(id)) = (parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let Some(req) = self.state.store.get_opinion_request(id).await? else {
+            return Ok(None);
+        };
+        if !self.opinions.visible(call, &req).await? {
+            return Ok(None);
+        }
+        if row.kind == "OPINION_REQUEST" {
+            if req.revision != row.revision {
+                return Ok(None);
+            }
+            return Ok(Some(change_event::View::OpinionRequest(
+                self.opinions.render(&req).await?,
+            )));
+        }
+        let (Some("replies"), Some(reply_id)) = (parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let replies = self.state.store.opinion_replies(id).await?;
+        let Some(reply) = replies.iter().find(|r| r.id == reply_id) else {
+            return Ok(None);
+        };
+        Ok(Some(change_event::View::OpinionReply(
+            self.opinions.reply_proto(reply).await?,
         )))
     }
 

@@ -17,6 +17,8 @@ use crate::tls::TlsState;
 pub mod access_log_service;
 pub mod cadres;
 pub mod changes;
+pub mod dossier;
+pub mod opinions;
 pub mod records;
 pub mod system;
 
@@ -32,6 +34,10 @@ pub struct AppState {
     pub informant: crate::informant::KeyRing,
     /// The store's epoch, carried in every cursor.
     pub epoch: String,
+    /// Rule parameters for drafts and dossier flags.
+    pub rules: crate::domain::rules::RuleParams,
+    /// Working-day calendar for due dates.
+    pub calendar: crate::domain::calendar::Calendar,
     /// Newest checkpoint `VerifyAccessLog` confirmed, where the next run starts.
     pub verified: Mutex<Option<(i64, String)>>,
 }
@@ -67,6 +73,13 @@ pub const M_LIST_RECORDS: &str = "/cadrex.v1.RecordService/ListRecords";
 pub const M_RETRACT_RECORD: &str = "/cadrex.v1.RecordService/RetractRecord";
 pub const M_LIST_CHANGES: &str = "/cadrex.v1.ChangeFeedService/ListChanges";
 pub const M_WATCH_CHANGES: &str = "/cadrex.v1.ChangeFeedService/WatchChanges";
+pub const M_CREATE_OPINION_REQUEST: &str = "/cadrex.v1.OpinionService/CreateOpinionRequest";
+pub const M_GET_OPINION_REQUEST: &str = "/cadrex.v1.OpinionService/GetOpinionRequest";
+pub const M_LIST_OPINION_REQUESTS: &str = "/cadrex.v1.OpinionService/ListOpinionRequests";
+pub const M_WITHDRAW_OPINION_REQUEST: &str = "/cadrex.v1.OpinionService/WithdrawOpinionRequest";
+pub const M_DRAFT_OPINION: &str = "/cadrex.v1.OpinionService/DraftOpinion";
+pub const M_REPLY_OPINION: &str = "/cadrex.v1.OpinionService/ReplyOpinion";
+pub const M_GET_CADRE_DOSSIER: &str = "/cadrex.v1.DossierService/GetCadreDossier";
 pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
 pub const M_GET_CHECKPOINT: &str = "/cadrex.v1.AccessLogService/GetCheckpoint";
 pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessLog";
@@ -147,6 +160,41 @@ pub const METHODS: &[MethodSpec] = &[
         path: M_WATCH_CHANGES,
         action: Action::ReadChanges,
         target: Target::Exchange,
+    },
+    MethodSpec {
+        path: M_CREATE_OPINION_REQUEST,
+        action: Action::RequestOpinion,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_GET_OPINION_REQUEST,
+        action: Action::ReadOpinions,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_LIST_OPINION_REQUESTS,
+        action: Action::ReadOpinions,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_WITHDRAW_OPINION_REQUEST,
+        action: Action::RequestOpinion,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_DRAFT_OPINION,
+        action: Action::DraftOpinion,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_REPLY_OPINION,
+        action: Action::ReplyOpinion,
+        target: Target::Cadre,
+    },
+    MethodSpec {
+        path: M_GET_CADRE_DOSSIER,
+        action: Action::ReadDossier,
+        target: Target::Cadre,
     },
     MethodSpec {
         path: M_LIST_ACCESS_EVENTS,
@@ -449,4 +497,10 @@ pub mod cursor {
         let (epoch, seq) = rest.rsplit_once(':')?;
         Some((epoch.to_string(), seq.parse().ok()?))
     }
+}
+
+/// Today's date in Asia/Shanghai, where every date of the exchange lives.
+pub fn today() -> time::Date {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::now_utc().to_offset(offset).date()
 }

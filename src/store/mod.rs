@@ -71,7 +71,8 @@ pub struct Idempotency {
 #[derive(Clone, Debug)]
 pub struct WriteMeta {
     pub log: LogEntry,
-    pub change: Change,
+    /// Outbox rows, given consecutive seqs in this order.
+    pub changes: Vec<Change>,
     pub idempotency: Option<Idempotency>,
 }
 
@@ -170,6 +171,57 @@ pub type FinishBatch<'a> =
 /// The same for a batch of cadres.
 pub type FinishCadres<'a> =
     &'a (dyn Fn(&[Result<()>]) -> (LogEntry, Option<Idempotency>) + Send + Sync);
+
+/// An integrity-opinion request as stored; `cadres` are cadre ids in request order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpinionRequestRow {
+    pub id: String,
+    pub requester: String,
+    pub requester_agency: String,
+    pub requester_division: String,
+    pub purpose: String,
+    pub due_date: String,
+    /// `PENDING`, `REPLIED` or `WITHDRAWN`.
+    pub state: String,
+    pub note: String,
+    pub withdraw_reason: String,
+    pub warnings: Vec<String>,
+    pub revision: i64,
+    pub create_time_us: i64,
+    pub update_time_us: i64,
+    pub cadres: Vec<String>,
+}
+
+/// One immutable reply about one cadre of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplyRow {
+    pub id: String,
+    pub request_id: String,
+    pub cadre_id: String,
+    pub verdict: String,
+    pub text: String,
+    pub cited_records: Vec<String>,
+    pub signer: String,
+    pub as_of_us: i64,
+    pub correction_reason: String,
+    pub corrects: String,
+    pub replier: String,
+    pub purpose: String,
+    pub revision: i64,
+    pub create_time_us: i64,
+}
+
+/// Which opinion requests a list returns.
+#[derive(Clone, Debug, Default)]
+pub struct OpinionQuery {
+    /// Only requests of this requesting body (agency, division).
+    pub requester: Option<(String, String)>,
+    /// Only requests naming a cadre managed under this prefix.
+    pub cadre_prefix: Option<String>,
+    pub state: Option<String>,
+    pub after_id: Option<String>,
+    pub limit: i64,
+}
 
 /// Which records a list returns.
 #[derive(Clone, Debug, Default)]
@@ -315,6 +367,41 @@ pub trait Store: Send + Sync {
     /// Ticks after every commit that wrote change rows (in this process, and
     /// on PostgreSQL in any process through LISTEN/NOTIFY).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Stores a new request with its cadres.
+    async fn create_opinion_request(
+        &self,
+        request: &OpinionRequestRow,
+        meta: WriteMeta,
+    ) -> Result<()>;
+
+    async fn get_opinion_request(&self, id: &str) -> Result<Option<OpinionRequestRow>>;
+
+    /// Requests matching `query`, ordered by id.
+    async fn list_opinion_requests(&self, query: &OpinionQuery) -> Result<Vec<OpinionRequestRow>>;
+
+    /// Withdraws a PENDING request (FAILED_PRECONDITION NOT_PENDING otherwise).
+    async fn withdraw_opinion_request(
+        &self,
+        id: &str,
+        reason: &str,
+        meta: WriteMeta,
+    ) -> Result<OpinionRequestRow>;
+
+    /// Adds an immutable reply; the request becomes REPLIED once every cadre has
+    /// one. A withdrawn request takes no replies (FAILED_PRECONDITION).
+    /// `meta.changes` holds the reply's change; the request's is added here.
+    async fn add_opinion_reply(
+        &self,
+        reply: &ReplyRow,
+        meta: WriteMeta,
+    ) -> Result<OpinionRequestRow>;
+
+    /// Replies of a request, oldest first.
+    async fn opinion_replies(&self, request_id: &str) -> Result<Vec<ReplyRow>>;
+
+    /// When a matter record about the cadre was last written (any state).
+    async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>>;
 
     /// Closes the pool.
     async fn close(&self);

@@ -117,13 +117,13 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     let s = connect(url).await.unwrap();
     let meta = |rev| WriteMeta {
         log: entry(0),
-        change: Change {
+        changes: vec![Change {
             op: "UPSERT",
             resource: "cadres/a".into(),
             kind: "CADRE".into(),
             revision: rev,
             division: "360821".into(),
-        },
+        }],
         idempotency: None,
     };
     let row = CadreRow {
@@ -238,13 +238,13 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
                 };
                 let meta = WriteMeta {
                     log: entry(n as usize),
-                    change: Change {
+                    changes: vec![Change {
                         op: "UPSERT",
                         resource: format!("cadres/w{w}i{i}"),
                         kind: "CADRE".into(),
                         revision: 1,
                         division: "360821".into(),
-                    },
+                    }],
                     idempotency: None,
                 };
                 s.create_cadre(&row, meta).await.unwrap();

@@ -8,5 +8,6 @@ mod cadres;
 mod changes;
 mod identity;
 mod import;
+mod opinions;
 mod records;
 mod server;

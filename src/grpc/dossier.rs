@@ -1,0 +1,271 @@
+//! `DossierService`: a cadre's consolidated record with computed flags, all from the caller's own view, under a required purpose of use.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::cadres::{self, cadre_resource};
+use super::opinions::{barred, reasons_proto, verdict_proto, visible_records};
+use super::records::RecordApi;
+use super::{AppState, Call, M_GET_CADRE_DOSSIER, timestamp, today};
+use crate::authz::Action;
+use crate::domain::records::{self, Kind};
+use crate::domain::rules;
+use crate::domain::{division, parse_date};
+use crate::error::{Error, Result};
+use crate::identity::Agency;
+use crate::proto::{self, dossier_service_server::DossierService, record::Payload};
+use crate::store::now_us;
+
+pub struct DossierApi {
+    state: Arc<AppState>,
+    records: RecordApi,
+}
+
+impl DossierApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            records: RecordApi::new(state.clone()),
+            state,
+        }
+    }
+}
+
+fn purpose_name(p: i32) -> Option<&'static str> {
+    Some(match proto::Purpose::try_from(p).ok()? {
+        proto::Purpose::AppointmentVetting => "APPOINTMENT_VETTING",
+        proto::Purpose::CaseHandling => "CASE_HANDLING",
+        proto::Purpose::RoutineSupervision => "ROUTINE_SUPERVISION",
+        proto::Purpose::AuditPlanning => "AUDIT_PLANNING",
+        proto::Purpose::PetitionHandling => "PETITION_HANDLING",
+        proto::Purpose::Unspecified => return None,
+    })
+}
+
+impl DossierApi {
+    /// DESIGN §2: organization's APPOINTMENT_VETTING must name an open request
+    /// of its own for this cadre — pending, or replied and not stale.
+    async fn check_vetting_request(
+        &self,
+        call: &mut Call,
+        name: &str,
+        cadre_id: &str,
+    ) -> Result<()> {
+        let refused = || {
+            Error::denied(
+                "NO_OPEN_REQUEST",
+                "appointment vetting needs an open integrity-opinion request of yours for this cadre",
+            )
+        };
+        let id = name
+            .strip_prefix("opinionRequests/")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "opinion_request",
+                    "APPOINTMENT_VETTING by organization names opinionRequests/{request}",
+                )
+            })?;
+        call.resources.push(name.to_string());
+        let Some(req) = self.state.store.get_opinion_request(id).await? else {
+            return Err(refused());
+        };
+        let p = &call.principal;
+        let own = p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
+        if !own || !req.cadres.iter().any(|c| c == cadre_id) {
+            return Err(refused());
+        }
+        match req.state.as_str() {
+            "PENDING" => Ok(()),
+            "REPLIED" => {
+                let replies = self.state.store.opinion_replies(id).await?;
+                let latest = replies
+                    .iter()
+                    .rev()
+                    .find(|r| r.cadre_id == cadre_id)
+                    .ok_or_else(refused)?;
+                let aged = now_us()
+                    >= latest.as_of_us + self.state.config.opinion_stale_after.as_micros() as i64;
+                let written = self
+                    .state
+                    .store
+                    .last_matter_write_us(cadre_id)
+                    .await?
+                    .is_some_and(|t| t > latest.as_of_us);
+                if aged || written {
+                    Err(refused())
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(refused()),
+        }
+    }
+
+    async fn dossier(
+        &self,
+        call: &mut Call,
+        req: proto::GetCadreDossierRequest,
+    ) -> Result<proto::CadreDossier> {
+        let id = req
+            .cadre
+            .strip_prefix("cadres/")
+            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .ok_or_else(|| Error::invalid("cadre", "must be cadres/{cadre}"))?
+            .to_string();
+        call.resources.push(format!("cadres/{id}"));
+        let purpose = purpose_name(req.purpose)
+            .ok_or_else(|| Error::invalid("purpose", "a purpose of use is required"))?;
+        call.purpose = purpose.to_string();
+        let Some(cadre) = self.state.store.get_cadre(&id).await? else {
+            return Err(if call.principal.division == division::NATIONAL {
+                Error::NotFound(format!("cadres/{id}"))
+            } else {
+                Error::CadreNotAccessible
+            });
+        };
+        let resource = cadre_resource(&cadre);
+        call.require(&self.state.authz, Action::ReadDossier, &resource, || {
+            Error::CadreNotAccessible
+        })?;
+        if call.principal.agency == Agency::Organization && purpose == "APPOINTMENT_VETTING" {
+            self.check_vetting_request(call, &req.opinion_request, &id)
+                .await?;
+        } else if !req.opinion_request.is_empty() {
+            call.resources.push(req.opinion_request.clone());
+        }
+        let authz = &self.state.authz;
+        let view = if call.authorize(authz, Action::ReadFull, &resource).allowed {
+            cadres::View::Full
+        } else if call
+            .authorize(authz, Action::ReadSummary, &resource)
+            .allowed
+        {
+            cadres::View::IdMasked
+        } else {
+            return Err(Error::CadreNotAccessible);
+        };
+        let visible = visible_records(&self.records, &self.state, call, &id).await?;
+        // Sections: every kind the caller may see at all, in DESIGN order.
+        let mut sections = Vec::new();
+        for kind in Kind::ALL {
+            let probe = crate::authz::Resource::Record {
+                id: "-".into(),
+                division: cadre.managing_division.clone(),
+                kind: kind.as_str().into(),
+                owner_agency: String::new(),
+                owner_division: String::new(),
+                transfer_agency: call.principal.agency.as_str().into(),
+                transfer_division: call.principal.division.clone(),
+            };
+            let records: Vec<proto::Record> = visible
+                .iter()
+                .filter(|r| r.kind == kind.to_proto() as i32)
+                .cloned()
+                .collect();
+            if records.is_empty() && self.records.level(call, &probe, kind).is_none() {
+                continue;
+            }
+            sections.push(proto::DossierSection {
+                kind: kind.to_proto() as i32,
+                records,
+            });
+        }
+        call.resources
+            .extend(visible.iter().map(|r| r.name.clone()));
+        let facts: Vec<rules::Fact> = visible.iter().filter_map(records::fact_of).collect();
+        let draft = rules::draft(&facts, today(), &self.state.rules);
+        Ok(proto::CadreDossier {
+            cadre: Some(cadres::to_proto(&cadre, view)),
+            sections,
+            flags: Some(flags(&visible, &draft)),
+            as_of_time: Some(timestamp(now_us())),
+            purpose: req.purpose,
+        })
+    }
+}
+
+/// The computed flags, from the records as the caller sees them.
+fn flags(visible: &[proto::Record], draft: &rules::Draft) -> proto::DossierFlags {
+    let (promotion_barred_until, promotion_barred_permanently) = barred(draft.barred_until);
+    let today = today();
+    let mut f = proto::DossierFlags {
+        promotion_barred_until,
+        promotion_barred_permanently,
+        bar_reasons: draft
+            .reasons
+            .iter()
+            .filter(|r| r.verdict == rules::Verdict::NotAgree)
+            .map(|r| r.description.clone())
+            .collect(),
+        verdict: verdict_proto(draft.verdict) as i32,
+        reasons: reasons_proto(&draft.reasons),
+        ..Default::default()
+    };
+    for r in visible {
+        let name = r.name.clone();
+        match &r.payload {
+            Some(
+                Payload::Clue(proto::Clue {
+                    disposal, status, ..
+                })
+                | Payload::ClueSummary(proto::ClueSummary { disposal, status }),
+            ) => {
+                let deferring = [
+                    proto::ClueDisposal::Registered,
+                    proto::ClueDisposal::TalkOrInquiry,
+                    proto::ClueDisposal::PreliminaryCheck,
+                    proto::ClueDisposal::CaseOpened,
+                ]
+                .iter()
+                .any(|d| *d as i32 == *disposal);
+                if deferring && *status == proto::ClueStatus::Open as i32 {
+                    f.open_clues.push(name);
+                }
+            }
+            Some(
+                Payload::Petition(proto::Petition {
+                    specific, status, ..
+                })
+                | Payload::PetitionSummary(proto::PetitionSummary {
+                    specific, status, ..
+                }),
+            ) => {
+                let done = *status == proto::PetitionStatus::Closed as i32
+                    || *status == proto::PetitionStatus::Rejected as i32;
+                if *specific && !done {
+                    f.unclosed_specific_petitions.push(name);
+                }
+            }
+            Some(Payload::AuditFinding(a)) => {
+                let r = a.rectification.clone().unwrap_or_default();
+                let done = r.status == proto::RectificationStatus::Done as i32;
+                if a.transfer == proto::Transfer::Discipline as i32 && !done {
+                    f.findings_transferred_to_discipline.push(name.clone());
+                }
+                if !done && parse_date(&r.deadline).is_some_and(|d| d < today) {
+                    f.unrectified_findings_past_deadline.push(name);
+                }
+            }
+            Some(Payload::PersonalMattersCheck(p))
+                if p.result == proto::PersonalMattersResult::Concealed as i32 =>
+            {
+                f.concealed_personal_matters.push(name);
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+#[tonic::async_trait]
+impl DossierService for DossierApi {
+    async fn get_cadre_dossier(
+        &self,
+        request: Request<proto::GetCadreDossierRequest>,
+    ) -> Result<Response<proto::CadreDossier>, Status> {
+        let mut call = Call::start(&request, M_GET_CADRE_DOSSIER)?;
+        let result = self.dossier(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+}

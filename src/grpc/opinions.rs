@@ -1,0 +1,827 @@
+//! `OpinionService`: integrity-opinion requests from organization departments, rule-computed drafts and immutable replies from discipline commissions.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::records::RecordApi;
+use super::{
+    AppState, Call, M_CREATE_OPINION_REQUEST, M_DRAFT_OPINION, M_GET_OPINION_REQUEST,
+    M_LIST_OPINION_REQUESTS, M_REPLY_OPINION, M_WITHDRAW_OPINION_REQUEST, micros, page_size,
+    page_token, replay, request_digest, timestamp, today, validate_request_id,
+};
+use crate::authz::{Action, Resource};
+use crate::domain::records::{self, Kind};
+use crate::domain::rules::{self, BarredUntil};
+use crate::domain::{division, filter, parse_date};
+use crate::error::{Error, FieldViolation, Result};
+use crate::identity::{Agency, Principal};
+use crate::proto::{self, opinion_service_server::OpinionService};
+use crate::store::{
+    Change, Idempotency, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta, now_us,
+};
+
+pub struct OpinionApi {
+    state: Arc<AppState>,
+    records: RecordApi,
+}
+
+impl OpinionApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            records: RecordApi::new(state.clone()),
+            state,
+        }
+    }
+}
+
+const PREFIX: &str = "opinionRequests/";
+
+fn request_name(id: &str) -> String {
+    format!("{PREFIX}{id}")
+}
+
+fn parse_request_name(name: &str) -> Result<String> {
+    name.strip_prefix(PREFIX)
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid("name", "must be opinionRequests/{request}"))
+}
+
+fn cadre_id(name: &str, field: &str) -> Result<String> {
+    name.strip_prefix("cadres/")
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_string)
+        .ok_or_else(|| Error::invalid(field, "must be cadres/{cadre}"))
+}
+
+fn purpose_name(p: i32) -> Option<&'static str> {
+    Some(match proto::OpinionPurpose::try_from(p).ok()? {
+        proto::OpinionPurpose::Promotion => "PROMOTION",
+        proto::OpinionPurpose::FurtherUse => "FURTHER_USE",
+        proto::OpinionPurpose::ReElection => "RE_ELECTION",
+        proto::OpinionPurpose::Award => "AWARD",
+        proto::OpinionPurpose::Transfer => "TRANSFER",
+        proto::OpinionPurpose::Unspecified => return None,
+    })
+}
+
+fn purpose_proto(s: &str) -> proto::OpinionPurpose {
+    match s {
+        "PROMOTION" => proto::OpinionPurpose::Promotion,
+        "FURTHER_USE" => proto::OpinionPurpose::FurtherUse,
+        "RE_ELECTION" => proto::OpinionPurpose::ReElection,
+        "AWARD" => proto::OpinionPurpose::Award,
+        "TRANSFER" => proto::OpinionPurpose::Transfer,
+        _ => proto::OpinionPurpose::Unspecified,
+    }
+}
+
+pub fn verdict_proto(v: rules::Verdict) -> proto::Verdict {
+    match v {
+        rules::Verdict::NoIssue => proto::Verdict::NoIssue,
+        rules::Verdict::IssueNotBlocking => proto::Verdict::IssueNotBlocking,
+        rules::Verdict::Defer => proto::Verdict::Defer,
+        rules::Verdict::NotAgree => proto::Verdict::NotAgree,
+    }
+}
+
+fn verdict_name(v: i32) -> Option<&'static str> {
+    Some(match proto::Verdict::try_from(v).ok()? {
+        proto::Verdict::NoIssue => "NO_ISSUE",
+        proto::Verdict::IssueNotBlocking => "ISSUE_NOT_BLOCKING",
+        proto::Verdict::Defer => "DEFER",
+        proto::Verdict::NotAgree => "NOT_AGREE",
+        proto::Verdict::Unspecified => return None,
+    })
+}
+
+fn verdict_from_name(s: &str) -> proto::Verdict {
+    match s {
+        "NO_ISSUE" => proto::Verdict::NoIssue,
+        "ISSUE_NOT_BLOCKING" => proto::Verdict::IssueNotBlocking,
+        "DEFER" => proto::Verdict::Defer,
+        "NOT_AGREE" => proto::Verdict::NotAgree,
+        _ => proto::Verdict::Unspecified,
+    }
+}
+
+fn state_proto(s: &str) -> proto::OpinionRequestState {
+    match s {
+        "PENDING" => proto::OpinionRequestState::Pending,
+        "REPLIED" => proto::OpinionRequestState::Replied,
+        "WITHDRAWN" => proto::OpinionRequestState::Withdrawn,
+        _ => proto::OpinionRequestState::Unspecified,
+    }
+}
+
+/// `(date, permanent)` of a bar, for the wire.
+pub fn barred(b: BarredUntil) -> (String, bool) {
+    match b {
+        BarredUntil::None => (String::new(), false),
+        BarredUntil::Date(d) => (d.to_string(), false),
+        BarredUntil::Permanent => (String::new(), true),
+    }
+}
+
+pub fn reasons_proto(reasons: &[rules::Reason]) -> Vec<proto::DraftReason> {
+    reasons
+        .iter()
+        .map(|r| {
+            let (barred_until, barred_permanently) = barred(r.barred_until);
+            proto::DraftReason {
+                rule: r.rule.to_string(),
+                verdict: verdict_proto(r.verdict) as i32,
+                description: r.description.clone(),
+                records: r.records.clone(),
+                barred_until,
+                barred_permanently,
+            }
+        })
+        .collect()
+}
+
+fn cadre_resource(id: &str, division: &str) -> Resource {
+    Resource::Cadre {
+        id: id.to_string(),
+        division: division.to_string(),
+    }
+}
+
+impl OpinionApi {
+    /// Whether the caller may see a request: organization its own body's,
+    /// discipline any naming a cadre in its jurisdiction.
+    pub(crate) async fn visible(&self, call: &mut Call, req: &OpinionRequestRow) -> Result<bool> {
+        let p = call.principal.clone();
+        if p.agency == Agency::Organization {
+            let own =
+                p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
+            if own {
+                let d = call.authorize(
+                    &self.state.authz,
+                    Action::ReadOpinions,
+                    &cadre_resource("-", &p.division),
+                );
+                return Ok(d.allowed);
+            }
+            return Ok(false);
+        }
+        for id in &req.cadres {
+            if let Some(c) = self.state.store.get_cadre(id).await?
+                && call
+                    .authorize(
+                        &self.state.authz,
+                        Action::ReadOpinions,
+                        &cadre_resource(id, &c.managing_division),
+                    )
+                    .allowed
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A request the caller may see, or NOT_FOUND for missing and invisible alike.
+    async fn load(&self, call: &mut Call, name: &str) -> Result<OpinionRequestRow> {
+        let id = parse_request_name(name)?;
+        call.resources.push(request_name(&id));
+        let req = self.state.store.get_opinion_request(&id).await?;
+        match req {
+            Some(r) if self.visible(call, &r).await? => Ok(r),
+            _ => Err(Error::NotFound(request_name(&id))),
+        }
+    }
+
+    /// Whether a reply is stale now: past its age limit, or a matter record
+    /// about the cadre was written after its as-of time.
+    async fn stale(&self, reply: &ReplyRow) -> Result<bool> {
+        let limit = reply.as_of_us + self.state.config.opinion_stale_after.as_micros() as i64;
+        if now_us() >= limit {
+            return Ok(true);
+        }
+        Ok(self
+            .state
+            .store
+            .last_matter_write_us(&reply.cadre_id)
+            .await?
+            .is_some_and(|t| t > reply.as_of_us))
+    }
+
+    pub(crate) async fn reply_proto(&self, r: &ReplyRow) -> Result<proto::OpinionReply> {
+        Ok(proto::OpinionReply {
+            name: format!("{}/replies/{}", request_name(&r.request_id), r.id),
+            cadre: format!("cadres/{}", r.cadre_id),
+            verdict: verdict_from_name(&r.verdict) as i32,
+            text: r.text.clone(),
+            cited_records: r.cited_records.clone(),
+            signer: r.signer.clone(),
+            as_of_time: Some(timestamp(r.as_of_us)),
+            correction_reason: r.correction_reason.clone(),
+            corrects: r.corrects.clone(),
+            create_time: Some(timestamp(r.create_time_us)),
+            purpose: purpose_proto(&r.purpose) as i32,
+            stale: self.stale(r).await?,
+            replier: r.replier.clone(),
+        })
+    }
+
+    /// The request with each cadre's latest reply, and its computed flags.
+    pub(crate) async fn render(&self, req: &OpinionRequestRow) -> Result<proto::OpinionRequest> {
+        let replies = self.state.store.opinion_replies(&req.id).await?;
+        let mut cadre_opinions = Vec::with_capacity(req.cadres.len());
+        for id in &req.cadres {
+            let latest = replies.iter().rev().find(|r| &r.cadre_id == id);
+            let reply = match latest {
+                Some(r) => Some(self.reply_proto(r).await?),
+                None => None,
+            };
+            cadre_opinions.push(proto::CadreOpinion {
+                cadre: format!("cadres/{id}"),
+                reply,
+            });
+        }
+        let overdue =
+            req.state == "PENDING" && parse_date(&req.due_date).is_some_and(|d| today() > d);
+        Ok(proto::OpinionRequest {
+            name: request_name(&req.id),
+            requester: req.requester.clone(),
+            cadres: req.cadres.iter().map(|c| format!("cadres/{c}")).collect(),
+            purpose: purpose_proto(&req.purpose) as i32,
+            due_date: req.due_date.clone(),
+            state: state_proto(&req.state) as i32,
+            overdue,
+            cadre_opinions,
+            warnings: req.warnings.clone(),
+            create_time: Some(timestamp(req.create_time_us)),
+            update_time: Some(timestamp(req.update_time_us)),
+            withdraw_reason: req.withdraw_reason.clone(),
+            note: req.note.clone(),
+        })
+    }
+
+    async fn create(
+        &self,
+        call: &mut Call,
+        req: proto::CreateOpinionRequestRequest,
+    ) -> Result<proto::OpinionRequest> {
+        let authz = &self.state.authz;
+        let p = call.principal.clone();
+        call.require(
+            authz,
+            Action::RequestOpinion,
+            &cadre_resource("-", &p.division),
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "only organization systems ask for integrity opinions",
+                )
+            },
+        )?;
+        validate_request_id(&req.request_id, "request_id")?;
+        let request_sha = request_digest(&req);
+        if !req.request_id.is_empty() {
+            call.request_id = req.request_id.clone();
+        }
+        if let Some(previous) =
+            replay::<proto::OpinionRequest>(&self.state, call, &req.request_id, &request_sha)
+                .await?
+        {
+            call.resources.push(previous.name.clone());
+            return Ok(previous);
+        }
+        let mut violations = Vec::new();
+        if req.cadres.is_empty() || req.cadres.len() > 100 {
+            violations.push(FieldViolation::new("cadres", "between 1 and 100 cadres"));
+        }
+        let purpose = purpose_name(req.purpose);
+        if purpose.is_none() {
+            violations.push(FieldViolation::new(
+                "purpose",
+                "required: PROMOTION, FURTHER_USE, RE_ELECTION, AWARD or TRANSFER",
+            ));
+        }
+        let today = today();
+        let mut ids = Vec::new();
+        for (i, name) in req.cadres.iter().enumerate() {
+            match cadre_id(name, &format!("cadres[{i}]")) {
+                Ok(id) if ids.contains(&id) => {
+                    violations.push(FieldViolation::new(format!("cadres[{i}]"), "named twice"))
+                }
+                Ok(id) => ids.push(id),
+                Err(Error::InvalidArgument { violations: v }) => violations.extend(v),
+                Err(e) => return Err(e),
+            }
+        }
+        let due = if req.due_date.is_empty() {
+            None
+        } else {
+            match parse_date(&req.due_date) {
+                Some(d) if d > today => Some(d),
+                _ => {
+                    violations.push(FieldViolation::new(
+                        "due_date",
+                        "a date YYYY-MM-DD after today",
+                    ));
+                    None
+                }
+            }
+        };
+        if req.note.chars().count() > 500 {
+            violations.push(FieldViolation::new("note", "at most 500 characters"));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        for id in &ids {
+            let Some(c) = self.state.store.get_cadre(id).await? else {
+                return Err(if p.division == division::NATIONAL {
+                    Error::NotFound(format!("cadres/{id}"))
+                } else {
+                    Error::CadreNotAccessible
+                });
+            };
+            call.require(
+                authz,
+                Action::RequestOpinion,
+                &cadre_resource(id, &c.managing_division),
+                || Error::CadreNotAccessible,
+            )?;
+        }
+        let (due, warnings) = match due {
+            Some(d) => (d, Vec::new()),
+            // DESIGN §6: 10 working days, not counting the day of the request.
+            None => self.state.calendar.add_working_days(today, 10),
+        };
+        for w in &warnings {
+            tracing::warn!(warning = %w, "due date computed without holiday data");
+        }
+        let now = now_us();
+        let row = OpinionRequestRow {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            requester: p.uri.clone(),
+            requester_agency: p.agency.as_str().into(),
+            requester_division: p.division.clone(),
+            purpose: purpose.unwrap_or_default().into(),
+            due_date: due.to_string(),
+            state: "PENDING".into(),
+            note: req.note.clone(),
+            withdraw_reason: String::new(),
+            warnings,
+            revision: 1,
+            create_time_us: now,
+            update_time_us: now,
+            cadres: ids.clone(),
+        };
+        let response = self.render(&row).await?;
+        call.resources = std::iter::once(response.name.clone())
+            .chain(response.cadres.iter().cloned())
+            .collect();
+        let meta = WriteMeta {
+            log: call.entry(0, String::new()),
+            changes: vec![Change {
+                op: "UPSERT",
+                resource: request_name(&row.id),
+                kind: "OPINION_REQUEST".into(),
+                revision: 1,
+                division: p.division.clone(),
+            }],
+            idempotency: (!req.request_id.is_empty()).then(|| Idempotency {
+                system: p.uri.clone(),
+                request_id: req.request_id.clone(),
+                method: call.method.to_string(),
+                request_sha256: request_sha.clone(),
+                response: prost::Message::encode_to_vec(&response),
+            }),
+        };
+        self.state.store.create_opinion_request(&row, meta).await?;
+        call.logged = true;
+        Ok(response)
+    }
+
+    async fn list(
+        &self,
+        call: &mut Call,
+        req: proto::ListOpinionRequestsRequest,
+    ) -> Result<proto::ListOpinionRequestsResponse> {
+        let p = call.principal.clone();
+        call.require(
+            &self.state.authz,
+            Action::ReadOpinions,
+            &cadre_resource("-", &p.division),
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "only organization and discipline systems take part in vetting",
+                )
+            },
+        )?;
+        let limit = page_size(req.page_size, 50, 500)?;
+        let mut query = OpinionQuery {
+            after_id: page_token::decode("opinions", &req.page_token)?,
+            limit: limit + 1,
+            ..Default::default()
+        };
+        if p.agency == Agency::Organization {
+            query.requester = Some((p.agency.as_str().into(), p.division.clone()));
+        } else {
+            query.cadre_prefix = Some(division::jurisdiction_prefix(&p.division).to_string());
+        }
+        let (mut want_overdue, mut want_stale) = (None, None);
+        for term in filter::parse(&req.filter)? {
+            let flag = || match term.value.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(Error::invalid(
+                    "filter",
+                    "overdue and stale take \"true\" or \"false\"",
+                )),
+            };
+            match (term.field.as_str(), term.op) {
+                ("state", filter::Op::Eq) => {
+                    let s = term.value.trim_start_matches("OPINION_REQUEST_STATE_");
+                    if !["PENDING", "REPLIED", "WITHDRAWN"].contains(&s) {
+                        return Err(Error::invalid(
+                            "filter",
+                            "state is PENDING, REPLIED or WITHDRAWN",
+                        ));
+                    }
+                    query.state = Some(s.to_string());
+                }
+                ("overdue", filter::Op::Eq) => want_overdue = Some(flag()?),
+                ("stale", filter::Op::Eq) => want_stale = Some(flag()?),
+                (other, _) => {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!("cannot filter on {other:?}"),
+                    ));
+                }
+            }
+        }
+        let mut rows = self.state.store.list_opinion_requests(&query).await?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|r| page_token::encode("opinions", &r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut out = Vec::new();
+        for r in &rows {
+            let rendered = self.render(r).await?;
+            let stale = rendered
+                .cadre_opinions
+                .iter()
+                .any(|c| c.reply.as_ref().is_some_and(|r| r.stale));
+            if want_overdue.is_some_and(|w| w != rendered.overdue)
+                || want_stale.is_some_and(|w| w != stale)
+            {
+                continue;
+            }
+            out.push(rendered);
+        }
+        call.resources = out.iter().map(|r| r.name.clone()).collect();
+        Ok(proto::ListOpinionRequestsResponse {
+            opinion_requests: out,
+            next_page_token,
+        })
+    }
+
+    async fn withdraw(
+        &self,
+        call: &mut Call,
+        req: proto::WithdrawOpinionRequestRequest,
+    ) -> Result<proto::OpinionRequest> {
+        let row = self.load(call, &req.name).await?;
+        let p = call.principal.clone();
+        if !(p.agency.as_str() == row.requester_agency && p.division == row.requester_division) {
+            let d = self.state.authz.authorize(
+                &p,
+                Action::RequestOpinion,
+                &cadre_resource("-", &p.division),
+            );
+            call.deny(&d);
+            return Err(Error::denied(
+                "NOT_REQUESTER",
+                "only the requesting organization department withdraws",
+            ));
+        }
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(Error::invalid("reason", "required, at most 500 characters"));
+        }
+        let meta = WriteMeta {
+            log: call.entry(0, String::new()),
+            changes: vec![Change {
+                op: "UPSERT",
+                resource: request_name(&row.id),
+                kind: "OPINION_REQUEST".into(),
+                revision: row.revision + 1,
+                division: row.requester_division.clone(),
+            }],
+            idempotency: None,
+        };
+        let updated = self
+            .state
+            .store
+            .withdraw_opinion_request(&row.id, reason, meta)
+            .await?;
+        call.logged = true;
+        self.render(&updated).await
+    }
+
+    /// The cadre of a request that discipline drafts or replies for.
+    async fn request_cadre(
+        &self,
+        call: &mut Call,
+        name: &str,
+        cadre: &str,
+        action: Action,
+    ) -> Result<(OpinionRequestRow, String)> {
+        let row = self.load(call, name).await?;
+        let id = cadre_id(cadre, "cadre")?;
+        if !row.cadres.contains(&id) {
+            return Err(Error::invalid("cadre", "not a cadre of this request"));
+        }
+        call.resources.push(format!("cadres/{id}"));
+        let c = self
+            .state
+            .store
+            .get_cadre(&id)
+            .await?
+            .ok_or(Error::CadreNotAccessible)?;
+        call.require(
+            &self.state.authz,
+            action,
+            &cadre_resource(&id, &c.managing_division),
+            || {
+                Error::denied(
+                    "ACTION_NOT_PERMITTED",
+                    "only discipline systems draft and reply to integrity opinions",
+                )
+            },
+        )?;
+        Ok((row, id))
+    }
+
+    async fn draft(
+        &self,
+        call: &mut Call,
+        req: proto::DraftOpinionRequest,
+    ) -> Result<proto::OpinionDraft> {
+        let (_, id) = self
+            .request_cadre(call, &req.name, &req.cadre, Action::DraftOpinion)
+            .await?;
+        let as_of = if req.as_of_date.is_empty() {
+            today()
+        } else {
+            parse_date(&req.as_of_date)
+                .ok_or_else(|| Error::invalid("as_of_date", "a date YYYY-MM-DD"))?
+        };
+        let as_of_time = now_us();
+        let visible = visible_records(&self.records, &self.state, call, &id).await?;
+        let facts: Vec<rules::Fact> = visible.iter().filter_map(records::fact_of).collect();
+        call.resources
+            .extend(visible.iter().map(|r| r.name.clone()));
+        let draft = rules::draft(&facts, as_of, &self.state.rules);
+        let (barred_until, barred_permanently) = barred(draft.barred_until);
+        Ok(proto::OpinionDraft {
+            cadre: format!("cadres/{id}"),
+            verdict: verdict_proto(draft.verdict) as i32,
+            reasons: reasons_proto(&draft.reasons),
+            barred_until,
+            barred_permanently,
+            as_of_date: as_of.to_string(),
+            as_of_time: Some(timestamp(as_of_time)),
+        })
+    }
+
+    async fn reply(
+        &self,
+        call: &mut Call,
+        req: proto::ReplyOpinionRequest,
+    ) -> Result<proto::OpinionReply> {
+        validate_request_id(&req.request_id, "request_id")?;
+        let request_sha = request_digest(&req);
+        if !req.request_id.is_empty() {
+            call.request_id = req.request_id.clone();
+        }
+        let (row, id) = self
+            .request_cadre(call, &req.name, &req.cadre, Action::ReplyOpinion)
+            .await?;
+        if let Some(previous) =
+            replay::<proto::OpinionReply>(&self.state, call, &req.request_id, &request_sha).await?
+        {
+            call.resources.push(previous.name.clone());
+            return Ok(previous);
+        }
+        let mut violations = Vec::new();
+        let verdict = verdict_name(req.verdict);
+        if verdict.is_none() {
+            violations.push(FieldViolation::new(
+                "verdict",
+                "required: NO_ISSUE, ISSUE_NOT_BLOCKING, DEFER or NOT_AGREE",
+            ));
+        }
+        if req.text.trim().is_empty() || req.text.chars().count() > 4000 {
+            violations.push(FieldViolation::new(
+                "text",
+                "required, at most 4000 characters",
+            ));
+        }
+        if req.signer.trim().is_empty() || req.signer.chars().count() > 64 {
+            violations.push(FieldViolation::new(
+                "signer",
+                "required, at most 64 characters",
+            ));
+        }
+        for (i, r) in req.cited_records.iter().enumerate() {
+            if records::parse_record_name(r).is_none_or(|(c, _)| c != id) {
+                violations.push(FieldViolation::new(
+                    format!("cited_records[{i}]"),
+                    "must name a record of this cadre",
+                ));
+            }
+        }
+        let previous = self
+            .state
+            .store
+            .opinion_replies(&row.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|r| r.cadre_id == id);
+        if previous.is_some() && req.correction_reason.trim().is_empty() {
+            violations.push(FieldViolation::new(
+                "correction_reason",
+                "this cadre has a reply; a correction needs a reason",
+            ));
+        }
+        let now = now_us();
+        let as_of = req.as_of_time.as_ref().map(micros).unwrap_or(now);
+        if as_of > now {
+            violations.push(FieldViolation::new(
+                "as_of_time",
+                "must not be in the future",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument { violations });
+        }
+        let reply = ReplyRow {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            request_id: row.id.clone(),
+            cadre_id: id.clone(),
+            verdict: verdict.unwrap_or_default().into(),
+            text: req.text.trim().to_string(),
+            cited_records: req.cited_records.clone(),
+            signer: req.signer.trim().to_string(),
+            as_of_us: as_of,
+            correction_reason: req.correction_reason.trim().to_string(),
+            corrects: previous
+                .map(|p| format!("{}/replies/{}", request_name(&row.id), p.id))
+                .unwrap_or_default(),
+            replier: call.principal.uri.clone(),
+            purpose: row.purpose.clone(),
+            revision: 1,
+            create_time_us: now,
+        };
+        let response = self.reply_proto(&reply).await?;
+        call.resources.push(response.name.clone());
+        let meta = WriteMeta {
+            log: call.entry(0, String::new()),
+            changes: vec![Change {
+                op: "UPSERT",
+                resource: response.name.clone(),
+                kind: "OPINION_REPLY".into(),
+                revision: 1,
+                division: row.requester_division.clone(),
+            }],
+            idempotency: (!req.request_id.is_empty()).then(|| Idempotency {
+                system: call.principal.uri.clone(),
+                request_id: req.request_id.clone(),
+                method: call.method.to_string(),
+                request_sha256: request_sha.clone(),
+                response: prost::Message::encode_to_vec(&response),
+            }),
+        };
+        self.state.store.add_opinion_reply(&reply, meta).await?;
+        call.logged = true;
+        Ok(response)
+    }
+}
+
+/// Every record of a cadre as `call`'s principal may see it (no tombstones:
+/// retracted records count for nothing).
+pub async fn visible_records(
+    api: &RecordApi,
+    state: &AppState,
+    call: &mut Call,
+    cadre_id: &str,
+) -> Result<Vec<proto::Record>> {
+    let query = RecordQuery {
+        cadre_id: Some(cadre_id.to_string()),
+        jurisdiction_prefix: String::new(),
+        kinds: Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
+        state: Some("ACTIVE".into()),
+        max_revision: i64::MAX,
+        limit: 100_000,
+        ..Default::default()
+    };
+    let rows = state.store.list_records(&query).await?;
+    let mut cache = std::collections::HashMap::new();
+    let p: Principal = call.principal.clone();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let key = (
+            row.kind.clone(),
+            row.transfer_agency.clone(),
+            row.transfer_division.clone(),
+        );
+        let level = match cache.get(&key) {
+            Some(v) => *v,
+            None => {
+                let kind = Kind::parse(&row.kind).ok_or_else(|| {
+                    Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind))
+                })?;
+                let v = api.level(call, &super::records::resource_of(row), kind);
+                cache.insert(key, v);
+                v
+            }
+        };
+        if let Some(level) = level {
+            out.push(api.render(row, level, super::records::is_owner(&p, row))?);
+        }
+    }
+    Ok(out)
+}
+
+#[tonic::async_trait]
+impl OpinionService for OpinionApi {
+    async fn create_opinion_request(
+        &self,
+        request: Request<proto::CreateOpinionRequestRequest>,
+    ) -> Result<Response<proto::OpinionRequest>, Status> {
+        let mut call = Call::start(&request, M_CREATE_OPINION_REQUEST)?;
+        let result = self.create(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn get_opinion_request(
+        &self,
+        request: Request<proto::GetOpinionRequestRequest>,
+    ) -> Result<Response<proto::OpinionRequest>, Status> {
+        let mut call = Call::start(&request, M_GET_OPINION_REQUEST)?;
+        let result = async {
+            let row = self.load(&mut call, &request.get_ref().name).await?;
+            self.render(&row).await
+        }
+        .await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn list_opinion_requests(
+        &self,
+        request: Request<proto::ListOpinionRequestsRequest>,
+    ) -> Result<Response<proto::ListOpinionRequestsResponse>, Status> {
+        let mut call = Call::start(&request, M_LIST_OPINION_REQUESTS)?;
+        let result = self.list(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn withdraw_opinion_request(
+        &self,
+        request: Request<proto::WithdrawOpinionRequestRequest>,
+    ) -> Result<Response<proto::OpinionRequest>, Status> {
+        let mut call = Call::start(&request, M_WITHDRAW_OPINION_REQUEST)?;
+        let result = self.withdraw(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn draft_opinion(
+        &self,
+        request: Request<proto::DraftOpinionRequest>,
+    ) -> Result<Response<proto::OpinionDraft>, Status> {
+        let mut call = Call::start(&request, M_DRAFT_OPINION)?;
+        let result = self.draft(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+
+    async fn reply_opinion(
+        &self,
+        request: Request<proto::ReplyOpinionRequest>,
+    ) -> Result<Response<proto::OpinionReply>, Status> {
+        let mut call = Call::start(&request, M_REPLY_OPINION)?;
+        let result = self.reply(&mut call, request.into_inner()).await;
+        call.finish(&self.state, result).await
+    }
+}

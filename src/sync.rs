@@ -1,0 +1,1438 @@
+//! `cadrex sync`: keeps a local copy of the change feed — a SQLite mirror applied idempotently by (resource, revision), or an NDJSON file — with its cursor checkpointed alongside.
+//!
+//! The copy starts with a snapshot (`ListRecords` on `cadres/-` per record kind,
+//! `ListCadres` for cadres) and then tails the feed from the snapshot's cursor:
+//! `ListChanges` until the cursor stops moving (`--once`, `--interval`), or a
+//! `WatchChanges` stream (neither flag). Delivery is at-least-once; the mirror
+//! makes it exactly-once by applying a row only when its revision is newer than
+//! the stored one, and by committing each page together with the cursor after it.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::FutureExt;
+use prost::Message;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use tokio::sync::watch;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::proto::cadre_service_client::CadreServiceClient;
+use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
+use crate::proto::record_service_client::RecordServiceClient;
+use crate::proto::system_service_client::SystemServiceClient;
+use crate::proto::{self, ChangeKind, change_event, watch_changes_response};
+
+/// Items per page of every listing, unless told otherwise: the most
+/// `ListRecords` and `ListCadres` return, and about 1 MB of findings.
+pub const DEFAULT_PAGE_SIZE: i32 = 1000;
+/// What `--kinds` accepts: the kinds whose events carry a cadre or a record.
+/// Opinion requests and replies have no snapshot listing to start from.
+pub const KINDS: [ChangeKind; 10] = [
+    ChangeKind::Cadre,
+    ChangeKind::Sanction,
+    ChangeKind::Admonishment,
+    ChangeKind::Clue,
+    ChangeKind::OrgHandling,
+    ChangeKind::PersonalMattersCheck,
+    ChangeKind::Evaluation,
+    ChangeKind::AuditEngagement,
+    ChangeKind::AuditFinding,
+    ChangeKind::Petition,
+];
+
+/// Matches the server (`http2_keepalive_interval` 30 s, timeout 20 s), so a
+/// watch stream idle for hours is neither dropped by middleboxes nor taken for
+/// dead by either side while pings are answered.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longer than the server's own per-call timeout (30 s by default), so a slow
+/// page ends with the server's DEADLINE_EXCEEDED rather than ours.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// A page of 1000 records is about 1 MB; the headroom covers large payloads.
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Cap of the reconnect backoff: a restarted server is picked up within 30 s.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Tries of a `--once` run before it gives up (about 8 s of backoff in all).
+const ONCE_TRIES: u32 = 5;
+/// Expired cursors in a row before giving up: the feed's retention is then
+/// shorter than a snapshot takes, and re-snapshotting would loop forever.
+const MAX_EXPIRED_IN_A_ROW: u32 = 3;
+/// Most watch frames committed in one transaction; a burst of commits is
+/// applied in a few transactions rather than one per event.
+const WATCH_BATCH: usize = 500;
+const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
+
+/// How long the agent runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Catch up with `ListChanges` and return.
+    Once,
+    /// Catch up, sleep this long, repeat until stopped.
+    Interval(Duration),
+    /// Catch up and follow a `WatchChanges` stream until stopped.
+    Follow,
+}
+
+/// What to sync, where to, from where, as whom.
+#[derive(Clone, Debug)]
+pub struct SyncArgs {
+    /// Kinds to copy; see [`KINDS`].
+    pub kinds: Vec<ChangeKind>,
+    /// SQLite URL of the mirror (`sqlite://mirror.db`); exclusive with `out`.
+    pub into: Option<String>,
+    /// NDJSON file events are appended to; exclusive with `into`.
+    pub out: Option<PathBuf>,
+    pub mode: SyncMode,
+    /// Client certificate and key of the syncing system (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificate the server's certificate must chain to.
+    pub ca: PathBuf,
+    /// `https://host:port`.
+    pub server: String,
+    /// Name the server certificate must carry.
+    pub server_name: String,
+    /// Items per listing page, 1..=1000.
+    pub page_size: i32,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Set to `true` to stop after the page or batch in hand (the copy stays
+    /// consistent either way; killing the process is safe too).
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+impl SyncArgs {
+    /// Arguments with every default: CA beside the certificate's directory,
+    /// local server, pages of 1000, follow mode, no sink chosen yet.
+    pub fn new(kinds: Vec<ChangeKind>, cert: PathBuf, key: PathBuf) -> Self {
+        Self {
+            kinds,
+            into: None,
+            out: None,
+            mode: SyncMode::Follow,
+            ca: crate::import::default_ca(&cert),
+            cert,
+            key,
+            server: crate::import::DEFAULT_SERVER.into(),
+            server_name: crate::import::DEFAULT_SERVER_NAME.into(),
+            page_size: DEFAULT_PAGE_SIZE,
+            progress: false,
+            stop: None,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Items that changed the copy: mirror rows written at a newer revision,
+    /// or lines appended to the NDJSON file. Snapshot items included.
+    pub applied: u64,
+    /// Items the mirror already held at that revision or a newer one (redelivery).
+    pub unchanged: u64,
+    /// Full listings taken: the first run, changed kinds, expired cursors.
+    pub snapshots: u32,
+    /// How often the feed answered CURSOR_EXPIRED and the copy was re-snapshotted.
+    pub cursor_expired: u32,
+    /// Transient failures (server away, connection lost) ridden out by retrying.
+    pub retries: u32,
+    /// Cursor checkpointed last.
+    pub cursor: String,
+    pub elapsed: Duration,
+}
+
+impl SyncSummary {
+    /// Items processed (applied or already held) per second of the run.
+    pub fn events_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.applied + self.unchanged) as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+impl fmt::Display for SyncSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events applied, {} already held, {} snapshot(s)",
+            self.applied, self.unchanged, self.snapshots
+        )?;
+        if self.cursor_expired > 0 {
+            write!(
+                f,
+                " (re-snapshotted {} time(s) after an expired cursor)",
+                self.cursor_expired
+            )?;
+        }
+        if self.retries > 0 {
+            write!(f, ", {} retries", self.retries)?;
+        }
+        write!(
+            f,
+            " in {:.1} s ({:.0} events/s)",
+            self.elapsed.as_secs_f64(),
+            self.events_per_sec()
+        )
+    }
+}
+
+/// The `--kinds` spelling of a kind: its suffix in kebab case (`audit-finding`).
+pub fn kind_cli_name(kind: ChangeKind) -> String {
+    kind_suffix(kind).to_ascii_lowercase().replace('_', "-")
+}
+
+/// Parses one `--kinds` value: `audit-finding`, `AUDIT_FINDING` or `CHANGE_KIND_AUDIT_FINDING`.
+pub fn parse_kind(s: &str) -> Result<ChangeKind, String> {
+    let upper = s.trim().to_ascii_uppercase().replace('-', "_");
+    let suffix = upper.strip_prefix("CHANGE_KIND_").unwrap_or(&upper);
+    KINDS
+        .into_iter()
+        .find(|k| kind_suffix(*k) == suffix)
+        .ok_or_else(|| {
+            let names: Vec<String> = KINDS.into_iter().map(kind_cli_name).collect();
+            format!("unknown kind {s:?}; one of {}", names.join(", "))
+        })
+}
+
+fn kind_suffix(kind: ChangeKind) -> &'static str {
+    let name = kind.as_str_name();
+    name.strip_prefix("CHANGE_KIND_").unwrap_or(name)
+}
+
+/// The record kind of the same name, `None` for cadres.
+fn record_kind(kind: ChangeKind) -> Option<proto::RecordKind> {
+    proto::RecordKind::from_str_name(&format!("RECORD_KIND_{}", kind_suffix(kind)))
+}
+
+fn change_kind_of(kind: i32) -> Option<ChangeKind> {
+    let name = proto::RecordKind::try_from(kind).ok()?.as_str_name();
+    ChangeKind::from_str_name(&format!(
+        "CHANGE_KIND_{}",
+        name.strip_prefix("RECORD_KIND_")?
+    ))
+}
+
+/// Syncs as `args` says; returns what it did once caught up (`Once`) or stopped.
+///
+/// Fails when the server refuses the certificate (TLS handshake, UNAUTHENTICATED,
+/// PERMISSION_DENIED), on local I/O errors, when a `--once` run still cannot
+/// reach the server after a few tries, or when the cursor expires again and
+/// again (retention shorter than a snapshot). Everything applied before a
+/// failure stays applied with its cursor; a re-run continues from there.
+pub async fn run(args: SyncArgs) -> anyhow::Result<SyncSummary> {
+    let started = Instant::now();
+    let mut kinds = args.kinds.clone();
+    kinds.sort_by_key(|k| *k as i32);
+    kinds.dedup();
+    if kinds.is_empty() {
+        bail!("--kinds needs at least one kind");
+    }
+    if let Some(k) = kinds.iter().find(|k| !KINDS.contains(k)) {
+        bail!("{} changes cannot be synced", k.as_str_name());
+    }
+    if !(1..=1000).contains(&args.page_size) {
+        bail!("--page-size must be between 1 and 1000");
+    }
+    let sink = match (&args.into, &args.out) {
+        (Some(url), None) => Sink::Mirror(Mirror::open(url).await?),
+        (None, Some(path)) => Sink::File(NdjsonOut::open(path)?),
+        _ => bail!("give exactly one of --into sqlite://FILE and --out FILE.ndjson"),
+    };
+    crate::server::install_crypto_provider();
+    let channel = channel(&args)?;
+    let bar = progress_bar(args.progress)?;
+    let mut agent = Agent::new(args, kinds, sink, channel, bar);
+    let result = agent.run().await;
+    agent.bar.finish_and_clear();
+    agent.summary.elapsed = started.elapsed();
+    result.map(|()| agent.summary)
+}
+
+// ---------------------------------------------------------------------------
+// What gets applied
+
+/// One cadre or record at one revision, from a feed event or a snapshot page.
+struct Item {
+    resource: String,
+    kind: ChangeKind,
+    revision: i64,
+    retracted: bool,
+    /// Protobuf of the `Cadre` or `Record` as the caller may see it.
+    body: Vec<u8>,
+    commit_time_us: i64,
+    /// Feed events only (NDJSON lines).
+    event: Option<(String, i64, String)>,
+}
+
+fn micros(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+        .unwrap_or(0)
+}
+
+impl Item {
+    fn from_event(e: proto::ChangeEvent) -> Option<Item> {
+        let kind = ChangeKind::try_from(e.kind).ok()?;
+        let (body, retracted_view) = match &e.view {
+            Some(change_event::View::Cadre(c)) => (c.encode_to_vec(), false),
+            Some(change_event::View::Record(r)) => (
+                r.encode_to_vec(),
+                r.state == proto::RecordState::Retracted as i32,
+            ),
+            _ => (Vec::new(), false),
+        };
+        Some(Item {
+            resource: e.resource,
+            kind,
+            revision: e.revision,
+            retracted: e.op == proto::ChangeOp::Retract as i32 || retracted_view,
+            body,
+            commit_time_us: micros(e.commit_time.as_ref()),
+            event: Some((e.event_id, e.seq, e.cursor)),
+        })
+    }
+
+    fn from_record(r: proto::Record) -> Option<Item> {
+        Some(Item {
+            kind: change_kind_of(r.kind)?,
+            resource: r.name.clone(),
+            revision: r.revision,
+            retracted: r.state == proto::RecordState::Retracted as i32,
+            commit_time_us: micros(r.update_time.as_ref()),
+            body: r.encode_to_vec(),
+            event: None,
+        })
+    }
+
+    fn from_cadre(c: proto::Cadre) -> anyhow::Result<Item> {
+        // The etag is the cadre's revision, `r{n}`, the number its feed events carry.
+        let revision = c
+            .etag
+            .strip_prefix('r')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "cadre {} has an etag {:?} without a revision",
+                    c.name,
+                    c.etag
+                )
+            })?;
+        Ok(Item {
+            kind: ChangeKind::Cadre,
+            resource: c.name.clone(),
+            revision,
+            retracted: false,
+            commit_time_us: micros(c.update_time.as_ref()),
+            body: c.encode_to_vec(),
+            event: None,
+        })
+    }
+
+    fn json_line(&self, snapshot: bool) -> String {
+        let (event_id, seq, cursor) = match &self.event {
+            Some((id, seq, cursor)) => (Some(id.as_str()), Some(*seq), Some(cursor.as_str())),
+            None => (None, None, None),
+        };
+        let mut line = serde_json::json!({
+            "event_id": event_id,
+            "seq": seq,
+            "cursor": cursor,
+            "op": if self.retracted { "RETRACT" } else { "UPSERT" },
+            "resource": self.resource,
+            "kind": kind_suffix(self.kind),
+            "revision": self.revision,
+            "commit_time": rfc3339(self.commit_time_us),
+            "body_base64": STANDARD.encode(&self.body),
+        });
+        if snapshot {
+            line["snapshot"] = serde_json::Value::Bool(true);
+        }
+        let mut s = line.to_string();
+        s.push('\n');
+        s
+    }
+}
+
+fn rfc3339(us: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// What a write does to the checkpoint besides applying its items.
+enum Checkpoint<'a> {
+    /// Leave it (a snapshot page that is not the last).
+    Keep,
+    /// Resume after this cursor from now on.
+    Cursor(&'a str),
+    /// A snapshot starts: no cursor until it is complete, so that a crash
+    /// mid-snapshot redoes the snapshot rather than tailing from a gap.
+    SnapshotStart { kinds: &'a str },
+    /// The snapshot is complete and consistent with `cursor`. Resources of the
+    /// synced kinds it did not list are no longer visible (moved out of the
+    /// caller's jurisdiction, or gone while the cursor was expired).
+    SnapshotDone {
+        cursor: &'a str,
+        kinds: &'a str,
+        seen: &'a HashSet<String>,
+    },
+}
+
+/// The stored checkpoint.
+#[derive(Debug, Default)]
+struct Stored {
+    cursor: Option<String>,
+    kinds: String,
+}
+
+/// Counts of one write.
+#[derive(Default)]
+struct Written {
+    applied: u64,
+    unchanged: u64,
+}
+
+enum Sink {
+    Mirror(Mirror),
+    File(NdjsonOut),
+}
+
+impl Sink {
+    async fn load(&mut self) -> anyhow::Result<Stored> {
+        match self {
+            Sink::Mirror(m) => m.load().await,
+            Sink::File(f) => f.load(),
+        }
+    }
+
+    async fn write(
+        &mut self,
+        items: &[Item],
+        snapshot: bool,
+        checkpoint: Checkpoint<'_>,
+    ) -> anyhow::Result<Written> {
+        match self {
+            Sink::Mirror(m) => m.write(items, checkpoint).await,
+            Sink::File(f) => f.write(items, snapshot, checkpoint).await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The SQLite mirror
+
+const MIRROR_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS mirror_resources (
+    resource TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'RETRACTED')),
+    body BLOB,
+    commit_time_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mirror_resources_kind ON mirror_resources (kind, state);
+CREATE TABLE IF NOT EXISTS mirror_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor TEXT,
+    snapshot_done INTEGER NOT NULL DEFAULT 0,
+    kinds TEXT NOT NULL DEFAULT '',
+    update_time_us INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO mirror_state (id, cursor, snapshot_done) VALUES (1, NULL, 0) ON CONFLICT (id) DO NOTHING;
+";
+
+/// A row is replaced only by a newer revision of it: redelivered and
+/// superseded changes leave it alone, which is what makes at-least-once
+/// delivery apply exactly once.
+const MIRROR_UPSERT: &str = "
+INSERT INTO mirror_resources (resource, kind, revision, state, body, commit_time_us)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (resource) DO UPDATE SET
+    kind = excluded.kind, revision = excluded.revision, state = excluded.state,
+    body = excluded.body, commit_time_us = excluded.commit_time_us
+WHERE excluded.revision > mirror_resources.revision";
+
+struct Mirror {
+    conn: SqliteConnection,
+}
+
+impl Mirror {
+    async fn open(url: &str) -> anyhow::Result<Mirror> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("--into {url:?} is not a SQLite URL (sqlite://FILE)"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Rows and cursor commit together, so even an OS crash that loses
+            // the newest commits leaves a consistent mirror that re-syncs them.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = opts.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut conn = opts
+            .connect()
+            .await
+            .with_context(|| format!("cannot open the mirror {url}"))?;
+        sqlx::raw_sql(MIRROR_SCHEMA)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create the mirror tables in {url}"))?;
+        Ok(Mirror { conn })
+    }
+
+    async fn load(&mut self) -> anyhow::Result<Stored> {
+        let row = sqlx::query("SELECT cursor, snapshot_done, kinds FROM mirror_state WHERE id = 1")
+            .fetch_one(&mut self.conn)
+            .await?;
+        let done: i64 = row.try_get("snapshot_done")?;
+        Ok(Stored {
+            cursor: row
+                .try_get::<Option<String>, _>("cursor")?
+                .filter(|c| done == 1 && !c.is_empty()),
+            kinds: row.try_get("kinds")?,
+        })
+    }
+
+    async fn write(
+        &mut self,
+        items: &[Item],
+        checkpoint: Checkpoint<'_>,
+    ) -> anyhow::Result<Written> {
+        let mut out = Written::default();
+        // IMMEDIATE: a reader of the mirror in another process never makes
+        // this writer fail half-way with SQLITE_BUSY on lock upgrade.
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        for item in items {
+            let state = if item.retracted {
+                "RETRACTED"
+            } else {
+                "ACTIVE"
+            };
+            let body = (!item.retracted).then_some(item.body.as_slice());
+            let done = sqlx::query(MIRROR_UPSERT)
+                .bind(&item.resource)
+                .bind(kind_suffix(item.kind))
+                .bind(item.revision)
+                .bind(state)
+                .bind(body)
+                .bind(item.commit_time_us)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() > 0 {
+                out.applied += 1;
+            } else {
+                out.unchanged += 1;
+            }
+        }
+        match checkpoint {
+            Checkpoint::Keep => {}
+            Checkpoint::Cursor(cursor) => {
+                sqlx::query(
+                    "UPDATE mirror_state SET cursor = $1, update_time_us = $2 WHERE id = 1",
+                )
+                .bind(cursor)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Checkpoint::SnapshotStart { kinds } => {
+                sqlx::query(
+                    "UPDATE mirror_state SET cursor = NULL, snapshot_done = 0, kinds = $1, \
+                     update_time_us = $2 WHERE id = 1",
+                )
+                .bind(kinds)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Checkpoint::SnapshotDone {
+                cursor,
+                kinds,
+                seen,
+            } => {
+                let active: Vec<String> = sqlx::query(
+                    "SELECT resource FROM mirror_resources \
+                     WHERE state = 'ACTIVE' AND instr($1, ',' || kind || ',') > 0",
+                )
+                .bind(format!(",{kinds},"))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("resource"))
+                .collect::<Result<_, _>>()?;
+                // The revision stays: a later change of a resource that comes
+                // back into view still counts as newer and restores it.
+                for resource in active.iter().filter(|r| !seen.contains(*r)) {
+                    sqlx::query(
+                        "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL \
+                         WHERE resource = $1",
+                    )
+                    .bind(resource)
+                    .execute(&mut *tx)
+                    .await?;
+                    out.applied += 1;
+                }
+                sqlx::query(
+                    "UPDATE mirror_state SET cursor = $1, snapshot_done = 1, kinds = $2, \
+                     update_time_us = $3 WHERE id = 1",
+                )
+                .bind(cursor)
+                .bind(kinds)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The NDJSON file
+
+/// Appends one JSON line per item and keeps the cursor in `FILE.cursor`.
+///
+/// Lines are fsynced before the cursor file is replaced, so a crash in between
+/// re-appends the same events on the next run: at-least-once, and consumers
+/// dedupe by (resource, revision).
+struct NdjsonOut {
+    path: PathBuf,
+    cursor_path: PathBuf,
+    file: Option<File>,
+    /// Kinds of the checkpoint, kept across plain cursor updates.
+    kinds: String,
+}
+
+impl NdjsonOut {
+    fn open(path: &Path) -> anyhow::Result<NdjsonOut> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot open --out {}", path.display()))?;
+        drop_partial_line(&mut file)
+            .with_context(|| format!("cannot repair the end of {}", path.display()))?;
+        let mut cursor_path = path.as_os_str().to_owned();
+        cursor_path.push(".cursor");
+        Ok(NdjsonOut {
+            path: path.to_path_buf(),
+            cursor_path: PathBuf::from(cursor_path),
+            file: Some(file),
+            kinds: String::new(),
+        })
+    }
+
+    fn load(&mut self) -> anyhow::Result<Stored> {
+        let text = match std::fs::read_to_string(&self.cursor_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::default()),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read {}", self.cursor_path.display()));
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a cursor file", self.cursor_path.display()))?;
+        self.kinds = v["kinds"].as_str().unwrap_or_default().to_string();
+        Ok(Stored {
+            cursor: v["cursor"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+            kinds: self.kinds.clone(),
+        })
+    }
+
+    async fn write(
+        &mut self,
+        items: &[Item],
+        snapshot: bool,
+        checkpoint: Checkpoint<'_>,
+    ) -> anyhow::Result<Written> {
+        let lines: String = items.iter().map(|i| i.json_line(snapshot)).collect();
+        let cursor = match checkpoint {
+            Checkpoint::Keep => None,
+            Checkpoint::Cursor(c) => Some(Some(c)),
+            Checkpoint::SnapshotStart { kinds } => {
+                self.kinds = kinds.to_string();
+                Some(None)
+            }
+            Checkpoint::SnapshotDone { cursor, kinds, .. } => {
+                self.kinds = kinds.to_string();
+                Some(Some(cursor))
+            }
+        };
+        let state = cursor.map(|c| serde_json::json!({ "cursor": c, "kinds": self.kinds }));
+        let mut file = self.file.take().context("the NDJSON file is closed")?;
+        let cursor_path = self.cursor_path.clone();
+        let path = self.path.clone();
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let result = (|| -> anyhow::Result<()> {
+                if !lines.is_empty() {
+                    file.write_all(lines.as_bytes())?;
+                    file.sync_data()?;
+                }
+                if let Some(state) = state {
+                    replace_file(&cursor_path, state.to_string().as_bytes())?;
+                }
+                Ok(())
+            })()
+            .with_context(|| format!("cannot append to {}", path.display()));
+            (file, result)
+        })
+        .await?;
+        self.file = Some(file);
+        result?;
+        Ok(Written {
+            applied: items.len() as u64,
+            unchanged: 0,
+        })
+    }
+}
+
+/// Cuts an unfinished last line (a crash mid-append): it was never
+/// checkpointed, so the next run writes it again in full.
+fn drop_partial_line(file: &mut File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let window = len.min(1 << 20);
+    file.seek(SeekFrom::Start(len - window))?;
+    let mut tail = Vec::with_capacity(window as usize);
+    file.read_to_end(&mut tail)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    let keep = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => len - window + i as u64 + 1,
+        None if window == len => 0,
+        None => return Ok(()),
+    };
+    file.set_len(keep)?;
+    file.sync_data()
+}
+
+/// Writes `bytes` to `path` atomically: a synced temporary file renamed over it.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    // The rename itself is durable only once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Talking to the server
+
+fn channel(args: &SyncArgs) -> anyhow::Result<Channel> {
+    let read = |p: &Path, what: &str| {
+        std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+    };
+    let ca = read(&args.ca, "CA certificate (--ca)")?;
+    let cert = read(&args.cert, "client certificate (--cert)")?;
+    let key = read(&args.key, "client key (--key)")?;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(Identity::from_pem(cert, key))
+        .domain_name(args.server_name.clone());
+    // Lazy: the channel reconnects by itself after a server restart; each call
+    // then fails or succeeds on its own and the agent backs off in between.
+    Ok(Endpoint::from_shared(args.server.clone())
+        .with_context(|| format!("--server {:?} is not a URL", args.server))?
+        .tls_config(tls)
+        .context("TLS configuration")?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// A unary request with a deadline; watch streams get none.
+fn call<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(CALL_TIMEOUT);
+    r
+}
+
+/// How a failed call ends up.
+enum Failure {
+    /// CURSOR_EXPIRED: re-snapshot, then tail from the new cursor.
+    Expired { oldest: String },
+    /// Worth another try after a pause: server away, connection lost.
+    Transient(anyhow::Error),
+    /// Retrying cannot help: refused certificate, bad arguments, local I/O.
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+/// The rustls error somewhere in a transport failure's sources, if any. An
+/// `io::Error` hides its inner error from `source()`, hence the explicit look.
+fn tls_error(status: &Status) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = next {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(t) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(t.to_string());
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
+    let reason = status
+        .get_details_error_info()
+        .map(|i| (i.reason, i.metadata))
+        .filter(|(r, _)| !r.is_empty());
+    let code_name = crate::import::code_name(status.code() as i32);
+    let reason_text = reason
+        .as_ref()
+        .map(|(r, _)| format!(", reason {r}"))
+        .unwrap_or_default();
+    if status.code() == Code::FailedPrecondition
+        && let Some((r, metadata)) = &reason
+        && r == CURSOR_EXPIRED
+    {
+        return Failure::Expired {
+            oldest: metadata.get("oldest_cursor").cloned().unwrap_or_default(),
+        };
+    }
+    match status.code() {
+        Code::Unauthenticated => {
+            return Failure::Fatal(anyhow!(
+                "the server did not accept the client certificate {} for {method} \
+                 (UNAUTHENTICATED{reason_text}: {}); use a certificate from the exchange CA that \
+                 carries exactly one urn:cadrex:system URI and is not revoked",
+                args.cert.display(),
+                status.message()
+            ));
+        }
+        Code::PermissionDenied => {
+            return Failure::Fatal(anyhow!(
+                "the server refused {method} for this system (PERMISSION_DENIED{reason_text}: {})",
+                status.message()
+            ));
+        }
+        _ => {}
+    }
+    if let Some(tls) = tls_error(&status) {
+        let hint = if tls.contains("received fatal alert") {
+            format!(
+                "the server refused the client certificate {} during the TLS handshake; \
+                 it must be issued by the exchange CA, unexpired and not revoked",
+                args.cert.display()
+            )
+        } else {
+            format!(
+                "the server's certificate was not accepted; check --ca {} and --server-name {}",
+                args.ca.display(),
+                args.server_name
+            )
+        };
+        return Failure::Fatal(anyhow!("{hint} ({tls}; {method} on {})", args.server));
+    }
+    let error = anyhow!(
+        "{method} on {} failed: {code_name}{reason_text}: {}",
+        args.server,
+        status.message()
+    );
+    match status.code() {
+        Code::Unavailable
+        | Code::Unknown
+        | Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::ResourceExhausted
+        | Code::Internal => Failure::Transient(error),
+        _ => Failure::Fatal(error),
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+fn progress_bar(show: bool) -> anyhow::Result<indicatif::ProgressBar> {
+    if !show {
+        return Ok(indicatif::ProgressBar::hidden());
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{spinner} {human_pos} events applied  {per_sec}  lag {msg}  {elapsed_precise}",
+    )?);
+    bar.set_message("-");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Ok(bar)
+}
+
+// ---------------------------------------------------------------------------
+// The agent
+
+struct Agent {
+    args: SyncArgs,
+    kinds: Vec<ChangeKind>,
+    /// The kinds as stored with the checkpoint, `AUDIT_FINDING,CADRE`.
+    kinds_key: String,
+    sink: Sink,
+    feed: ChangeFeedServiceClient<Channel>,
+    records: RecordServiceClient<Channel>,
+    cadres: CadreServiceClient<Channel>,
+    system: SystemServiceClient<Channel>,
+    /// The checkpointed cursor; `None` until a snapshot completes.
+    cursor: Option<String>,
+    /// Consecutive transient failures, for the backoff.
+    failures: u32,
+    greeted: bool,
+    summary: SyncSummary,
+    bar: indicatif::ProgressBar,
+}
+
+impl Agent {
+    fn new(
+        args: SyncArgs,
+        kinds: Vec<ChangeKind>,
+        sink: Sink,
+        channel: Channel,
+        bar: indicatif::ProgressBar,
+    ) -> Agent {
+        let mut names: Vec<&str> = kinds.iter().map(|k| kind_suffix(*k)).collect();
+        names.sort();
+        Agent {
+            kinds_key: names.join(","),
+            kinds,
+            sink,
+            feed: ChangeFeedServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE),
+            records: RecordServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE),
+            cadres: CadreServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
+            system: SystemServiceClient::new(channel),
+            cursor: None,
+            failures: 0,
+            greeted: false,
+            summary: SyncSummary::default(),
+            bar,
+            args,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.args.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Sleeps `d`, or less when told to stop; true when told to stop.
+    async fn pause(&self, d: Duration) -> bool {
+        let Some(mut stop) = self.args.stop.clone() else {
+            tokio::time::sleep(d).await;
+            return false;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.stopped(),
+            r = stop.wait_for(|s| *s) => r.is_ok(),
+        }
+    }
+
+    fn say(&self, text: &str) {
+        self.bar.suspend(|| eprintln!("{text}"));
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let stored = self.sink.load().await?;
+        if stored.cursor.is_some() && stored.kinds != self.kinds_key {
+            self.say(&format!(
+                "the copy was synced for kinds {}; re-snapshotting for {}",
+                stored.kinds, self.kinds_key
+            ));
+        } else {
+            self.cursor = stored.cursor;
+        }
+        self.summary.cursor = self.cursor.clone().unwrap_or_default();
+        let mut expired_in_a_row = 0;
+        loop {
+            if self.stopped() {
+                return Ok(());
+            }
+            match self.round().await {
+                Ok(()) => {
+                    expired_in_a_row = 0;
+                    match self.args.mode {
+                        SyncMode::Once => return Ok(()),
+                        SyncMode::Interval(d) => {
+                            if self.pause(d).await {
+                                return Ok(());
+                            }
+                        }
+                        SyncMode::Follow => {}
+                    }
+                }
+                Err(Failure::Expired { oldest }) => {
+                    expired_in_a_row += 1;
+                    if expired_in_a_row > MAX_EXPIRED_IN_A_ROW {
+                        bail!(
+                            "the cursor expired {expired_in_a_row} times in a row: the server \
+                             keeps changes for less time than a snapshot takes"
+                        );
+                    }
+                    self.summary.cursor_expired += 1;
+                    tracing::debug!(%oldest, "cursor expired");
+                    self.say("cursor expired; re-snapshotting");
+                    self.cursor = None;
+                }
+                Err(Failure::Transient(e)) => {
+                    self.failures += 1;
+                    self.summary.retries += 1;
+                    if self.args.mode == SyncMode::Once && self.failures >= ONCE_TRIES {
+                        return Err(e.context(format!(
+                            "giving up after {ONCE_TRIES} tries; everything applied so far is \
+                             checkpointed, and a re-run continues from there"
+                        )));
+                    }
+                    let wait = backoff(self.failures);
+                    self.say(&format!(
+                        "{e:#}; retrying in {}",
+                        humantime::format_duration(wait)
+                    ));
+                    if self.pause(wait).await {
+                        return Ok(());
+                    }
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Snapshot when there is no cursor, then catch up or follow.
+    async fn round(&mut self) -> Result<(), Failure> {
+        if !self.greeted {
+            self.preflight().await?;
+        }
+        if self.cursor.is_none() {
+            self.snapshot().await?;
+        }
+        match self.args.mode {
+            SyncMode::Once | SyncMode::Interval(_) => self.drain().await,
+            SyncMode::Follow => self.follow().await,
+        }
+    }
+
+    /// Fails early and clearly on a refused certificate, before touching the copy.
+    async fn preflight(&mut self) -> Result<(), Failure> {
+        let me = self
+            .system
+            .who_am_i(call(proto::WhoAmIRequest {}))
+            .await
+            .map_err(|s| classify(s, "WhoAmI", &self.args))?
+            .into_inner();
+        tracing::info!(principal = %me.principal, kinds = %self.kinds_key, "syncing as");
+        self.greeted = true;
+        self.failures = 0;
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        items: &[Item],
+        snapshot: bool,
+        checkpoint: Checkpoint<'_>,
+    ) -> Result<(), Failure> {
+        let w = self.sink.write(items, snapshot, checkpoint).await?;
+        self.summary.applied += w.applied;
+        self.summary.unchanged += w.unchanged;
+        self.bar.inc(w.applied);
+        if let Some(last) = items.iter().map(|i| i.commit_time_us).max()
+            && !snapshot
+        {
+            let lag = Duration::from_micros(now_us().saturating_sub(last).max(0) as u64);
+            self.bar.set_message(format!("{:.1} s", lag.as_secs_f64()));
+        }
+        Ok(())
+    }
+
+    fn set_cursor(&mut self, cursor: String) {
+        self.summary.cursor = cursor.clone();
+        self.cursor = Some(cursor);
+    }
+
+    /// Lists every wanted record kind, then cadres, and stores the cursor of
+    /// the first listing once all of it is applied: every listing after that
+    /// cursor was taken only holds states at or after it, and what changed
+    /// after it comes again from the feed, where the revision check skips
+    /// what the snapshot already applied.
+    async fn snapshot(&mut self) -> Result<(), Failure> {
+        let kinds_key = self.kinds_key.clone();
+        self.write(&[], true, Checkpoint::SnapshotStart { kinds: &kinds_key })
+            .await?;
+        self.say(&format!("snapshotting {}", kinds_key.to_lowercase()));
+        let mut cursor: Option<String> = None;
+        let mut seen: HashSet<String> = HashSet::new();
+        let wanted: HashSet<ChangeKind> = self.kinds.iter().copied().collect();
+        for kind in self.kinds.clone() {
+            let Some(rk) = record_kind(kind) else {
+                continue;
+            };
+            let filter = format!(
+                "kind = \"{}\"",
+                rk.as_str_name().trim_start_matches("RECORD_KIND_")
+            );
+            let mut token = String::new();
+            loop {
+                let page = self
+                    .records
+                    .list_records(call(proto::ListRecordsRequest {
+                        parent: "cadres/-".into(),
+                        page_size: self.args.page_size,
+                        page_token: token,
+                        filter: filter.clone(),
+                    }))
+                    .await
+                    .map_err(|s| classify(s, "ListRecords", &self.args))?
+                    .into_inner();
+                cursor.get_or_insert(page.cursor);
+                let items: Vec<Item> = page
+                    .records
+                    .into_iter()
+                    .filter_map(Item::from_record)
+                    .filter(|i| wanted.contains(&i.kind))
+                    .collect();
+                seen.extend(items.iter().map(|i| i.resource.clone()));
+                self.write(&items, true, Checkpoint::Keep).await?;
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        if wanted.contains(&ChangeKind::Cadre) {
+            if cursor.is_none() {
+                // ListCadres carries no cursor: take one before listing, so
+                // every cadre change from then on comes again from the feed.
+                let probe = self
+                    .records
+                    .list_records(call(proto::ListRecordsRequest {
+                        parent: "cadres/-".into(),
+                        page_size: 1,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map_err(|s| classify(s, "ListRecords", &self.args))?
+                    .into_inner();
+                cursor = Some(probe.cursor);
+            }
+            let mut token = String::new();
+            loop {
+                let page = self
+                    .cadres
+                    .list_cadres(call(proto::ListCadresRequest {
+                        page_size: self.args.page_size,
+                        page_token: token,
+                        filter: String::new(),
+                    }))
+                    .await
+                    .map_err(|s| classify(s, "ListCadres", &self.args))?
+                    .into_inner();
+                let items = page
+                    .cadres
+                    .into_iter()
+                    .map(Item::from_cadre)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                seen.extend(items.iter().map(|i| i.resource.clone()));
+                self.write(&items, true, Checkpoint::Keep).await?;
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        let cursor = cursor.context("the snapshot listing returned no cursor")?;
+        self.write(
+            &[],
+            true,
+            Checkpoint::SnapshotDone {
+                cursor: &cursor,
+                kinds: &kinds_key,
+                seen: &seen,
+            },
+        )
+        .await?;
+        self.summary.snapshots += 1;
+        self.set_cursor(cursor);
+        Ok(())
+    }
+
+    fn kinds_i32(&self) -> Vec<i32> {
+        self.kinds.iter().map(|k| *k as i32).collect()
+    }
+
+    /// Pages through `ListChanges` until the cursor stops moving; each page and
+    /// the cursor after it commit together.
+    async fn drain(&mut self) -> Result<(), Failure> {
+        loop {
+            let after = self.cursor.clone().unwrap_or_default();
+            let page = self
+                .feed
+                .list_changes(call(proto::ListChangesRequest {
+                    after_cursor: after.clone(),
+                    kinds: self.kinds_i32(),
+                    page_size: self.args.page_size,
+                }))
+                .await
+                .map_err(|s| classify(s, "ListChanges", &self.args))?
+                .into_inner();
+            self.failures = 0;
+            let items: Vec<Item> = page
+                .events
+                .into_iter()
+                .filter_map(Item::from_event)
+                .collect();
+            if page.next_cursor.is_empty() || page.next_cursor == after {
+                return Ok(());
+            }
+            self.write(&items, false, Checkpoint::Cursor(&page.next_cursor))
+                .await?;
+            self.set_cursor(page.next_cursor);
+            if self.stopped() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Follows a `WatchChanges` stream until told to stop; frames that arrive
+    /// together commit together, bookmarks just move the cursor.
+    async fn follow(&mut self) -> Result<(), Failure> {
+        let after = self.cursor.clone().unwrap_or_default();
+        let mut stream = self
+            .feed
+            .watch_changes(proto::WatchChangesRequest {
+                after_cursor: after,
+                kinds: self.kinds_i32(),
+            })
+            .await
+            .map_err(|s| classify(s, "WatchChanges", &self.args))?
+            .into_inner();
+        let mut stop = self.args.stop.clone();
+        let ended = || Failure::Transient(anyhow!("the server ended the watch stream"));
+        loop {
+            let first = tokio::select! {
+                m = stream.message() => m,
+                _ = async {
+                    match stop.as_mut() {
+                        Some(s) => { let _ = s.wait_for(|v| *v).await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => return Ok(()),
+            };
+            let mut frames = match first {
+                Ok(Some(f)) => vec![f],
+                Ok(None) => return Err(ended()),
+                Err(s) => return Err(classify(s, "WatchChanges", &self.args)),
+            };
+            // Whatever else has already arrived joins this transaction.
+            let mut after_batch: Option<Failure> = None;
+            while frames.len() < WATCH_BATCH {
+                match stream.message().now_or_never() {
+                    Some(Ok(Some(f))) => frames.push(f),
+                    Some(Ok(None)) => {
+                        after_batch = Some(ended());
+                        break;
+                    }
+                    Some(Err(s)) => {
+                        after_batch = Some(classify(s, "WatchChanges", &self.args));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.failures = 0;
+            let mut cursor = None;
+            let mut items = Vec::new();
+            for frame in frames {
+                match frame.frame {
+                    Some(watch_changes_response::Frame::Event(e)) => {
+                        cursor = Some(e.cursor.clone());
+                        items.extend(Item::from_event(e));
+                    }
+                    Some(watch_changes_response::Frame::Bookmark(b)) => cursor = Some(b.cursor),
+                    None => {}
+                }
+            }
+            if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+                self.write(&items, false, Checkpoint::Cursor(&cursor))
+                    .await?;
+                self.set_cursor(cursor);
+            }
+            if let Some(f) = after_batch {
+                return Err(f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in KINDS {
+            assert_eq!(parse_kind(&kind_cli_name(k)), Ok(k));
+            assert_eq!(parse_kind(k.as_str_name()), Ok(k));
+        }
+        assert_eq!(kind_cli_name(ChangeKind::AuditFinding), "audit-finding");
+        assert_eq!(parse_kind("AUDIT_FINDING"), Ok(ChangeKind::AuditFinding));
+        assert!(parse_kind("opinion-request").is_err());
+        assert!(parse_kind("unspecified").is_err());
+        assert_eq!(
+            record_kind(ChangeKind::AuditFinding),
+            Some(proto::RecordKind::AuditFinding)
+        );
+        assert_eq!(record_kind(ChangeKind::Cadre), None);
+        assert_eq!(
+            change_kind_of(proto::RecordKind::Petition as i32),
+            Some(ChangeKind::Petition)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(7), Duration::from_secs(30));
+        assert_eq!(backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_partial_last_line_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.ndjson");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":").unwrap();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        drop_partial_line(&mut f).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
+        std::fs::write(&path, "{\"b\":").unwrap();
+        drop_partial_line(&mut f).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn the_mirror_applies_only_newer_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let mut m = Mirror::open(&url).await.unwrap();
+        let item = |rev: i64, retracted: bool| Item {
+            resource: "cadres/a/records/b".into(),
+            kind: ChangeKind::AuditFinding,
+            revision: rev,
+            retracted,
+            body: vec![rev as u8],
+            commit_time_us: rev,
+            event: None,
+        };
+        let w = m
+            .write(
+                &[item(5, false), item(5, false), item(3, false)],
+                Checkpoint::Cursor("c1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((w.applied, w.unchanged), (1, 2));
+        let w = m
+            .write(&[item(7, true)], Checkpoint::Cursor("c2"))
+            .await
+            .unwrap();
+        assert_eq!(w.applied, 1);
+        let row = sqlx::query("SELECT revision, state, body FROM mirror_resources")
+            .fetch_one(&mut m.conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 7);
+        assert_eq!(row.get::<String, _>(1), "RETRACTED");
+        assert_eq!(row.get::<Option<Vec<u8>>, _>(2), None);
+        // Without a completed snapshot there is no cursor to resume from.
+        assert_eq!(m.load().await.unwrap().cursor, None);
+        let seen = HashSet::new();
+        m.write(
+            &[item(9, false)],
+            Checkpoint::SnapshotDone {
+                cursor: "c3",
+                kinds: "AUDIT_FINDING",
+                seen: &seen,
+            },
+        )
+        .await
+        .unwrap();
+        let stored = m.load().await.unwrap();
+        assert_eq!(stored.cursor.as_deref(), Some("c3"));
+        assert_eq!(stored.kinds, "AUDIT_FINDING");
+        // Unseen by the snapshot: no longer visible, kept at its revision.
+        let row = sqlx::query("SELECT revision, state FROM mirror_resources")
+            .fetch_one(&mut m.conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 9);
+        assert_eq!(row.get::<String, _>(1), "RETRACTED");
+    }
+}
