@@ -1,0 +1,189 @@
+//! `cadrex client …`: the operator's terminal client for dossiers and the vetting workflow, over mutual TLS with an agency's certificate.
+
+use std::path::{Path, PathBuf};
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::proto::{self, record::Payload};
+
+/// Where and as whom to connect.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificate; default `ca.crt` one directory above the certificate's
+    /// (the layout `cadrex pki init` writes: DIR/clients/x.crt, DIR/ca.crt).
+    pub ca: Option<PathBuf>,
+    pub server: String,
+    pub server_name: String,
+}
+
+/// The CA beside a development client certificate.
+pub fn default_ca(cert: &Path) -> PathBuf {
+    cert.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("ca.crt")
+}
+
+impl Connection {
+    /// A lazily connecting channel presenting the certificate.
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
+        let ca = self.ca.clone().unwrap_or_else(|| default_ca(&self.cert));
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&ca)?))
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
+            .domain_name(self.server_name.clone());
+        Ok(Endpoint::from_shared(self.server.clone())?
+            .tls_config(tls)?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .connect_lazy())
+    }
+}
+
+/// A status as an operator should read it: code, reason and the zh-CN message.
+pub fn explain(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+    let zh = status.get_details_localized_message().map(|m| m.message).unwrap_or_default();
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| format!("{}: {}", v.field, v.description)).collect())
+        .unwrap_or_default();
+    let mut text = format!("{:?} {reason}: {}", status.code(), status.message());
+    if !zh.is_empty() {
+        text.push_str(&format!("\n  {zh}"));
+    }
+    for f in fields {
+        text.push_str(&format!("\n  - {f}"));
+    }
+    anyhow::anyhow!(text)
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    t
+}
+
+fn verdict(v: i32) -> &'static str {
+    match proto::Verdict::try_from(v).unwrap_or(proto::Verdict::Unspecified) {
+        proto::Verdict::NoIssue => "未发现影响使用的问题 NO_ISSUE",
+        proto::Verdict::IssueNotBlocking => "有问题但不影响使用 ISSUE_NOT_BLOCKING",
+        proto::Verdict::Defer => "暂缓 DEFER",
+        proto::Verdict::NotAgree => "不同意 NOT_AGREE",
+        proto::Verdict::Unspecified => "-",
+    }
+}
+
+/// One line describing a record's content, whatever its view.
+fn summary_line(r: &proto::Record) -> String {
+    match &r.payload {
+        Some(Payload::Sanction(s)) => format!("track {} party {} state {} decided {} effective {}", s.track, s.party_type, s.state_type, s.decision_date, s.effective_date),
+        Some(Payload::SanctionSummary(s)) => format!("track {} party {} state {} decided {} effective {}", s.track, s.party_type, s.state_type, s.decision_date, s.effective_date),
+        Some(Payload::Admonishment(a)) => format!("type {} on {} by {}", a.r#type, a.date, a.issuer),
+        Some(Payload::Clue(c)) => format!("disposal {} status {} received {}", c.disposal, c.status, c.received_date),
+        Some(Payload::ClueSummary(c)) => format!("disposal {} status {}", c.disposal, c.status),
+        Some(Payload::OrgHandling(o)) => format!("type {} on {}", o.r#type, o.date),
+        Some(Payload::PersonalMattersCheck(p)) => format!("{} report, result {}, checked {}", p.report_year, p.result, p.check_date),
+        Some(Payload::Evaluation(e)) => format!("{} kind {} grade {}", e.year, e.kind, e.grade),
+        Some(Payload::EvaluationSummary(e)) => format!("{} grade {}", e.year, e.grade),
+        Some(Payload::AuditEngagement(a)) => format!("type {} {}..{} report {}", a.r#type, a.period_start, a.period_end, a.report_number),
+        Some(Payload::AuditFinding(f)) => {
+            let r = f.rectification.clone().unwrap_or_default();
+            format!("problem {} amount {:.2} yuan transfer {} rectification {} by {}", f.problem_type, f.amount_fen as f64 / 100.0, f.transfer, r.status, r.deadline)
+        }
+        Some(Payload::Petition(p)) => format!("received {} category {} status {} specific {}", p.received_date, p.category, p.status, p.specific),
+        Some(Payload::PetitionSummary(p)) => format!("received {} category {} status {} specific {}", p.received_date, p.category, p.status, p.specific),
+        None => "(no content)".into(),
+    }
+}
+
+/// A dossier for a person at a terminal: flags first, then identity, then one table per section.
+pub fn render_dossier(d: &proto::CadreDossier) -> String {
+    let mut out = String::new();
+    if let Some(f) = &d.flags {
+        out.push_str(&format!("规则结论 / rule verdict: {}\n", verdict(f.verdict)));
+        if f.promotion_barred_permanently {
+            out.push_str("影响期 / promotion barred: permanently\n");
+        } else if !f.promotion_barred_until.is_empty() {
+            out.push_str(&format!("影响期 / promotion barred until: {}\n", f.promotion_barred_until));
+        }
+        let mut flags = table(&["flag", "records"]);
+        for (name, list) in [
+            ("open clues 未了结线索", &f.open_clues),
+            ("unclosed specific petitions 未办结具体信访", &f.unclosed_specific_petitions),
+            ("findings transferred to discipline 移送纪检", &f.findings_transferred_to_discipline),
+            ("unrectified past deadline 逾期未整改", &f.unrectified_findings_past_deadline),
+            ("concealed personal matters 瞒报", &f.concealed_personal_matters),
+        ] {
+            if !list.is_empty() {
+                flags.add_row(vec![name.to_string(), list.join("\n")]);
+            }
+        }
+        out.push_str(&format!("{flags}\n"));
+        let mut reasons = table(&["rule", "verdict", "why", "records"]);
+        for r in &f.reasons {
+            reasons.add_row(vec![r.rule.clone(), verdict(r.verdict).into(), r.description.clone(), r.records.join("\n")]);
+        }
+        out.push_str(&format!("{reasons}\n"));
+    }
+    if let Some(c) = &d.cadre {
+        out.push_str(&format!("{} {}  {}  managed at {}\n", c.display_name, c.id_number, c.name, c.managing_division));
+        let mut posts = table(&["unit", "title", "rank", "一把手", "from", "to"]);
+        for p in &c.posts {
+            posts.add_row(vec![p.unit_name.clone(), p.title.clone(), p.rank.clone(), if p.unit_head { "是" } else { "" }.into(), p.start_date.clone(), p.end_date.clone()]);
+        }
+        out.push_str(&format!("{posts}\n"));
+    }
+    for s in &d.sections {
+        let kind = proto::RecordKind::try_from(s.kind).map(|k| k.as_str_name()).unwrap_or("?");
+        let mut t = table(&["record", "date", "view", "content", "source"]);
+        for r in &s.records {
+            let source = r.provenance.as_ref().map(|p| p.submitting_system.clone()).unwrap_or_default();
+            t.add_row(vec![r.name.clone(), r.event_date.clone(), r.view.to_string(), summary_line(r), source]);
+        }
+        out.push_str(&format!("{kind} ({})\n{t}\n", s.records.len()));
+    }
+    out
+}
+
+/// An opinion request with its replies, for a terminal.
+pub fn render_request(r: &proto::OpinionRequest) -> String {
+    let state = proto::OpinionRequestState::try_from(r.state).map(|s| s.as_str_name()).unwrap_or("?");
+    let mut out = format!("{}  {state}{}  due {}  by {}\n", r.name, if r.overdue { " OVERDUE" } else { "" }, r.due_date, r.requester);
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    let mut t = table(&["cadre", "verdict", "stale", "signer", "as of"]);
+    for c in &r.cadre_opinions {
+        match &c.reply {
+            Some(p) => t.add_row(vec![
+                c.cadre.clone(),
+                verdict(p.verdict).into(),
+                if p.stale { "STALE" } else { "" }.into(),
+                p.signer.clone(),
+                p.as_of_time.map(|t| t.seconds.to_string()).unwrap_or_default(),
+            ]),
+            None => t.add_row(vec![c.cadre.clone(), "(pending)".into(), String::new(), String::new(), String::new()]),
+        };
+    }
+    out.push_str(&format!("{t}\n"));
+    out
+}
+
+/// A draft for a terminal.
+pub fn render_draft(d: &proto::OpinionDraft) -> String {
+    let mut out = format!("{}  draft verdict: {}  (as of {})\n", d.cadre, verdict(d.verdict), d.as_of_date);
+    if d.barred_permanently {
+        out.push_str("barred permanently\n");
+    } else if !d.barred_until.is_empty() {
+        out.push_str(&format!("barred until {}\n", d.barred_until));
+    }
+    let mut t = table(&["rule", "verdict", "why", "records"]);
+    for r in &d.reasons {
+        t.add_row(vec![r.rule.clone(), verdict(r.verdict).into(), r.description.clone(), r.records.join("\n")]);
+    }
+    out.push_str(&format!("{t}\n"));
+    out
+}
