@@ -21,13 +21,18 @@ pub struct Connection {
 
 /// The CA beside a development client certificate.
 pub fn default_ca(cert: &Path) -> PathBuf {
-    cert.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("ca.crt")
+    cert.parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("ca.crt")
 }
 
 impl Connection {
     /// A lazily connecting channel presenting the certificate.
     pub fn channel(&self) -> anyhow::Result<Channel> {
-        let read = |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+        };
         let ca = self.ca.clone().unwrap_or_else(|| default_ca(&self.cert));
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(read(&ca)?))
@@ -44,11 +49,22 @@ impl Connection {
 /// A status as an operator should read it: code, reason and the zh-CN message.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt;
-    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-    let zh = status.get_details_localized_message().map(|m| m.message).unwrap_or_default();
+    let reason = status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default();
+    let zh = status
+        .get_details_localized_message()
+        .map(|m| m.message)
+        .unwrap_or_default();
     let fields: Vec<String> = status
         .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| format!("{}: {}", v.field, v.description)).collect())
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect()
+        })
         .unwrap_or_default();
     let mut text = format!("{:?} {reason}: {}", status.code(), status.message());
     if !zh.is_empty() {
@@ -62,7 +78,9 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
     t
 }
 
@@ -79,22 +97,52 @@ fn verdict(v: i32) -> &'static str {
 /// One line describing a record's content, whatever its view.
 fn summary_line(r: &proto::Record) -> String {
     match &r.payload {
-        Some(Payload::Sanction(s)) => format!("track {} party {} state {} decided {} effective {}", s.track, s.party_type, s.state_type, s.decision_date, s.effective_date),
-        Some(Payload::SanctionSummary(s)) => format!("track {} party {} state {} decided {} effective {}", s.track, s.party_type, s.state_type, s.decision_date, s.effective_date),
-        Some(Payload::Admonishment(a)) => format!("type {} on {} by {}", a.r#type, a.date, a.issuer),
-        Some(Payload::Clue(c)) => format!("disposal {} status {} received {}", c.disposal, c.status, c.received_date),
+        Some(Payload::Sanction(s)) => format!(
+            "track {} party {} state {} decided {} effective {}",
+            s.track, s.party_type, s.state_type, s.decision_date, s.effective_date
+        ),
+        Some(Payload::SanctionSummary(s)) => format!(
+            "track {} party {} state {} decided {} effective {}",
+            s.track, s.party_type, s.state_type, s.decision_date, s.effective_date
+        ),
+        Some(Payload::Admonishment(a)) => {
+            format!("type {} on {} by {}", a.r#type, a.date, a.issuer)
+        }
+        Some(Payload::Clue(c)) => format!(
+            "disposal {} status {} received {}",
+            c.disposal, c.status, c.received_date
+        ),
         Some(Payload::ClueSummary(c)) => format!("disposal {} status {}", c.disposal, c.status),
         Some(Payload::OrgHandling(o)) => format!("type {} on {}", o.r#type, o.date),
-        Some(Payload::PersonalMattersCheck(p)) => format!("{} report, result {}, checked {}", p.report_year, p.result, p.check_date),
+        Some(Payload::PersonalMattersCheck(p)) => format!(
+            "{} report, result {}, checked {}",
+            p.report_year, p.result, p.check_date
+        ),
         Some(Payload::Evaluation(e)) => format!("{} kind {} grade {}", e.year, e.kind, e.grade),
         Some(Payload::EvaluationSummary(e)) => format!("{} grade {}", e.year, e.grade),
-        Some(Payload::AuditEngagement(a)) => format!("type {} {}..{} report {}", a.r#type, a.period_start, a.period_end, a.report_number),
+        Some(Payload::AuditEngagement(a)) => format!(
+            "type {} {}..{} report {}",
+            a.r#type, a.period_start, a.period_end, a.report_number
+        ),
         Some(Payload::AuditFinding(f)) => {
             let r = f.rectification.clone().unwrap_or_default();
-            format!("problem {} amount {:.2} yuan transfer {} rectification {} by {}", f.problem_type, f.amount_fen as f64 / 100.0, f.transfer, r.status, r.deadline)
+            format!(
+                "problem {} amount {:.2} yuan transfer {} rectification {} by {}",
+                f.problem_type,
+                f.amount_fen as f64 / 100.0,
+                f.transfer,
+                r.status,
+                r.deadline
+            )
         }
-        Some(Payload::Petition(p)) => format!("received {} category {} status {} specific {}", p.received_date, p.category, p.status, p.specific),
-        Some(Payload::PetitionSummary(p)) => format!("received {} category {} status {} specific {}", p.received_date, p.category, p.status, p.specific),
+        Some(Payload::Petition(p)) => format!(
+            "received {} category {} status {} specific {}",
+            p.received_date, p.category, p.status, p.specific
+        ),
+        Some(Payload::PetitionSummary(p)) => format!(
+            "received {} category {} status {} specific {}",
+            p.received_date, p.category, p.status, p.specific
+        ),
         None => "(no content)".into(),
     }
 }
@@ -103,19 +151,37 @@ fn summary_line(r: &proto::Record) -> String {
 pub fn render_dossier(d: &proto::CadreDossier) -> String {
     let mut out = String::new();
     if let Some(f) = &d.flags {
-        out.push_str(&format!("规则结论 / rule verdict: {}\n", verdict(f.verdict)));
+        out.push_str(&format!(
+            "规则结论 / rule verdict: {}\n",
+            verdict(f.verdict)
+        ));
         if f.promotion_barred_permanently {
             out.push_str("影响期 / promotion barred: permanently\n");
         } else if !f.promotion_barred_until.is_empty() {
-            out.push_str(&format!("影响期 / promotion barred until: {}\n", f.promotion_barred_until));
+            out.push_str(&format!(
+                "影响期 / promotion barred until: {}\n",
+                f.promotion_barred_until
+            ));
         }
         let mut flags = table(&["flag", "records"]);
         for (name, list) in [
             ("open clues 未了结线索", &f.open_clues),
-            ("unclosed specific petitions 未办结具体信访", &f.unclosed_specific_petitions),
-            ("findings transferred to discipline 移送纪检", &f.findings_transferred_to_discipline),
-            ("unrectified past deadline 逾期未整改", &f.unrectified_findings_past_deadline),
-            ("concealed personal matters 瞒报", &f.concealed_personal_matters),
+            (
+                "unclosed specific petitions 未办结具体信访",
+                &f.unclosed_specific_petitions,
+            ),
+            (
+                "findings transferred to discipline 移送纪检",
+                &f.findings_transferred_to_discipline,
+            ),
+            (
+                "unrectified past deadline 逾期未整改",
+                &f.unrectified_findings_past_deadline,
+            ),
+            (
+                "concealed personal matters 瞒报",
+                &f.concealed_personal_matters,
+            ),
         ] {
             if !list.is_empty() {
                 flags.add_row(vec![name.to_string(), list.join("\n")]);
@@ -124,24 +190,51 @@ pub fn render_dossier(d: &proto::CadreDossier) -> String {
         out.push_str(&format!("{flags}\n"));
         let mut reasons = table(&["rule", "verdict", "why", "records"]);
         for r in &f.reasons {
-            reasons.add_row(vec![r.rule.clone(), verdict(r.verdict).into(), r.description.clone(), r.records.join("\n")]);
+            reasons.add_row(vec![
+                r.rule.clone(),
+                verdict(r.verdict).into(),
+                r.description.clone(),
+                r.records.join("\n"),
+            ]);
         }
         out.push_str(&format!("{reasons}\n"));
     }
     if let Some(c) = &d.cadre {
-        out.push_str(&format!("{} {}  {}  managed at {}\n", c.display_name, c.id_number, c.name, c.managing_division));
+        out.push_str(&format!(
+            "{} {}  {}  managed at {}\n",
+            c.display_name, c.id_number, c.name, c.managing_division
+        ));
         let mut posts = table(&["unit", "title", "rank", "一把手", "from", "to"]);
         for p in &c.posts {
-            posts.add_row(vec![p.unit_name.clone(), p.title.clone(), p.rank.clone(), if p.unit_head { "是" } else { "" }.into(), p.start_date.clone(), p.end_date.clone()]);
+            posts.add_row(vec![
+                p.unit_name.clone(),
+                p.title.clone(),
+                p.rank.clone(),
+                if p.unit_head { "是" } else { "" }.into(),
+                p.start_date.clone(),
+                p.end_date.clone(),
+            ]);
         }
         out.push_str(&format!("{posts}\n"));
     }
     for s in &d.sections {
-        let kind = proto::RecordKind::try_from(s.kind).map(|k| k.as_str_name()).unwrap_or("?");
+        let kind = proto::RecordKind::try_from(s.kind)
+            .map(|k| k.as_str_name())
+            .unwrap_or("?");
         let mut t = table(&["record", "date", "view", "content", "source"]);
         for r in &s.records {
-            let source = r.provenance.as_ref().map(|p| p.submitting_system.clone()).unwrap_or_default();
-            t.add_row(vec![r.name.clone(), r.event_date.clone(), r.view.to_string(), summary_line(r), source]);
+            let source = r
+                .provenance
+                .as_ref()
+                .map(|p| p.submitting_system.clone())
+                .unwrap_or_default();
+            t.add_row(vec![
+                r.name.clone(),
+                r.event_date.clone(),
+                r.view.to_string(),
+                summary_line(r),
+                source,
+            ]);
         }
         out.push_str(&format!("{kind} ({})\n{t}\n", s.records.len()));
     }
@@ -150,8 +243,16 @@ pub fn render_dossier(d: &proto::CadreDossier) -> String {
 
 /// An opinion request with its replies, for a terminal.
 pub fn render_request(r: &proto::OpinionRequest) -> String {
-    let state = proto::OpinionRequestState::try_from(r.state).map(|s| s.as_str_name()).unwrap_or("?");
-    let mut out = format!("{}  {state}{}  due {}  by {}\n", r.name, if r.overdue { " OVERDUE" } else { "" }, r.due_date, r.requester);
+    let state = proto::OpinionRequestState::try_from(r.state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("?");
+    let mut out = format!(
+        "{}  {state}{}  due {}  by {}\n",
+        r.name,
+        if r.overdue { " OVERDUE" } else { "" },
+        r.due_date,
+        r.requester
+    );
     for w in &r.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
@@ -163,9 +264,17 @@ pub fn render_request(r: &proto::OpinionRequest) -> String {
                 verdict(p.verdict).into(),
                 if p.stale { "STALE" } else { "" }.into(),
                 p.signer.clone(),
-                p.as_of_time.map(|t| t.seconds.to_string()).unwrap_or_default(),
+                p.as_of_time
+                    .map(|t| t.seconds.to_string())
+                    .unwrap_or_default(),
             ]),
-            None => t.add_row(vec![c.cadre.clone(), "(pending)".into(), String::new(), String::new(), String::new()]),
+            None => t.add_row(vec![
+                c.cadre.clone(),
+                "(pending)".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
         };
     }
     out.push_str(&format!("{t}\n"));
@@ -174,7 +283,12 @@ pub fn render_request(r: &proto::OpinionRequest) -> String {
 
 /// A draft for a terminal.
 pub fn render_draft(d: &proto::OpinionDraft) -> String {
-    let mut out = format!("{}  draft verdict: {}  (as of {})\n", d.cadre, verdict(d.verdict), d.as_of_date);
+    let mut out = format!(
+        "{}  draft verdict: {}  (as of {})\n",
+        d.cadre,
+        verdict(d.verdict),
+        d.as_of_date
+    );
     if d.barred_permanently {
         out.push_str("barred permanently\n");
     } else if !d.barred_until.is_empty() {
@@ -182,8 +296,273 @@ pub fn render_draft(d: &proto::OpinionDraft) -> String {
     }
     let mut t = table(&["rule", "verdict", "why", "records"]);
     for r in &d.reasons {
-        t.add_row(vec![r.rule.clone(), verdict(r.verdict).into(), r.description.clone(), r.records.join("\n")]);
+        t.add_row(vec![
+            r.rule.clone(),
+            verdict(r.verdict).into(),
+            r.description.clone(),
+            r.records.join("\n"),
+        ]);
     }
     out.push_str(&format!("{t}\n"));
     out
+}
+
+/// `cadrex client …` arguments.
+#[derive(clap::Args, Debug)]
+pub struct ClientCli {
+    /// Client certificate of the agency system (PEM).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./cadrex-data/pki/clients/organization-360821.crt"
+    )]
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./cadrex-data/pki/clients/organization-360821.key"
+    )]
+    pub key: PathBuf,
+    /// CA certificate; default ca.crt beside the certificate's directory.
+    #[arg(long, global = true)]
+    pub ca: Option<PathBuf>,
+    /// Server URL.
+    #[arg(long, global = true, default_value = "https://localhost:50051")]
+    pub server: String,
+    /// Name the server certificate is checked against.
+    #[arg(long, global = true, default_value = "localhost")]
+    pub server_name: String,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Prints a cadre's dossier: flags first, then identity and one table per kind.
+    Dossier {
+        /// cadres/{cadre}
+        #[arg(long)]
+        cadre: String,
+        /// APPOINTMENT_VETTING, CASE_HANDLING, ROUTINE_SUPERVISION, AUDIT_PLANNING or PETITION_HANDLING.
+        #[arg(long)]
+        purpose: String,
+        /// opinionRequests/{request} (organization's APPOINTMENT_VETTING).
+        #[arg(long)]
+        request: Option<String>,
+    },
+    /// The integrity-opinion workflow.
+    Opinion {
+        #[command(subcommand)]
+        command: OpinionCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum OpinionCommand {
+    /// Asks for opinions on one or more cadres (organization).
+    Create {
+        #[arg(long = "cadre", required = true)]
+        cadres: Vec<String>,
+        /// PROMOTION, FURTHER_USE, RE_ELECTION, AWARD or TRANSFER.
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        due: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Lists requests (organization: its own; discipline: its jurisdiction).
+    List {
+        /// e.g. `state = "PENDING"`, `overdue = "true"`.
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Shows one request with every cadre's latest reply.
+    Show {
+        #[arg(long)]
+        request: String,
+    },
+    /// Computes the rule-based draft for one cadre (discipline).
+    Draft {
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        cadre: String,
+    },
+    /// Replies for one cadre (discipline).
+    Reply {
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        cadre: String,
+        /// NO_ISSUE, ISSUE_NOT_BLOCKING, DEFER or NOT_AGREE.
+        #[arg(long)]
+        verdict: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        signer: String,
+        #[arg(long = "cite")]
+        cited: Vec<String>,
+        #[arg(long)]
+        correction_reason: Option<String>,
+    },
+    /// Withdraws a pending request (organization).
+    Withdraw {
+        #[arg(long)]
+        request: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn enum_value<E>(prefix: &str, name: &str, parse: impl Fn(&str) -> Option<E>) -> anyhow::Result<E> {
+    let upper = name.trim().to_ascii_uppercase().replace('-', "_");
+    let full = if upper.starts_with(prefix) {
+        upper
+    } else {
+        format!("{prefix}{upper}")
+    };
+    parse(&full).ok_or_else(|| anyhow::anyhow!("unknown value {name:?}"))
+}
+
+/// Runs one `cadrex client` command, printing for a person at a terminal.
+pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
+    let conn = Connection {
+        cert: cli.cert,
+        key: cli.key,
+        ca: cli.ca,
+        server: cli.server,
+        server_name: cli.server_name,
+    };
+    let channel = conn.channel()?;
+    match cli.command {
+        ClientCommand::Dossier {
+            cadre,
+            purpose,
+            request,
+        } => {
+            let purpose = enum_value("PURPOSE_", &purpose, proto::Purpose::from_str_name)?;
+            let d = proto::dossier_service_client::DossierServiceClient::new(channel)
+                .get_cadre_dossier(proto::GetCadreDossierRequest {
+                    cadre,
+                    purpose: purpose as i32,
+                    opinion_request: request.unwrap_or_default(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            print!("{}", render_dossier(&d));
+        }
+        ClientCommand::Opinion { command } => {
+            let mut client = proto::opinion_service_client::OpinionServiceClient::new(channel);
+            match command {
+                OpinionCommand::Create {
+                    cadres,
+                    purpose,
+                    due,
+                    note,
+                } => {
+                    let purpose = enum_value(
+                        "OPINION_PURPOSE_",
+                        &purpose,
+                        proto::OpinionPurpose::from_str_name,
+                    )?;
+                    let r = client
+                        .create_opinion_request(proto::CreateOpinionRequestRequest {
+                            cadres,
+                            purpose: purpose as i32,
+                            due_date: due.unwrap_or_default(),
+                            note: note.unwrap_or_default(),
+                            request_id: uuid::Uuid::new_v4().to_string(),
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    print!("{}", render_request(&r));
+                }
+                OpinionCommand::List { filter } => {
+                    let mut token = String::new();
+                    loop {
+                        let page = client
+                            .list_opinion_requests(proto::ListOpinionRequestsRequest {
+                                page_size: 100,
+                                page_token: token,
+                                filter: filter.clone(),
+                            })
+                            .await
+                            .map_err(explain)?
+                            .into_inner();
+                        for r in &page.opinion_requests {
+                            print!("{}", render_request(r));
+                        }
+                        if page.next_page_token.is_empty() {
+                            break;
+                        }
+                        token = page.next_page_token;
+                    }
+                }
+                OpinionCommand::Show { request } => {
+                    let r = client
+                        .get_opinion_request(proto::GetOpinionRequestRequest { name: request })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    print!("{}", render_request(&r));
+                }
+                OpinionCommand::Draft { request, cadre } => {
+                    let d = client
+                        .draft_opinion(proto::DraftOpinionRequest {
+                            name: request,
+                            cadre,
+                            as_of_date: String::new(),
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    print!("{}", render_draft(&d));
+                }
+                OpinionCommand::Reply {
+                    request,
+                    cadre,
+                    verdict: v,
+                    text,
+                    signer,
+                    cited,
+                    correction_reason,
+                } => {
+                    let v = enum_value("VERDICT_", &v, proto::Verdict::from_str_name)?;
+                    let r = client
+                        .reply_opinion(proto::ReplyOpinionRequest {
+                            name: request,
+                            cadre,
+                            verdict: v as i32,
+                            text,
+                            cited_records: cited,
+                            signer,
+                            as_of_time: None,
+                            correction_reason: correction_reason.unwrap_or_default(),
+                            request_id: uuid::Uuid::new_v4().to_string(),
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    println!("{}  {}  stale: {}", r.name, verdict(r.verdict), r.stale);
+                }
+                OpinionCommand::Withdraw { request, reason } => {
+                    let r = client
+                        .withdraw_opinion_request(proto::WithdrawOpinionRequestRequest {
+                            name: request,
+                            reason,
+                        })
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    print!("{}", render_request(&r));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

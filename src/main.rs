@@ -41,6 +41,8 @@ enum Command {
         #[arg(long)]
         policy_dir: Option<PathBuf>,
     },
+    /// Operator client: dossiers and the integrity-opinion workflow.
+    Client(cadrex::client::ClientCli),
     /// Development and test certificates.
     Pki {
         #[command(subcommand)]
@@ -233,6 +235,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::debug!(?config, "configuration");
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             cadrex::run(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(cli) => {
+            cadrex::client::run(cli).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki { command } => {

@@ -1,4 +1,4 @@
-//! Domain rules with no I/O: identifiers, divisions, the access-log chain, and request validation.
+//! Domain rules: identifiers, divisions, the access-log chain, record validation, the rules engine and the working-day calendar (whose data files are the only I/O here).
 
 pub mod cadre;
 pub mod calendar;

@@ -466,3 +466,100 @@ async fn purpose_of_use_and_dossier_views(backend: Backend) {
     );
     assert!(events.iter().any(|e| e.purpose == "PETITION_HANDLING"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_cli_drives_the_workflow() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let a = cadre(&server, 35).await;
+    records_client(server.channel("discipline", "360821").await)
+        .submit_record(submit(record(&a, "SC-1", 1, warning("2026-01-05"))))
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", server.addr.port());
+    let run = |agency: &str, args: &[&str]| {
+        let (crt, key) = server.client_files(agency, "360821");
+        let mut all: Vec<String> = vec![
+            "client".into(),
+            "--cert".into(),
+            crt.display().to_string(),
+            "--key".into(),
+            key.display().to_string(),
+            "--server".into(),
+            url.clone(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        crate::common::cadrex_bin(&refs)
+    };
+    let (ok, out) = run(
+        "organization",
+        &[
+            "opinion",
+            "create",
+            "--cadre",
+            &a.name,
+            "--purpose",
+            "promotion",
+        ],
+    );
+    assert!(ok, "{out}");
+    let request = out
+        .split_whitespace()
+        .find(|w| w.starts_with("opinionRequests/"))
+        .expect("request name")
+        .to_string();
+    let (ok, out) = run(
+        "discipline",
+        &[
+            "opinion",
+            "draft",
+            "--request",
+            &request,
+            "--cadre",
+            &a.name,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("NOT_AGREE"), "{out}");
+    let (ok, out) = run(
+        "discipline",
+        &[
+            "opinion",
+            "reply",
+            "--request",
+            &request,
+            "--cadre",
+            &a.name,
+            "--verdict",
+            "not-agree",
+            "--text",
+            "处分影响期内",
+            "--signer",
+            "张某",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run("organization", &["opinion", "show", "--request", &request]);
+    assert!(ok, "{out}");
+    assert!(out.contains("REPLIED") && out.contains("不同意"), "{out}");
+    let (ok, out) = run(
+        "organization",
+        &[
+            "dossier",
+            "--cadre",
+            &a.name,
+            "--purpose",
+            "routine_supervision",
+        ],
+    );
+    assert!(ok, "{out}");
+    let flags_at = out.find("rule verdict").expect("flags");
+    let sanction_at = out
+        .find("RECORD_KIND_SANCTION")
+        .expect("a sanction section");
+    assert!(flags_at < sanction_at, "flags first:\n{out}");
+    // Refusals read as refusals.
+    let (ok, out) = run("audit", &["opinion", "list"]);
+    assert!(!ok);
+    assert!(out.contains("PermissionDenied"), "{out}");
+}
