@@ -178,3 +178,79 @@ async fn two_server_processes_on_one_postgres_keep_one_chain() {
     );
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_on_two_processes_see_every_change_once_in_order() {
+    if postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDb::create().await;
+    let helper = TestServer::spawn(Backend::Sqlite).await;
+    let a = ServeProcess::start(&db.url, &helper.pki);
+    let b = ServeProcess::start(&db.url, &helper.pki);
+    let mut watchers = Vec::new();
+    for addr in [a.addr, b.addr] {
+        let ch = helper.channel_to(addr, "discipline", "360821").await;
+        let mut stream = proto::change_feed_service_client::ChangeFeedServiceClient::new(ch)
+            .watch_changes(proto::WatchChangesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        watchers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < 40 {
+                let frame = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                    .await
+                    .expect("events keep coming")
+                    .expect("stream open")
+                    .expect("no error");
+                if let Some(proto::watch_changes_response::Frame::Event(e)) = frame.frame {
+                    seen.push((e.seq, e.resource));
+                }
+            }
+            seen
+        }));
+    }
+    let mut writers = Vec::new();
+    for (w, addr) in [a.addr, b.addr].into_iter().enumerate() {
+        let ch = helper.channel_to(addr, "organization", "360821").await;
+        writers.push(tokio::spawn(async move {
+            let mut cadres = CadreServiceClient::new(ch);
+            for k in 0..20u32 {
+                cadres
+                    .create_cadre(proto::CreateCadreRequest {
+                        cadre: Some(new_cadre("双实例", "360821", 400 + w as u32 * 50 + k)),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut results = Vec::new();
+    for w in watchers {
+        results.push(w.await.unwrap());
+    }
+    for seen in &results {
+        assert_eq!(seen.len(), 40);
+        assert!(
+            seen.windows(2).all(|p| p[0].0 < p[1].0),
+            "in seq order, no repeats"
+        );
+    }
+    assert_eq!(results[0], results[1], "both watchers saw the same changes");
+    let key = helper.pki.join("log-signing.key");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &db.url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    drop((a, b));
+}
