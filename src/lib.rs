@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod identity;
 pub mod import;
 pub mod informant;
+pub mod limits;
 pub mod pki;
 pub mod proto;
 pub mod server;

@@ -164,7 +164,7 @@ pub async fn run(
     tracing::info!(%addr, store = %store::redact_url(&config.store), backend = store.backend(), "cadrex listening");
     let incoming = tls::incoming(listener, tls.clone(), config.handshake_timeout);
     let result = Server::builder()
-        .timeout(config.call_timeout)
+        .layer(crate::limits::LimitsLayer::new(config.call_timeout))
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))

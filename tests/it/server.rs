@@ -254,3 +254,99 @@ async fn watchers_on_two_processes_see_every_change_once_in_order() {
     assert!(ok, "{out}");
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_written() {
+    let server = TestServer::spawn_with(Backend::Sqlite, |c| c.max_message_bytes = 2048).await;
+    let mut org = server.cadres("organization", "360821").await;
+    let mut big = new_cadre("超长", "360821", 1);
+    big.posts[0].unit_name = "单".repeat(2000);
+    let err = org
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(big),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+
+    let listed = org
+        .list_cadres(proto::ListCadresRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.cadres.is_empty(),
+        "nothing written by the refused call: {listed:?}"
+    );
+
+    // A call that outlives the server's per-call deadline: 1000 findings in one batch.
+    let slow = TestServer::spawn_with(Backend::Sqlite, |c| {
+        c.call_timeout = Duration::from_millis(50)
+    })
+    .await;
+    let c = crate::records::cadre(&slow, 3).await;
+    let mut audit = crate::records::records_client(slow.channel("audit", "360821").await);
+    audit
+        .submit_record(crate::records::submit(crate::records::record(
+            &c,
+            "AE-1",
+            1,
+            crate::records::engagement(),
+        )))
+        .await
+        .unwrap();
+    let requests = (0..1000)
+        .map(|i| {
+            crate::records::submit(crate::records::record(
+                &c,
+                &format!("AF-{i}"),
+                1,
+                crate::records::finding("AE-1", i),
+            ))
+        })
+        .collect();
+    let err = audit
+        .batch_submit_records(proto::BatchSubmitRecordsRequest {
+            requests,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = audit
+        .list_records(proto::ListRecordsRequest {
+            parent: c.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stored.records.len(),
+        1,
+        "only the engagement: the abandoned batch wrote nothing"
+    );
+    let key = slow.pki.join("log-signing.key");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &slow.store_url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    // The chain is intact after an abandoned call.
+    let key = server.pki.join("log-signing.key");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &server.store_url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+}
