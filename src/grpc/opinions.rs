@@ -15,7 +15,7 @@ use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::{division, filter, parse_date};
 use crate::error::{Error, FieldViolation, Result};
-use crate::identity::{Agency, Principal};
+use crate::identity::Agency;
 use crate::proto::{self, opinion_service_server::OpinionService};
 use crate::store::{
     Change, Idempotency, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta, now_us,
@@ -738,31 +738,7 @@ pub async fn visible_records(
         ..Default::default()
     };
     let rows = state.store.list_records(&query).await?;
-    let mut cache = std::collections::HashMap::new();
-    let p: Principal = call.principal.clone();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let key = (
-            row.kind.clone(),
-            row.transfer_agency.clone(),
-            row.transfer_division.clone(),
-        );
-        let level = match cache.get(&key) {
-            Some(v) => *v,
-            None => {
-                let kind = Kind::parse(&row.kind).ok_or_else(|| {
-                    Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind))
-                })?;
-                let v = api.level(call, &super::records::resource_of(row), kind);
-                cache.insert(key, v);
-                v
-            }
-        };
-        if let Some(level) = level {
-            out.push(api.render(row, level, super::records::is_owner(&p, row))?);
-        }
-    }
-    Ok(out)
+    api.render_rows(call, &rows)
 }
 
 #[tonic::async_trait]

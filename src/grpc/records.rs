@@ -124,6 +124,46 @@ impl RecordApi {
         }))
     }
 
+    /// Renders rows in the caller's view with one Cedar decision per distinct
+    /// (kind, transferring body) rather than per row; rows the caller may not
+    /// see are left out, and retracted ones become tombstones for non-owners.
+    pub(crate) fn render_rows(
+        &self,
+        call: &mut Call,
+        rows: &[RecordRow],
+    ) -> Result<Vec<proto::Record>> {
+        let principal = call.principal.clone();
+        let mut cache: HashMap<(String, String, String), Option<View>> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = (
+                row.kind.clone(),
+                row.transfer_agency.clone(),
+                row.transfer_division.clone(),
+            );
+            let level = match cache.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let kind = Kind::parse(&row.kind).ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind))
+                    })?;
+                    let v = self.level(call, &resource_of(row), kind);
+                    cache.insert(key, v);
+                    v
+                }
+            };
+            let Some(level) = level else { continue };
+            let owner = is_owner(&principal, row);
+            let view = if row.state == "RETRACTED" && !owner {
+                View::Tombstone
+            } else {
+                level
+            };
+            out.push(self.render(row, view, owner)?);
+        }
+        Ok(out)
+    }
+
     /// Renders a stored record in `view`. Decrypts the informant block only for
     /// a full view that includes it.
     pub(crate) fn render(&self, row: &RecordRow, view: View, owner: bool) -> Result<proto::Record> {
@@ -773,36 +813,7 @@ impl RecordApi {
         } else {
             String::new()
         };
-        // Per-record decisions only where attributes beyond the kind matter (the
-        // transferring body, for clue summaries), cached per distinct value.
-        let mut cache: HashMap<(String, String, String), Option<View>> = HashMap::new();
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key = (
-                row.kind.clone(),
-                row.transfer_agency.clone(),
-                row.transfer_division.clone(),
-            );
-            let level = match cache.get(&key) {
-                Some(v) => *v,
-                None => {
-                    let kind = Kind::parse(&row.kind).ok_or_else(|| {
-                        Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind))
-                    })?;
-                    let v = self.level(call, &resource_of(row), kind);
-                    cache.insert(key, v);
-                    v
-                }
-            };
-            let Some(level) = level else { continue };
-            let owner = is_owner(&principal, row);
-            let view = if row.state == "RETRACTED" && !owner {
-                View::Tombstone
-            } else {
-                level
-            };
-            records.push(self.render(row, view, owner)?);
-        }
+        let records = self.render_rows(call, &rows)?;
         call.resources = records.iter().map(|r| r.name.clone()).collect();
         Ok(proto::ListRecordsResponse {
             records,
