@@ -1,4 +1,4 @@
-//! Operator commands that work on a store directly: `cadrex log verify` and `cadrex log checkpoint`.
+//! Operator commands that work on a store directly: `cadrex log verify|checkpoint`, `cadrex backup` and `cadrex restore`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,4 +76,43 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `cadrex backup`: a consistent copy of the store at `out` (refuses to overwrite).
+pub async fn backup(store_url: &str, out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        anyhow::bail!("{} exists; choose a new file", out.display());
+    }
+    let s = store::connect(store_url).await?;
+    let result = s.backup(out).await;
+    s.close().await;
+    result.map_err(|e| anyhow::anyhow!("{}", e.public_message()))
+}
+
+/// `cadrex restore`: copies a SQLite backup into a new store file (or, with
+/// `epoch_only`, works on a store restored by other means) and renews its epoch.
+pub async fn restore(
+    from: Option<&Path>,
+    store_url: &str,
+    epoch_only: bool,
+) -> anyhow::Result<String> {
+    if !epoch_only {
+        let from = from.ok_or_else(|| anyhow::anyhow!("--from is required unless --epoch-only"))?;
+        let path = store_url
+            .strip_prefix("sqlite://")
+            .or_else(|| store_url.strip_prefix("sqlite:"))
+            .ok_or_else(|| anyhow::anyhow!("restoring a file needs a sqlite:// store; for PostgreSQL use pg_restore, then --epoch-only"))?;
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if path.exists() {
+            anyhow::bail!("{} exists; restore into a new store", path.display());
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, path)?;
+    }
+    let s = store::connect(store_url).await?;
+    let epoch = s.renew_epoch().await;
+    s.close().await;
+    epoch.map_err(|e| anyhow::anyhow!("{}", e.public_message()))
 }

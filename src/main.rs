@@ -41,6 +41,26 @@ enum Command {
         #[arg(long)]
         policy_dir: Option<PathBuf>,
     },
+    /// Writes a consistent copy of a SQLite store (PostgreSQL: use pg_dump).
+    Backup {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a SQLite backup into a new store and gives it a new epoch, so
+    /// that change-feed cursors from before the restore are refused.
+    Restore {
+        /// Backup file (from `cadrex backup`); not needed with --epoch-only.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Target store URL.
+        #[arg(long)]
+        store: String,
+        /// Only renew the epoch (after restoring PostgreSQL with pg_restore).
+        #[arg(long)]
+        epoch_only: bool,
+    },
     /// Operator client: dossiers and the integrity-opinion workflow.
     Client(cadrex::client::ClientCli),
     /// Development and test certificates.
@@ -235,6 +255,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::debug!(?config, "configuration");
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             cadrex::run(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { store, out } => {
+            cadrex::cli::backup(&store, &out).await?;
+            println!("backup written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            from,
+            store,
+            epoch_only,
+        } => {
+            let epoch = cadrex::cli::restore(from.as_deref(), &store, epoch_only).await?;
+            println!(
+                "restored; new epoch {epoch}; feed cursors from before the restore are refused (CURSOR_EXPIRED)"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(cli) => {

@@ -403,6 +403,14 @@ pub trait Store: Send + Sync {
     /// When a matter record about the cadre was last written (any state).
     async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>>;
 
+    /// Writes a consistent copy of the whole store to `out` (SQLite: `VACUUM
+    /// INTO`); PostgreSQL answers FAILED_PRECONDITION: use `pg_dump`.
+    async fn backup(&self, out: &std::path::Path) -> Result<()>;
+
+    /// Gives the store a new epoch, so that cursors issued before (by the
+    /// original of a restored copy) are refused rather than silently skipping data.
+    async fn renew_epoch(&self) -> Result<String>;
+
     /// Closes the pool.
     async fn close(&self);
 }

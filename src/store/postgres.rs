@@ -1297,6 +1297,22 @@ impl Store for PostgresStore {
         self.changed.subscribe()
     }
 
+    async fn backup(&self, _out: &std::path::Path) -> Result<()> {
+        Err(Error::precondition(
+            "USE_PG_DUMP",
+            "back up PostgreSQL with pg_dump, restore with pg_restore, then run `cadrex restore --epoch-only`",
+        ))
+    }
+
+    async fn renew_epoch(&self) -> Result<String> {
+        let epoch = uuid::Uuid::new_v4().to_string();
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = 'epoch'")
+            .bind(&epoch)
+            .execute(&self.pool)
+            .await?;
+        Ok(epoch)
+    }
+
     async fn close(&self) {
         self.listener.abort();
         self.pool.close().await;

@@ -1267,6 +1267,23 @@ impl Store for SqliteStore {
         self.changed.subscribe()
     }
 
+    async fn backup(&self, out: &std::path::Path) -> Result<()> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(out.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn renew_epoch(&self) -> Result<String> {
+        let epoch = uuid::Uuid::new_v4().to_string();
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = 'epoch'")
+            .bind(&epoch)
+            .execute(&self.pool)
+            .await?;
+        Ok(epoch)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

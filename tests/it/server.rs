@@ -350,3 +350,93 @@ async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_wri
     ]);
     assert!(ok, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restore_gives_a_new_epoch_and_an_intact_chain() {
+    let original = TestServer::spawn(Backend::Sqlite).await;
+    let c = crate::records::cadre(&original, 5).await;
+    let mut audit = crate::records::records_client(original.channel("audit", "360821").await);
+    audit
+        .submit_record(crate::records::submit(crate::records::record(
+            &c,
+            "AE-1",
+            1,
+            crate::records::engagement(),
+        )))
+        .await
+        .unwrap();
+    let mut feed = proto::change_feed_service_client::ChangeFeedServiceClient::new(
+        original.channel("discipline", "360821").await,
+    );
+    let cursor = feed
+        .list_changes(proto::ListChangesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next_cursor;
+
+    let backup = original.dir.path().join("backup.db");
+    let (ok, out) = cadrex_bin(&[
+        "backup",
+        "--store",
+        &original.store_url,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let restored_url = format!(
+        "sqlite://{}",
+        original.dir.path().join("restored.db").display()
+    );
+    let (ok, out) = cadrex_bin(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--store",
+        &restored_url,
+    ]);
+    assert!(ok, "{out}");
+    let key = original.pki.join("log-signing.key");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &restored_url,
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(ok, "the restored chain verifies: {out}");
+
+    let restored = ServeProcess::start(&restored_url, &original.pki);
+    let ch = original
+        .channel_to(restored.addr, "discipline", "360821")
+        .await;
+    let dossier = proto::dossier_service_client::DossierServiceClient::new(ch.clone())
+        .get_cadre_dossier(proto::GetCadreDossierRequest {
+            cadre: c.name.clone(),
+            purpose: proto::Purpose::CaseHandling as i32,
+            opinion_request: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        dossier
+            .sections
+            .iter()
+            .any(|s| s.kind == proto::RecordKind::AuditEngagement as i32 && s.records.len() == 1)
+    );
+    let err = proto::change_feed_service_client::ChangeFeedServiceClient::new(ch)
+        .list_changes(proto::ListChangesRequest {
+            after_cursor: cursor,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    use tonic_types::StatusExt;
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "CURSOR_EXPIRED",
+        "cursors from before the restore are refused"
+    );
+}
