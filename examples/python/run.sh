@@ -17,3 +17,4 @@ done
 grep -q "DEVELOPMENT certificates" "$work/server.log" || { echo "dev PKI was not announced"; cat "$work/server.log"; exit 1; }
 python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" organization-360821
 python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" audit-360802
+python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" none
