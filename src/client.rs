@@ -28,18 +28,29 @@ pub fn default_ca(cert: &Path) -> PathBuf {
 }
 
 impl Connection {
-    /// A lazily connecting channel presenting the certificate.
-    pub fn channel(&self) -> anyhow::Result<Channel> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+    /// The endpoint with mutual TLS set up; callers add timeouts and keepalive.
+    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        let read = |p: &Path, what: &str| {
+            std::fs::read(p)
+                .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", p.display()))
         };
         let ca = self.ca.clone().unwrap_or_else(|| default_ca(&self.cert));
         let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(&ca)?))
-            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?))
+            .ca_certificate(Certificate::from_pem(read(&ca, "CA certificate (--ca)")?))
+            .identity(Identity::from_pem(
+                read(&self.cert, "client certificate (--cert)")?,
+                read(&self.key, "client key (--key)")?,
+            ))
             .domain_name(self.server_name.clone());
-        Ok(Endpoint::from_shared(self.server.clone())?
-            .tls_config(tls)?
+        Ok(Endpoint::from_shared(self.server.clone())
+            .map_err(|_| anyhow::anyhow!("--server {:?} is not a URL", self.server))?
+            .tls_config(tls)?)
+    }
+
+    /// A lazily connecting channel presenting the certificate.
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(self
+            .endpoint()?
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .connect_lazy())

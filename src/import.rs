@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -1175,20 +1175,15 @@ fn count_lines(path: &Path) -> anyhow::Result<u64> {
 // Talking to the server
 
 async fn connect(args: &ImportArgs) -> anyhow::Result<Channel> {
-    let read = |p: &Path, what: &str| {
-        std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+    let connection = crate::client::Connection {
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        ca: Some(args.ca.clone()),
+        server: args.server.clone(),
+        server_name: args.server_name.clone(),
     };
-    let ca = read(&args.ca, "CA certificate (--ca)")?;
-    let cert = read(&args.cert, "client certificate (--cert)")?;
-    let key = read(&args.key, "client key (--key)")?;
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca))
-        .identity(Identity::from_pem(cert, key))
-        .domain_name(args.server_name.clone());
-    let endpoint = Endpoint::from_shared(args.server.clone())
-        .with_context(|| format!("--server {:?} is not a URL", args.server))?
-        .tls_config(tls)
-        .context("TLS configuration")?
+    let endpoint = connection
+        .endpoint()?
         .connect_timeout(Duration::from_secs(10))
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true);
