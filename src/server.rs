@@ -89,6 +89,11 @@ pub async fn run(
         config.log_batch_max,
         config.checkpoint_interval,
     );
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
     let state = Arc::new(AppState {
         config: config.clone(),
         store: store.clone(),
@@ -101,6 +106,7 @@ pub async fn run(
         rules,
         calendar,
         verified: Mutex::new(None),
+        stopping: stopping_rx,
     });
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -23,7 +23,7 @@ use prost::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 use tokio::sync::watch;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -248,13 +248,14 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<SyncSummary> {
     if !(1..=1000).contains(&args.page_size) {
         bail!("--page-size must be between 1 and 1000");
     }
+    crate::server::install_crypto_provider();
+    // Unreadable certificate files fail the run before the copy is created.
+    let channel = channel(&args)?;
     let sink = match (&args.into, &args.out) {
         (Some(url), None) => Sink::Mirror(Mirror::open(url).await?),
         (None, Some(path)) => Sink::File(NdjsonOut::open(path)?),
         _ => bail!("give exactly one of --into sqlite://FILE and --out FILE.ndjson"),
     };
-    crate::server::install_crypto_provider();
-    let channel = channel(&args)?;
     let bar = progress_bar(args.progress)?;
     let mut agent = Agent::new(args, kinds, sink, channel, bar);
     let result = agent.run().await;
@@ -396,11 +397,7 @@ enum Checkpoint<'a> {
     /// The snapshot is complete and consistent with `cursor`. Resources of the
     /// synced kinds it did not list are no longer visible (moved out of the
     /// caller's jurisdiction, or gone while the cursor was expired).
-    SnapshotDone {
-        cursor: &'a str,
-        kinds: &'a str,
-        seen: &'a HashSet<String>,
-    },
+    SnapshotDone { cursor: &'a str, kinds: &'a str },
 }
 
 /// The stored checkpoint.
@@ -437,7 +434,7 @@ impl Sink {
         checkpoint: Checkpoint<'_>,
     ) -> anyhow::Result<Written> {
         match self {
-            Sink::Mirror(m) => m.write(items, checkpoint).await,
+            Sink::Mirror(m) => m.write(items, snapshot, checkpoint).await,
             Sink::File(f) => f.write(items, snapshot, checkpoint).await,
         }
     }
@@ -505,6 +502,12 @@ impl Mirror {
             .execute(&mut conn)
             .await
             .with_context(|| format!("cannot create the mirror tables in {url}"))?;
+        // What the current snapshot listed, on disk rather than in memory (a
+        // national caller lists millions); per connection, since a snapshot
+        // that does not finish in this process is redone from the start.
+        sqlx::raw_sql("CREATE TEMP TABLE mirror_seen (resource TEXT PRIMARY KEY)")
+            .execute(&mut conn)
+            .await?;
         Ok(Mirror { conn })
     }
 
@@ -521,9 +524,12 @@ impl Mirror {
         })
     }
 
+    /// Applies `items` and moves the checkpoint, in one transaction. Items of
+    /// a `snapshot` page are also noted as seen by the snapshot.
     async fn write(
         &mut self,
         items: &[Item],
+        snapshot: bool,
         checkpoint: Checkpoint<'_>,
     ) -> anyhow::Result<Written> {
         let mut out = Written::default();
@@ -551,6 +557,14 @@ impl Mirror {
             } else {
                 out.unchanged += 1;
             }
+            if snapshot {
+                sqlx::query(
+                    "INSERT INTO mirror_seen (resource) VALUES ($1) ON CONFLICT DO NOTHING",
+                )
+                .bind(&item.resource)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         match checkpoint {
             Checkpoint::Keep => {}
@@ -564,6 +578,9 @@ impl Mirror {
                 .await?;
             }
             Checkpoint::SnapshotStart { kinds } => {
+                sqlx::query("DELETE FROM mirror_seen")
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "UPDATE mirror_state SET cursor = NULL, snapshot_done = 0, kinds = $1, \
                      update_time_us = $2 WHERE id = 1",
@@ -573,33 +590,21 @@ impl Mirror {
                 .execute(&mut *tx)
                 .await?;
             }
-            Checkpoint::SnapshotDone {
-                cursor,
-                kinds,
-                seen,
-            } => {
-                let active: Vec<String> = sqlx::query(
-                    "SELECT resource FROM mirror_resources \
-                     WHERE state = 'ACTIVE' AND instr($1, ',' || kind || ',') > 0",
-                )
-                .bind(format!(",{kinds},"))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get("resource"))
-                .collect::<Result<_, _>>()?;
+            Checkpoint::SnapshotDone { cursor, kinds } => {
                 // The revision stays: a later change of a resource that comes
                 // back into view still counts as newer and restores it.
-                for resource in active.iter().filter(|r| !seen.contains(*r)) {
-                    sqlx::query(
-                        "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL \
-                         WHERE resource = $1",
-                    )
-                    .bind(resource)
+                let gone = sqlx::query(
+                    "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL \
+                     WHERE state = 'ACTIVE' AND instr($1, ',' || kind || ',') > 0 \
+                       AND resource NOT IN (SELECT resource FROM mirror_seen)",
+                )
+                .bind(format!(",{kinds},"))
+                .execute(&mut *tx)
+                .await?;
+                out.applied += gone.rows_affected();
+                sqlx::query("DELETE FROM mirror_seen")
                     .execute(&mut *tx)
                     .await?;
-                    out.applied += 1;
-                }
                 sqlx::query(
                     "UPDATE mirror_state SET cursor = $1, snapshot_done = 1, kinds = $2, \
                      update_time_us = $3 WHERE id = 1",
@@ -771,22 +776,19 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 // Talking to the server
 
 fn channel(args: &SyncArgs) -> anyhow::Result<Channel> {
-    let read = |p: &Path, what: &str| {
-        std::fs::read(p).with_context(|| format!("cannot read the {what} {}", p.display()))
+    let connection = crate::client::Connection {
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        ca: Some(args.ca.clone()),
+        server: args.server.clone(),
+        server_name: args.server_name.clone(),
     };
-    let ca = read(&args.ca, "CA certificate (--ca)")?;
-    let cert = read(&args.cert, "client certificate (--cert)")?;
-    let key = read(&args.key, "client key (--key)")?;
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(ca))
-        .identity(Identity::from_pem(cert, key))
-        .domain_name(args.server_name.clone());
     // Lazy: the channel reconnects by itself after a server restart; each call
     // then fails or succeeds on its own and the agent backs off in between.
-    Ok(Endpoint::from_shared(args.server.clone())
-        .with_context(|| format!("--server {:?} is not a URL", args.server))?
-        .tls_config(tls)
-        .context("TLS configuration")?
+    // Deadlines go on each unary request instead (`call`), where the server
+    // sees them too; the watch stream has none.
+    Ok(connection
+        .endpoint()?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -818,8 +820,17 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// The rustls error somewhere in a transport failure's sources, if any. An
-/// `io::Error` hides its inner error from `source()`, hence the explicit look.
+/// The TLS refusal an `io::Error` carries, if any: an alert from the server
+/// refusing our certificate, or our refusal of its certificate. tokio-rustls
+/// hands these over with the rustls message as text, so the text is what can
+/// be recognised.
+fn tls_refusal_text(e: &std::io::Error) -> Option<String> {
+    let text = e.get_ref()?.to_string();
+    (text.starts_with("received fatal alert") || text.starts_with("invalid peer certificate"))
+        .then_some(text)
+}
+
+/// The TLS refusal somewhere in a transport error's sources, if any.
 fn tls_error(status: &Status) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = next {
@@ -828,14 +839,80 @@ fn tls_error(status: &Status) -> Option<String> {
         }
         if let Some(t) = e
             .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .and_then(tls_refusal_text)
         {
-            return Some(t.to_string());
+            return Some(t);
         }
         next = e.source();
     }
     None
+}
+
+fn tls_refusal(tls: &str, method: &str, args: &SyncArgs) -> anyhow::Error {
+    let hint = if tls.contains("received fatal alert") {
+        format!(
+            "the server refused the client certificate {} during the TLS handshake; \
+             it must be issued by the exchange CA, unexpired and not revoked",
+            args.cert.display()
+        )
+    } else {
+        format!(
+            "the server's certificate was not accepted; check --ca {} and --server-name {}",
+            args.ca.display(),
+            args.server_name
+        )
+    };
+    anyhow!("{hint} ({tls}, from {} during {method})", args.server)
+}
+
+/// Connects once outside tonic and waits for the server's HTTP/2 preface, to
+/// tell a refused certificate from a server that is away. Under TLS 1.3 the
+/// client finishes its handshake before the server has judged the client
+/// certificate, so a call on a refused connection often fails as a bare
+/// CANCELLED or UNKNOWN with the server's alert lost; here the alert is the
+/// answer to the first read. `None` unless the TLS layer refused.
+async fn tls_probe(args: &SyncArgs) -> Option<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt;
+
+    const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+    let uri: http::Uri = args.server.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(443);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&args.ca).ok()? {
+        roots.add(c.ok()?).ok()?;
+    }
+    let chain = CertificateDer::pem_file_iter(&args.cert)
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let key = PrivateKeyDer::from_pem_file(&args.key).ok()?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .ok()?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = ServerName::try_from(args.server_name.clone()).ok()?;
+    let tcp = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .ok()?
+        .ok()?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut tls = match tokio::time::timeout(PROBE_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return tls_refusal_text(&e),
+        Err(_) => return None,
+    };
+    let mut preface = [0u8; 64];
+    match tokio::time::timeout(PROBE_TIMEOUT, tls.read(&mut preface)).await {
+        Ok(Err(e)) => tls_refusal_text(&e),
+        _ => None,
+    }
 }
 
 fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
@@ -875,20 +952,7 @@ fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
         _ => {}
     }
     if let Some(tls) = tls_error(&status) {
-        let hint = if tls.contains("received fatal alert") {
-            format!(
-                "the server refused the client certificate {} during the TLS handshake; \
-                 it must be issued by the exchange CA, unexpired and not revoked",
-                args.cert.display()
-            )
-        } else {
-            format!(
-                "the server's certificate was not accepted; check --ca {} and --server-name {}",
-                args.ca.display(),
-                args.server_name
-            )
-        };
-        return Failure::Fatal(anyhow!("{hint} ({tls}; {method} on {})", args.server));
+        return Failure::Fatal(tls_refusal(&tls, method, args));
     }
     let error = anyhow!(
         "{method} on {} failed: {code_name}{reason_text}: {}",
@@ -928,6 +992,18 @@ fn progress_bar(show: bool) -> anyhow::Result<indicatif::ProgressBar> {
 // ---------------------------------------------------------------------------
 // The agent
 
+/// Resolves once `stop` turns true; never without one, nor when its sender
+/// is gone without asking (a dropped sender must not read as "stop now",
+/// which would spin the loops).
+async fn stop_requested(stop: Option<watch::Receiver<bool>>) {
+    if let Some(mut s) = stop
+        && s.wait_for(|v| *v).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await
+}
+
 struct Agent {
     args: SyncArgs,
     kinds: Vec<ChangeKind>,
@@ -942,6 +1018,8 @@ struct Agent {
     cursor: Option<String>,
     /// Consecutive transient failures, for the backoff.
     failures: u32,
+    /// Expired cursors since the feed last answered; reset by any page or frame.
+    expired_in_a_row: u32,
     greeted: bool,
     summary: SyncSummary,
     bar: indicatif::ProgressBar,
@@ -969,6 +1047,7 @@ impl Agent {
             system: SystemServiceClient::new(channel),
             cursor: None,
             failures: 0,
+            expired_in_a_row: 0,
             greeted: false,
             summary: SyncSummary::default(),
             bar,
@@ -982,13 +1061,9 @@ impl Agent {
 
     /// Sleeps `d`, or less when told to stop; true when told to stop.
     async fn pause(&self, d: Duration) -> bool {
-        let Some(mut stop) = self.args.stop.clone() else {
-            tokio::time::sleep(d).await;
-            return false;
-        };
         tokio::select! {
             _ = tokio::time::sleep(d) => self.stopped(),
-            r = stop.wait_for(|s| *s) => r.is_ok(),
+            _ = stop_requested(self.args.stop.clone()) => true,
         }
     }
 
@@ -1007,30 +1082,27 @@ impl Agent {
             self.cursor = stored.cursor;
         }
         self.summary.cursor = self.cursor.clone().unwrap_or_default();
-        let mut expired_in_a_row = 0;
         loop {
             if self.stopped() {
                 return Ok(());
             }
             match self.round().await {
-                Ok(()) => {
-                    expired_in_a_row = 0;
-                    match self.args.mode {
-                        SyncMode::Once => return Ok(()),
-                        SyncMode::Interval(d) => {
-                            if self.pause(d).await {
-                                return Ok(());
-                            }
+                Ok(()) => match self.args.mode {
+                    SyncMode::Once => return Ok(()),
+                    SyncMode::Interval(d) => {
+                        if self.pause(d).await {
+                            return Ok(());
                         }
-                        SyncMode::Follow => {}
                     }
-                }
+                    SyncMode::Follow => {}
+                },
                 Err(Failure::Expired { oldest }) => {
-                    expired_in_a_row += 1;
-                    if expired_in_a_row > MAX_EXPIRED_IN_A_ROW {
+                    self.expired_in_a_row += 1;
+                    if self.expired_in_a_row > MAX_EXPIRED_IN_A_ROW {
                         bail!(
-                            "the cursor expired {expired_in_a_row} times in a row: the server \
-                             keeps changes for less time than a snapshot takes"
+                            "the cursor expired {} times in a row: the server keeps changes \
+                             for less time than a snapshot takes",
+                            self.expired_in_a_row
                         );
                     }
                     self.summary.cursor_expired += 1;
@@ -1039,6 +1111,9 @@ impl Agent {
                     self.cursor = None;
                 }
                 Err(Failure::Transient(e)) => {
+                    if let Some(tls) = tls_probe(&self.args).await {
+                        return Err(tls_refusal(&tls, "a test connection", &self.args));
+                    }
                     self.failures += 1;
                     self.summary.retries += 1;
                     if self.args.mode == SyncMode::Once && self.failures >= ONCE_TRIES {
@@ -1077,6 +1152,13 @@ impl Agent {
 
     /// Fails early and clearly on a refused certificate, before touching the copy.
     async fn preflight(&mut self) -> Result<(), Failure> {
+        if let Some(tls) = tls_probe(&self.args).await {
+            return Err(Failure::Fatal(tls_refusal(
+                &tls,
+                "a test connection",
+                &self.args,
+            )));
+        }
         let me = self
             .system
             .who_am_i(call(proto::WhoAmIRequest {}))
@@ -1122,9 +1204,9 @@ impl Agent {
         let kinds_key = self.kinds_key.clone();
         self.write(&[], true, Checkpoint::SnapshotStart { kinds: &kinds_key })
             .await?;
-        self.say(&format!("snapshotting {}", kinds_key.to_lowercase()));
+        let names: Vec<String> = self.kinds.iter().map(|k| kind_cli_name(*k)).collect();
+        self.say(&format!("snapshotting {}", names.join(",")));
         let mut cursor: Option<String> = None;
-        let mut seen: HashSet<String> = HashSet::new();
         let wanted: HashSet<ChangeKind> = self.kinds.iter().copied().collect();
         for kind in self.kinds.clone() {
             let Some(rk) = record_kind(kind) else {
@@ -1154,7 +1236,6 @@ impl Agent {
                     .filter_map(Item::from_record)
                     .filter(|i| wanted.contains(&i.kind))
                     .collect();
-                seen.extend(items.iter().map(|i| i.resource.clone()));
                 self.write(&items, true, Checkpoint::Keep).await?;
                 if page.next_page_token.is_empty() {
                     break;
@@ -1195,7 +1276,6 @@ impl Agent {
                     .into_iter()
                     .map(Item::from_cadre)
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                seen.extend(items.iter().map(|i| i.resource.clone()));
                 self.write(&items, true, Checkpoint::Keep).await?;
                 if page.next_page_token.is_empty() {
                     break;
@@ -1210,7 +1290,6 @@ impl Agent {
             Checkpoint::SnapshotDone {
                 cursor: &cursor,
                 kinds: &kinds_key,
-                seen: &seen,
             },
         )
         .await?;
@@ -1239,6 +1318,7 @@ impl Agent {
                 .map_err(|s| classify(s, "ListChanges", &self.args))?
                 .into_inner();
             self.failures = 0;
+            self.expired_in_a_row = 0;
             let items: Vec<Item> = page
                 .events
                 .into_iter()
@@ -1269,17 +1349,13 @@ impl Agent {
             .await
             .map_err(|s| classify(s, "WatchChanges", &self.args))?
             .into_inner();
-        let mut stop = self.args.stop.clone();
+        let stop = stop_requested(self.args.stop.clone());
+        tokio::pin!(stop);
         let ended = || Failure::Transient(anyhow!("the server ended the watch stream"));
         loop {
             let first = tokio::select! {
                 m = stream.message() => m,
-                _ = async {
-                    match stop.as_mut() {
-                        Some(s) => { let _ = s.wait_for(|v| *v).await; }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => return Ok(()),
+                _ = &mut stop => return Ok(()),
             };
             let mut frames = match first {
                 Ok(Some(f)) => vec![f],
@@ -1303,6 +1379,7 @@ impl Agent {
                 }
             }
             self.failures = 0;
+            self.expired_in_a_row = 0;
             let mut cursor = None;
             let mut items = Vec::new();
             for frame in frames {
@@ -1377,13 +1454,23 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
+    async fn row(m: &mut Mirror, name: &str) -> (i64, String, Option<Vec<u8>>) {
+        let r =
+            sqlx::query("SELECT revision, state, body FROM mirror_resources WHERE resource = $1")
+                .bind(format!("cadres/a/records/{name}"))
+                .fetch_one(&mut m.conn)
+                .await
+                .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    }
+
     #[tokio::test]
     async fn the_mirror_applies_only_newer_revisions() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("m.db").display());
         let mut m = Mirror::open(&url).await.unwrap();
-        let item = |rev: i64, retracted: bool| Item {
-            resource: "cadres/a/records/b".into(),
+        let item = |name: &str, rev: i64, retracted: bool| Item {
+            resource: format!("cadres/a/records/{name}"),
             kind: ChangeKind::AuditFinding,
             revision: rev,
             retracted,
@@ -1393,46 +1480,67 @@ mod tests {
         };
         let w = m
             .write(
-                &[item(5, false), item(5, false), item(3, false)],
+                &[
+                    item("b", 5, false),
+                    item("b", 5, false),
+                    item("b", 3, false),
+                ],
+                false,
                 Checkpoint::Cursor("c1"),
             )
             .await
             .unwrap();
         assert_eq!((w.applied, w.unchanged), (1, 2));
         let w = m
-            .write(&[item(7, true)], Checkpoint::Cursor("c2"))
+            .write(&[item("b", 7, true)], false, Checkpoint::Cursor("c2"))
             .await
             .unwrap();
         assert_eq!(w.applied, 1);
-        let row = sqlx::query("SELECT revision, state, body FROM mirror_resources")
-            .fetch_one(&mut m.conn)
+        assert_eq!(row(&mut m, "b").await, (7, "RETRACTED".into(), None));
+
+        // A snapshot that lists `c` only: `b` is already retracted, `d` is no
+        // longer visible and is marked so, at its revision.
+        m.write(&[item("d", 8, false)], false, Checkpoint::Cursor("c3"))
             .await
             .unwrap();
-        assert_eq!(row.get::<i64, _>(0), 7);
-        assert_eq!(row.get::<String, _>(1), "RETRACTED");
-        assert_eq!(row.get::<Option<Vec<u8>>, _>(2), None);
-        // Without a completed snapshot there is no cursor to resume from.
-        assert_eq!(m.load().await.unwrap().cursor, None);
-        let seen = HashSet::new();
         m.write(
-            &[item(9, false)],
-            Checkpoint::SnapshotDone {
-                cursor: "c3",
+            &[],
+            true,
+            Checkpoint::SnapshotStart {
                 kinds: "AUDIT_FINDING",
-                seen: &seen,
             },
         )
         .await
         .unwrap();
-        let stored = m.load().await.unwrap();
-        assert_eq!(stored.cursor.as_deref(), Some("c3"));
-        assert_eq!(stored.kinds, "AUDIT_FINDING");
-        // Unseen by the snapshot: no longer visible, kept at its revision.
-        let row = sqlx::query("SELECT revision, state FROM mirror_resources")
-            .fetch_one(&mut m.conn)
+        // Without a completed snapshot there is no cursor to resume from.
+        assert_eq!(m.load().await.unwrap().cursor, None);
+        m.write(&[item("c", 9, false)], true, Checkpoint::Keep)
             .await
             .unwrap();
-        assert_eq!(row.get::<i64, _>(0), 9);
-        assert_eq!(row.get::<String, _>(1), "RETRACTED");
+        let w = m
+            .write(
+                &[],
+                true,
+                Checkpoint::SnapshotDone {
+                    cursor: "c4",
+                    kinds: "AUDIT_FINDING",
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.applied, 1);
+        let stored = m.load().await.unwrap();
+        assert_eq!(stored.cursor.as_deref(), Some("c4"));
+        assert_eq!(stored.kinds, "AUDIT_FINDING");
+        assert_eq!(row(&mut m, "c").await, (9, "ACTIVE".into(), Some(vec![9])));
+        assert_eq!(row(&mut m, "d").await, (8, "RETRACTED".into(), None));
+        // Coming back into view with a newer revision restores it.
+        m.write(&[item("d", 10, false)], false, Checkpoint::Cursor("c5"))
+            .await
+            .unwrap();
+        assert_eq!(
+            row(&mut m, "d").await,
+            (10, "ACTIVE".into(), Some(vec![10]))
+        );
     }
 }

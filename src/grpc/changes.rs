@@ -325,6 +325,10 @@ async fn follow(
     tx: mpsc::Sender<Result<proto::WatchChangesResponse, Status>>,
 ) {
     let state = api.state.clone();
+    let mut stopping = state.stopping.clone();
+    if *stopping.borrow() {
+        return;
+    }
     let mut changed = state.store.subscribe();
     let mut views = Views::default();
     let poll = state.config.feed_poll_interval;
@@ -388,6 +392,12 @@ async fn follow(
                 last_frame = tokio::time::Instant::now();
             }
             _ = tx.closed() => return,
+            _ = stopping.changed() => {
+                // Ending the stream lets graceful shutdown finish; the watcher
+                // reconnects (to this or another instance) from its cursor.
+                let _ = tx.send(Err(Status::unavailable("server shutting down; resume from your cursor"))).await;
+                return;
+            }
         }
     }
 }

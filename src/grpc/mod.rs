@@ -40,6 +40,9 @@ pub struct AppState {
     pub calendar: crate::domain::calendar::Calendar,
     /// Newest checkpoint `VerifyAccessLog` confirmed, where the next run starts.
     pub verified: Mutex<Option<(i64, String)>>,
+    /// Turns true when the server begins shutting down, so that long-lived
+    /// watch streams end and graceful shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What an RPC acts on, for `AllowedMethods`.

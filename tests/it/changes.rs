@@ -328,3 +328,25 @@ async fn watch_streams_commits_retractions_and_bookmarks(backend: Backend) {
         events.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_ends_open_watch_streams() {
+    let mut server = TestServer::spawn(Backend::Sqlite).await;
+    cadre(&server, 24).await;
+    let mut stream = feed(&server, "discipline")
+        .await
+        .watch_changes(proto::WatchChangesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let _ = next(&mut stream).await;
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown does not wait for watchers to leave");
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("the stream ends");
+    match end {
+        Some(Err(e)) => assert_eq!(e.code(), Code::Unavailable, "{e:?}"),
+        None => {}
+        Some(Ok(frame)) => panic!("unexpected frame {frame:?}"),
+    }
+}

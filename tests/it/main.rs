@@ -11,3 +11,4 @@ mod import;
 mod opinions;
 mod records;
 mod server;
+mod sync;
