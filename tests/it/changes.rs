@@ -343,7 +343,9 @@ async fn graceful_shutdown_ends_open_watch_streams() {
     tokio::time::timeout(Duration::from_secs(10), server.stop())
         .await
         .expect("shutdown does not wait for watchers to leave");
-    let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("the stream ends");
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream ends");
     match end {
         Some(Err(e)) => assert_eq!(e.code(), Code::Unavailable, "{e:?}"),
         None => {}
