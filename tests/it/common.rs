@@ -182,8 +182,6 @@ impl TestServer {
         server_log();
         cadrex::server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let pki = dir.path().join("pki");
-        cadrex::pki::init(&pki, "360821").unwrap();
         let (db, store_url) = match backend {
             Backend::Sqlite => (
                 None,
@@ -197,15 +195,21 @@ impl TestServer {
         };
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            store: store_url.clone(),
-            pki_dir: pki.clone(),
+            store: store_url,
+            pki_dir: dir.path().join("pki"),
             create_dev_pki: false,
             checkpoint_interval: Duration::from_millis(200),
             reload_poll: Duration::from_millis(100),
             handshake_timeout: Duration::from_secs(5),
             ..Config::default()
         };
+        // A tweak may point at another server's store and PKI (to reopen them).
         tweak(&mut config);
+        if !config.pki_dir.join("ca.crt").exists() {
+            cadrex::pki::init(&config.pki_dir, "360821").unwrap();
+        }
+        let pki = config.pki_dir.clone();
+        let store_url = config.store.clone();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -550,4 +554,24 @@ pub async fn raw_informant_bytes(url: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The single number a `SELECT COUNT(*) …` returns, read directly from the store.
+pub async fn count_rows(url: &str, sql: &str) -> i64 {
+    use sqlx::{Connection, Row};
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
 }
