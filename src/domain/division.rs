@@ -87,3 +87,92 @@ mod tests {
         assert!(!is_valid("36082a"));
     }
 }
+
+/// Property tests: validity and jurisdiction recomputed from the definitions
+/// in DESIGN §1 (province `PP0000` covers `PP…`, prefecture `PPCC00` covers
+/// `PPCC…`, a county itself, `000000` everything).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Codes of every level, with shared prefixes often enough that covering happens.
+    fn code() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just("36".to_string()), Just("00".to_string()), "[0-9]{2}"],
+            prop_oneof![Just("08".to_string()), Just("00".to_string()), "[0-9]{2}"],
+            prop_oneof![Just("21".to_string()), Just("00".to_string()), "[0-9]{2}"],
+        )
+            .prop_map(|(p, c, x)| format!("{p}{c}{x}"))
+    }
+
+    /// Whether `caller` covers `target`, straight from the definition.
+    fn covers_by_definition(caller: &str, target: &str) -> bool {
+        let (p, c, x) = (&caller[..2], &caller[2..4], &caller[4..]);
+        match (p, c, x) {
+            ("00", "00", "00") => true,
+            (_, "00", "00") => target[..2] == *p,
+            (_, _, "00") => target[..4] == caller[..4],
+            _ => target == caller,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn valid_means_six_ascii_digits(s in any::<String>(), d in "[0-9]{5,7}") {
+            for s in [s.as_str(), d.as_str()] {
+                let by_definition = s.chars().count() == 6 && s.chars().all(|c| c.is_ascii_digit());
+                prop_assert_eq!(is_valid(s), by_definition, "{:?}", s);
+            }
+        }
+
+        #[test]
+        fn covering_follows_the_definition(a in code(), b in code(), c in code()) {
+            prop_assert_eq!(covers(&a, &b), covers_by_definition(&a, &b), "{} {}", a, b);
+            prop_assert!(covers(&a, &a));
+            prop_assert!(covers(NATIONAL, &a));
+            if covers(&a, &b) && covers(&b, &c) {
+                prop_assert!(covers(&a, &c), "{} {} {}", a, b, c);
+            }
+        }
+
+        #[test]
+        fn ancestors_are_the_codes_that_cover_a_code(a in code()) {
+            let up = ancestors(&a);
+            prop_assert!(!up.contains(&a));
+            prop_assert_eq!(up.last().map(String::as_str), if a == NATIONAL { None } else { Some(NATIONAL) });
+            for x in &up {
+                prop_assert!(is_valid(x));
+                prop_assert!(covers(x, &a), "{} should cover {}", x, a);
+            }
+            // Nearest first: each one covers the one before it.
+            for w in up.windows(2) {
+                prop_assert!(covers(&w[1], &w[0]), "{:?}", up);
+            }
+            // The county, prefecture and province forms of `a` that differ
+            // from it are exactly its ancestors (the Cedar hierarchy relies on it).
+            let mut by_definition: Vec<String> = [
+                format!("{}00", &a[..4]),
+                format!("{}0000", &a[..2]),
+                NATIONAL.to_string(),
+            ]
+            .into_iter()
+            .filter(|x| *x != a && covers_by_definition(x, &a))
+            .collect();
+            by_definition.dedup();
+            let mut got = up.clone();
+            got.dedup();
+            prop_assert_eq!(got, by_definition);
+        }
+    }
+}

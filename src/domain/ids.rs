@@ -30,6 +30,11 @@ pub fn id_number_check_char(first17: &[u8]) -> u8 {
 /// The birth date (YYYY-MM-DD) encoded in positions 7–14, if it is a real date.
 pub fn birth_date_of(id: &str) -> Option<String> {
     let s = id.get(6..14)?;
+    // Slicing below is by byte; a multi-byte character inside the window
+    // would split there and panic, so anything but ASCII digits is no date.
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let y: i32 = s[..4].parse().ok()?;
     let m: u8 = s[4..6].parse().ok()?;
     let d: u8 = s[6..8].parse().ok()?;
@@ -93,5 +98,160 @@ mod tests {
         let mut c = *b"91110000100000000?";
         c[17] = credit_code_check_char(&c[..17]).unwrap();
         assert!(is_valid_credit_code(std::str::from_utf8(&c).unwrap()));
+    }
+}
+
+/// Property tests: each check is recomputed from the standard's own definition
+/// (not from the tables above) and compared with the validators.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// GB 11643 / ISO 7064 MOD 11-2 from the definition: position i (1-based,
+    /// from the left) of the 17 body digits weighs 2^(18-i) mod 11; the check
+    /// value is (12 - sum mod 11) mod 11, written `X` when it is 10.
+    fn mod11_2(first17: &str) -> char {
+        let sum: u64 = first17
+            .bytes()
+            .enumerate()
+            .map(|(i, d)| u64::from(d - b'0') * ((1u64 << (17 - i)) % 11))
+            .sum();
+        match (12 - sum % 11) % 11 {
+            10 => 'X',
+            v => char::from_digit(v as u32, 10).unwrap(),
+        }
+    }
+
+    /// A real Gregorian date, by the leap-year rule rather than a date library.
+    fn real_date(y: u32, m: u32, d: u32) -> bool {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days = match m {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return false,
+        };
+        (1..=days).contains(&d)
+    }
+
+    const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+    /// GB 32100 from the definition: character i (0-based) weighs 3^i mod 31;
+    /// the check is 31 - sum mod 31, written `0` when that is 31.
+    fn mod31(first17: &str) -> char {
+        let sum: u64 = first17
+            .chars()
+            .enumerate()
+            .map(|(i, c)| ALPHABET.find(c).unwrap() as u64 * (3u64.pow(i as u32) % 31))
+            .sum();
+        let v = 31 - sum % 31;
+        ALPHABET.chars().nth((v % 31) as usize).unwrap()
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Body digits with a birth date that is usually real but sometimes not.
+    fn id_body() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{6}",
+            prop_oneof![3 => 1900u32..2100, 1 => 0u32..10000],
+            prop_oneof![3 => 1u32..=12, 1 => 0u32..100],
+            prop_oneof![3 => 1u32..=31, 1 => 0u32..100],
+            "[0-9]{3}",
+        )
+            .prop_map(|(div, y, m, d, seq)| format!("{div}{y:04}{m:02}{d:02}{seq}"))
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn id_number_accepts_exactly_its_check_character(body in id_body()) {
+            let expected = mod11_2(&body);
+            let y: u32 = body[6..10].parse().unwrap();
+            let m: u32 = body[10..12].parse().unwrap();
+            let d: u32 = body[12..14].parse().unwrap();
+            let date_ok = real_date(y, m, d);
+            prop_assert_eq!(id_number_check_char(body.as_bytes()) as char, expected);
+            // Lowercase x is the same check character: the services upper-case
+            // id numbers before storing or comparing them.
+            for c in "0123456789XxYZ/:* ".chars() {
+                let id = format!("{body}{c}");
+                let want = date_ok && c.to_ascii_uppercase() == expected;
+                prop_assert_eq!(is_valid_id_number(&id), want, "{}", id);
+            }
+            if date_ok {
+                prop_assert_eq!(
+                    birth_date_of(&format!("{body}{expected}")),
+                    Some(format!("{:04}-{:02}-{:02}", y, m, d))
+                );
+            }
+        }
+
+        #[test]
+        fn credit_code_accepts_exactly_its_check_character(body in "[0-9A-HJ-NP-RTUW-Y]{17}") {
+            let expected = mod31(&body);
+            prop_assert_eq!(
+                credit_code_check_char(body.as_bytes()).map(char::from),
+                Some(expected)
+            );
+            for c in ALPHABET.chars().chain("IOSVZa0-".chars()) {
+                let code = format!("{body}{c}");
+                prop_assert_eq!(is_valid_credit_code(&code), c == expected, "{}", code);
+            }
+        }
+
+        #[test]
+        fn credit_code_outside_the_alphabet_is_refused(
+            body in "[0-9A-HJ-NP-RTUW-Y]{17}",
+            at in 0usize..17,
+            bad in "[IOSVZa-z\\-#中]",
+        ) {
+            let mut chars: Vec<char> = body.chars().collect();
+            chars[at] = bad.chars().next().unwrap();
+            let body: String = chars.into_iter().collect();
+            prop_assert_eq!(credit_code_check_char(body.as_bytes()), None);
+            for c in ALPHABET.chars() {
+                let code = format!("{body}{c}");
+                prop_assert!(!is_valid_credit_code(&code), "{}", code);
+            }
+        }
+
+        #[test]
+        fn identifier_checks_never_panic(s in any::<String>(), digits in "[0-9]{0,20}[^0-9]{0,3}") {
+            for s in [s.as_str(), digits.as_str()] {
+                let _ = is_valid_id_number(s);
+                let _ = birth_date_of(s);
+                let masked = mask_id_number(s);
+                prop_assert_eq!(masked.chars().count(), s.chars().count());
+                let _ = is_valid_credit_code(s);
+                let _ = credit_code_check_char(s.as_bytes());
+            }
+        }
+
+        #[test]
+        fn masking_hides_the_birth_date(body in id_body()) {
+            let id = format!("{body}{}", mod11_2(&body));
+            let masked = mask_id_number(&id);
+            prop_assert_eq!(masked.len(), 18);
+            prop_assert_eq!(&masked[..6], &id[..6]);
+            prop_assert_eq!(&masked[6..14], "********");
+            prop_assert_eq!(&masked[14..], &id[14..]);
+        }
+    }
+
+    #[test]
+    fn multibyte_text_in_the_birth_date_window_is_no_date() {
+        // Byte 10 falls inside the euro sign: slicing there used to panic.
+        assert_eq!(birth_date_of("12345612€123456789"), None);
+        assert!(!is_valid_id_number("12345612€1234567"));
     }
 }
