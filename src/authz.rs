@@ -144,7 +144,7 @@ impl fmt::Display for Action {
 }
 
 /// The resource a decision is about.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {
     Exchange,
     AccessLog,
@@ -224,7 +224,25 @@ pub struct Authorizer {
     engine: cedar_policy::Authorizer,
     types: Types,
     actions: [EntityUid; Action::ALL.len()],
+    /// Decisions already taken, by caller, action and resource attributes; `None`
+    /// when a policy names a cadre or record by id, since a decision then
+    /// depends on more than the attributes the key holds.
+    cache: Option<std::sync::Mutex<HashMap<CacheKey, Decision>>>,
 }
+
+/// What a decision depends on when no policy names a cadre or record: the
+/// caller's certificate URI (agency, division and system are parsed from it),
+/// the action and the resource with its id left out. The context is empty.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    principal: String,
+    action: Action,
+    resource: Resource,
+}
+
+/// Bound on remembered decisions; the map is emptied when it is reached. The
+/// working set is small (callers × actions × kinds × divisions).
+const CACHE_MAX: usize = 8192;
 
 impl fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -316,12 +334,19 @@ impl Authorizer {
         let action_type =
             EntityTypeName::from_str("Cadrex::Action").map_err(|e| anyhow!("action type: {e}"))?;
         let actions = Action::ALL.map(|a| Types::uid(&action_type, a.as_str()));
+        let names_resources = names_cadre_or_record(&policies)?;
+        if names_resources {
+            tracing::info!(
+                "a Cedar policy names a cadre or record by id; decisions are not cached"
+            );
+        }
         Ok(Authorizer {
             schema,
             policies,
             engine: cedar_policy::Authorizer::new(),
             types: Types::new()?,
             actions,
+            cache: (!names_resources).then(|| std::sync::Mutex::new(HashMap::new())),
         })
     }
 
@@ -345,14 +370,37 @@ impl Authorizer {
         action: Action,
         resource: &Resource,
     ) -> Decision {
-        // Context is empty until purpose of use and time join the schema.
-        match self.decide(principal, action, resource, Context::empty()) {
+        // Cedar's entity building and schema checks cost far more than the
+        // evaluation itself, and a dossier or a batch asks the same questions
+        // many times; the answer is a pure function of the key.
+        let key = self.cache.as_ref().map(|_| CacheKey {
+            principal: principal.uri.clone(),
+            action,
+            resource: resource.without_id(),
+        });
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(d) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key)
+        {
+            return d.clone();
+        }
+        // Context is empty until purpose of use and time join the schema; the
+        // cache key must grow with it.
+        let decision = match self.decide(principal, action, resource, Context::empty()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(principal = %principal.uri, action = %action, ?resource, "authorization denied on error: {e:#}");
-                Decision::deny()
+                // Errors are not cached, so that they are logged every time.
+                return Decision::deny();
             }
+        };
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, decision.clone());
         }
+        decision
     }
 
     /// The first allowed of `actions` (in order), e.g. [ReadFull, ReadSummary] → the view
@@ -483,6 +531,47 @@ impl Authorizer {
     fn division_expr(&self, code: &str) -> RestrictedExpression {
         RestrictedExpression::new_entity_uid(Types::uid(&self.types.division, code))
     }
+}
+
+impl Resource {
+    /// The resource with its id blanked: what a decision depends on when no
+    /// policy names an individual cadre or record.
+    fn without_id(&self) -> Resource {
+        let mut r = self.clone();
+        match &mut r {
+            Resource::Cadre { id, .. } | Resource::Record { id, .. } => id.clear(),
+            Resource::Exchange | Resource::AccessLog => {}
+        }
+        r
+    }
+}
+
+/// Whether any policy mentions a `Cadre` or `Record` entity literal (in its
+/// scope or its conditions), found by walking the policies' JSON form.
+fn names_cadre_or_record(policies: &PolicySet) -> anyhow::Result<bool> {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(map) => {
+                let literal = map.get("id").is_some()
+                    && map.get("type").and_then(|t| t.as_str()).is_some_and(|t| {
+                        let name = t.rsplit("::").next().unwrap_or(t);
+                        name == "Cadre" || name == "Record"
+                    });
+                literal || map.values().any(walk)
+            }
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    for policy in policies.policies() {
+        let json = policy
+            .to_json()
+            .map_err(|e| anyhow!("policy {} to JSON: {e}", policy.id()))?;
+        if walk(&json) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Uses the policy's `@id` annotation as its policy id, since the access log records
@@ -717,6 +806,52 @@ mod tests {
         );
         assert!(d.allowed);
         assert_eq!(d.policy_ids, ["allow-everything"]);
+    }
+
+    #[test]
+    fn decisions_are_cached_only_while_no_policy_names_a_resource() {
+        let org = principal(Agency::Organization, "360821");
+        let authz = shipped();
+        assert!(authz.cache.is_some(), "shipped policies name no resource");
+        let first = authz.authorize(&org, Action::UpdateCadre, &cadre("360821"));
+        let again = authz.authorize(&org, Action::UpdateCadre, &cadre("360821"));
+        assert!(first.allowed && again.allowed);
+        assert_eq!(first.policy_ids, again.policy_ids);
+        // Another division or another caller is another key.
+        assert!(
+            !authz
+                .authorize(&org, Action::UpdateCadre, &cadre("360802"))
+                .allowed
+        );
+        let audit = principal(Agency::Audit, "360821");
+        assert!(
+            !authz
+                .authorize(&audit, Action::UpdateCadre, &cadre("360821"))
+                .allowed
+        );
+
+        // A policy about one cadre makes decisions depend on the id: no cache,
+        // and the two cadres of one division are decided differently.
+        let dir = scratch_policies();
+        std::fs::write(
+            dir.path().join("zz.cedar"),
+            "@id(\"freeze-one\") forbid (principal, action == Cadrex::Action::\"UpdateCadre\", resource == Cadrex::Cadre::\"c-frozen\");",
+        )
+        .unwrap();
+        let authz = Authorizer::load(Some(dir.path())).unwrap();
+        assert!(authz.cache.is_none());
+        let frozen = Resource::Cadre {
+            id: "c-frozen".into(),
+            division: "360821".into(),
+        };
+        assert!(
+            authz
+                .authorize(&org, Action::UpdateCadre, &cadre("360821"))
+                .allowed
+        );
+        let d = authz.authorize(&org, Action::UpdateCadre, &frozen);
+        assert!(!d.allowed);
+        assert_eq!(d.policy_ids, ["freeze-one"]);
     }
 
     const CADRE_ACTIONS: [Action; 7] = [

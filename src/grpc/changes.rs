@@ -99,6 +99,12 @@ struct Views {
     records: HashMap<(String, String, String), Option<View>>,
 }
 
+/// Current state of the cadres and records a page of changes names, by id.
+struct Fetched {
+    cadres: HashMap<String, crate::store::CadreRow>,
+    records: HashMap<String, crate::store::RecordRow>,
+}
+
 /// What one scan of the outbox found.
 struct Scan {
     events: Vec<proto::ChangeEvent>,
@@ -136,6 +142,7 @@ impl ChangeApi {
         views: &mut Views,
     ) -> Result<Scan> {
         let rows = self.state.store.list_changes(after, limit).await?;
+        let fetched = self.prefetch(&rows, kinds).await?;
         let mut out = Scan {
             events: Vec::new(),
             last_seq: after,
@@ -146,7 +153,7 @@ impl ChangeApi {
             if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
                 continue;
             }
-            if let Some(view) = self.render(call, &row, views).await? {
+            if let Some(view) = self.render(call, &row, views, &fetched).await? {
                 out.events.push(proto::ChangeEvent {
                     event_id: format!("{}-{}", self.state.epoch, row.seq),
                     seq: row.seq,
@@ -167,6 +174,42 @@ impl ChangeApi {
         Ok(out)
     }
 
+    /// Reads the current state of every cadre and record a page of changes
+    /// names, in two queries rather than one per event.
+    async fn prefetch(&self, rows: &[ChangeRow], kinds: &HashSet<&'static str>) -> Result<Fetched> {
+        let mut cadre_ids = Vec::new();
+        let mut record_ids = Vec::new();
+        for row in rows {
+            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
+                continue;
+            }
+            if row.kind == "CADRE" {
+                if let Some(id) = row.resource.strip_prefix("cadres/") {
+                    cadre_ids.push(id.to_string());
+                }
+            } else if Kind::parse(&row.kind).is_some()
+                && let Some((_, id)) = parse_record_name(&row.resource)
+            {
+                record_ids.push(id);
+            }
+        }
+        let store = &self.state.store;
+        Ok(Fetched {
+            cadres: store
+                .get_cadres(&cadre_ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect(),
+            records: store
+                .get_records(&record_ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id.clone(), r))
+                .collect(),
+        })
+    }
+
     /// The resource of a change in the caller's view, or `None` when the caller
     /// may not see it, or when a later change supersedes it (that change carries
     /// the newer state, further on in the same feed).
@@ -175,13 +218,14 @@ impl ChangeApi {
         call: &mut Call,
         row: &ChangeRow,
         views: &mut Views,
+        fetched: &Fetched,
     ) -> Result<Option<change_event::View>> {
         let principal = call.principal.clone();
         if row.kind == "CADRE" {
             let Some(id) = row.resource.strip_prefix("cadres/") else {
                 return Ok(None);
             };
-            let Some(c) = self.state.store.get_cadre(id).await? else {
+            let Some(c) = fetched.cadres.get(id) else {
                 return Ok(None);
             };
             if c.revision != row.revision
@@ -205,7 +249,7 @@ impl ChangeApi {
                     v
                 }
             };
-            return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(&c, v))));
+            return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(c, v))));
         }
         if row.kind == "OPINION_REQUEST" || row.kind == "OPINION_REPLY" {
             return self.render_opinion(call, row).await;
@@ -216,7 +260,7 @@ impl ChangeApi {
         let Some((_, id)) = parse_record_name(&row.resource) else {
             return Ok(None);
         };
-        let Some(r) = self.state.store.get_record(&id).await? else {
+        let Some(r) = fetched.records.get(&id) else {
             return Ok(None);
         };
         if r.revision != row.revision || !division::covers(&principal.division, &r.division) {
@@ -230,20 +274,20 @@ impl ChangeApi {
         let level = match views.records.get(&key) {
             Some(v) => *v,
             None => {
-                let v = self.records.level(call, &resource_of(&r), kind);
+                let v = self.records.level(call, &resource_of(r), kind);
                 views.records.insert(key, v);
                 v
             }
         };
         let Some(level) = level else { return Ok(None) };
-        let owner = is_owner(&principal, &r);
+        let owner = is_owner(&principal, r);
         let view = if r.state == "RETRACTED" && !owner {
             View::Tombstone
         } else {
             level
         };
         Ok(Some(change_event::View::Record(
-            self.records.render(&r, view, owner)?,
+            self.records.render(r, view, owner)?,
         )))
     }
 
@@ -334,6 +378,7 @@ async fn follow(
     let poll = state.config.feed_poll_interval;
     let bookmark_every = state.config.watch_bookmark_interval;
     let mut last_frame = tokio::time::Instant::now();
+    let lag = crate::metrics::LagGauge::new(&call.principal.uri);
     loop {
         if state.tls.is_revoked(&call.principal.serial) {
             tracing::warn!(principal = %call.principal.uri, "ending the watch stream of a revoked certificate");
@@ -376,8 +421,11 @@ async fn follow(
         }
         after = after.max(scan.last_seq);
         if scan.scanned >= 500 {
+            // Behind: one head read per full page tells how far (caught up means 0).
+            lag.set(state.store.change_head().await.map_or(0, |h| h - after));
             continue;
         }
+        lag.set(0);
         let bookmark_at = last_frame + bookmark_every;
         tokio::select! {
             _ = changed.changed() => {}

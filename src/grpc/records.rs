@@ -17,13 +17,23 @@ use crate::domain::{division, filter, ids};
 use crate::error::{Error, FieldViolation, Result};
 use crate::identity::Principal;
 use crate::proto::{self, record::Payload, record_service_server::RecordService};
-use crate::store::{Idempotency, RecordQuery, RecordRow, SubmitOutcome};
+use crate::store::{CadreRow, Idempotency, RecordQuery, RecordRow, SubmitOutcome};
 
 /// Most items in one batch call.
 pub const BATCH_MAX: usize = 1000;
 
 pub struct RecordApi {
     state: Arc<AppState>,
+}
+
+/// What the items of a submission name — cadres and audit engagements — read
+/// in a few queries for the whole batch instead of two per item.
+#[derive(Default)]
+struct Named {
+    cadres: HashMap<String, CadreRow>,
+    by_id_number: HashMap<String, CadreRow>,
+    /// The caller's own engagements by source record id.
+    engagements: HashMap<String, RecordRow>,
 }
 
 impl RecordApi {
@@ -225,12 +235,55 @@ impl RecordApi {
         Ok(out)
     }
 
+    /// Reads the cadres and engagements that `requests` name.
+    async fn named(
+        &self,
+        principal: &Principal,
+        requests: &[&proto::SubmitRecordRequest],
+    ) -> Result<Named> {
+        let (mut ids, mut numbers, mut engagements) = (Vec::new(), Vec::new(), Vec::new());
+        for rec in requests.iter().filter_map(|r| r.record.as_ref()) {
+            if let Some(id) = rec.cadre.strip_prefix("cadres/") {
+                ids.push(id.to_string());
+            } else if !rec.cadre_id_number.is_empty() {
+                numbers.push(rec.cadre_id_number.to_ascii_uppercase());
+            }
+            if let Some(Payload::AuditFinding(f)) = &rec.payload {
+                engagements.push(f.engagement_source_record_id.clone());
+            }
+        }
+        let store = &self.state.store;
+        let by_id_number = store
+            .get_cadres_by_id_numbers(&numbers)
+            .await?
+            .into_iter()
+            .map(|c| (c.id_number.clone(), c))
+            .collect();
+        Ok(Named {
+            cadres: store
+                .get_cadres(&ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect(),
+            by_id_number,
+            engagements: store
+                .find_records(&principal.uri, &engagements)
+                .await?
+                .into_iter()
+                .map(|r| (r.source_record_id.clone(), r))
+                .collect(),
+        })
+    }
+
     /// Validates one submitted record and resolves what it names (cadre,
-    /// engagement, clue source), sealing the informant block. Nothing is stored.
+    /// engagement, clue source) through `named`, sealing the informant block.
+    /// Nothing is stored.
     async fn prepare(
         &self,
         call: &mut Call,
         req: &proto::SubmitRecordRequest,
+        named: &Named,
     ) -> Result<RecordRow> {
         let authz = &self.state.authz;
         let Some(rec) = &req.record else {
@@ -295,7 +348,7 @@ impl RecordApi {
                 .strip_prefix("cadres/")
                 .filter(|id| !id.is_empty() && !id.contains('/'))
             {
-                Some(id) => self.state.store.get_cadre(id).await?,
+                Some(id) => named.cadres.get(id).cloned(),
                 None => {
                     violations.push(FieldViolation::new(
                         "record.cadre",
@@ -307,7 +360,7 @@ impl RecordApi {
         } else if !rec.cadre_id_number.is_empty() {
             let number = rec.cadre_id_number.to_ascii_uppercase();
             if ids::is_valid_id_number(&number) {
-                self.state.store.get_cadre_by_id_number(&number).await?
+                named.by_id_number.get(&number).cloned()
             } else {
                 violations.push(FieldViolation::new(
                     "record.cadre_id_number",
@@ -341,11 +394,9 @@ impl RecordApi {
         let (mut transfer_agency, mut transfer_division) = (String::new(), String::new());
         match &mut payload {
             Payload::AuditFinding(f) => {
-                let engagement = self
-                    .state
-                    .store
-                    .find_record(&principal.uri, &f.engagement_source_record_id)
-                    .await?
+                let engagement = named
+                    .engagements
+                    .get(&f.engagement_source_record_id)
                     .filter(|e| {
                         e.kind == Kind::AuditEngagement.as_str()
                             && e.cadre_id == cadre.id
@@ -449,7 +500,8 @@ impl RecordApi {
             }
             return Ok(previous);
         }
-        let row = self.prepare(call, &req).await?;
+        let named = self.named(&call.principal, &[&req]).await?;
+        let row = self.prepare(call, &req, &named).await?;
         let base = call.entry(0, String::new());
         // Views are decided before the transaction: the owner's view of its own
         // kind does not depend on the row's revision.
@@ -538,8 +590,10 @@ impl RecordApi {
         let mut prepared: Vec<std::result::Result<RecordRow, Error>> =
             Vec::with_capacity(req.requests.len());
         let mut views: HashMap<String, Option<View>> = HashMap::new();
+        let all: Vec<&proto::SubmitRecordRequest> = req.requests.iter().collect();
+        let named = self.named(&call.principal, &all).await?;
         for item in &req.requests {
-            match self.prepare(call, item).await {
+            match self.prepare(call, item, &named).await {
                 Ok(row) => {
                     views.entry(row.kind.clone()).or_insert_with(|| {
                         self.level(

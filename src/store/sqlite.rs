@@ -1,5 +1,6 @@
 //! SQLite backend: the embedded default. WAL, a busy timeout, and `BEGIN IMMEDIATE` for every write.
 
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,9 +12,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres, Idempotency,
-    LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow, ReplyRow, Store,
-    SubmitOutcome, WriteMeta, now_us,
+    BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
+    Idempotency, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow, ReplyRow,
+    SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
@@ -124,39 +125,60 @@ async fn append_in_tx(tx: &mut SqliteConnection, entries: &[LogEntry]) -> Result
         .await?;
     let (seq, hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
     let rows = chain::extend(seq, &hash, now_us(), entries);
-    for row in &rows {
-        let e = &row.entry;
-        sqlx::query(
+    // Multi-row statements: a group-commit batch, or one batch submission
+    // naming a thousand cadres, costs a few statements rather than one per row.
+    for chunk in rows.chunks(CHUNK) {
+        let lists = chunk
+            .iter()
+            .map(|row| {
+                Ok((
+                    serde_json::to_string(&row.entry.resources).map_err(Error::internal)?,
+                    serde_json::to_string(&row.entry.policy_ids).map_err(Error::internal)?,
+                ))
+            })
+            .collect::<Result<Vec<(String, String)>>>()?;
+        let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO access_log (seq, time_us, principal, fingerprint, officer, method, resources, purpose, \
-             decision, policy_ids, request_id, status_code, response_sha256, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind(row.seq)
-        .bind(row.time_us)
-        .bind(&e.principal)
-        .bind(&e.fingerprint)
-        .bind(&e.officer)
-        .bind(&e.method)
-        .bind(serde_json::to_string(&e.resources).map_err(Error::internal)?)
-        .bind(&e.purpose)
-        .bind(&e.decision)
-        .bind(serde_json::to_string(&e.policy_ids).map_err(Error::internal)?)
-        .bind(&e.request_id)
-        .bind(e.status_code)
-        .bind(&e.response_sha256)
-        .bind(&row.prev_hash)
-        .bind(&row.hash)
-        .execute(&mut *tx)
-        .await?;
-        for cadre in super::cadres_touched(&e.resources) {
-            sqlx::query(
-                "INSERT INTO access_log_cadres (cadre, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(cadre)
-            .bind(row.seq)
-            .execute(&mut *tx)
-            .await?;
-        }
+             decision, policy_ids, request_id, status_code, response_sha256, prev_hash, hash) ",
+        );
+        q.push_values(
+            chunk.iter().zip(lists),
+            |mut b, (row, (resources, policy_ids))| {
+                let e = &row.entry;
+                b.push_bind(row.seq)
+                    .push_bind(row.time_us)
+                    .push_bind(e.principal.clone())
+                    .push_bind(e.fingerprint.clone())
+                    .push_bind(e.officer.clone())
+                    .push_bind(e.method.clone())
+                    .push_bind(resources)
+                    .push_bind(e.purpose.clone())
+                    .push_bind(e.decision.clone())
+                    .push_bind(policy_ids)
+                    .push_bind(e.request_id.clone())
+                    .push_bind(e.status_code)
+                    .push_bind(e.response_sha256.clone())
+                    .push_bind(row.prev_hash.clone())
+                    .push_bind(row.hash.clone());
+            },
+        );
+        q.build().execute(&mut *tx).await?;
+    }
+    let touched: Vec<(String, i64)> = rows
+        .iter()
+        .flat_map(|r| {
+            super::cadres_touched(&r.entry.resources)
+                .into_iter()
+                .map(move |c| (c, r.seq))
+        })
+        .collect();
+    for chunk in touched.chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO access_log_cadres (cadre, seq) ");
+        q.push_values(chunk, |mut b, (cadre, seq)| {
+            b.push_bind(cadre.clone()).push_bind(*seq);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
     }
     if let Some(last) = rows.last() {
         sqlx::query("UPDATE access_log_head SET seq = $1, hash = $2 WHERE id = 1")
@@ -353,13 +375,6 @@ fn record_name(r: &RecordRow) -> String {
     format!("cadres/{}/records/{}", r.cadre_id, r.id)
 }
 
-fn version_conflict() -> Error {
-    Error::Aborted {
-        reason: "VERSION_CONFLICT",
-        message: "this source version was already submitted with different content".into(),
-    }
-}
-
 fn concurrent() -> Error {
     Error::Aborted {
         reason: "CONCURRENT_MODIFICATION",
@@ -367,104 +382,164 @@ fn concurrent() -> Error {
     }
 }
 
-/// Failures that belong to one item of a batch, not to the whole transaction.
-fn is_item_error(e: &Error) -> bool {
-    matches!(e, Error::Aborted { .. } | Error::InvalidArgument { .. })
+/// Rows per multi-row INSERT, well below SQLite's bound on bound parameters.
+const CHUNK: usize = 500;
+
+/// The current rows of the source records a batch names.
+async fn stored_records(
+    tx: &mut SqliteConnection,
+    items: &[RecordRow],
+) -> Result<HashMap<SourceKey, RecordRow>> {
+    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for i in items {
+        by_owner
+            .entry(&i.owner_system)
+            .or_default()
+            .push(&i.source_record_id);
+    }
+    let mut out = HashMap::new();
+    for (owner, sids) in by_owner {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.owner_system = $1 \
+             AND r.source_record_id IN (SELECT value FROM json_each($2))"
+        )))
+        .bind(owner)
+        .bind(serde_json::to_string(&sids).map_err(Error::internal)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            let row = record_from_row(r)?;
+            out.insert(
+                (row.owner_system.clone(), row.source_record_id.clone()),
+                row,
+            );
+        }
+    }
+    Ok(out)
 }
 
-/// Submits one record inside the batch transaction; `seq` is the last seq used.
-async fn submit_one(
+/// Digests of the stored versions of the source records for which the batch
+/// brings a version older than the current one (read only when there is one).
+async fn prior_versions(
     tx: &mut SqliteConnection,
-    item: RecordRow,
-    seq: &mut i64,
-) -> Result<SubmitOutcome> {
-    let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{RECORD_SELECT} WHERE r.owner_system = $1 AND r.source_record_id = $2"
-    )))
-    .bind(&item.owner_system)
-    .bind(&item.source_record_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .as_ref()
-    .map(record_from_row)
-    .transpose()?;
-    if let Some(e) = &existing {
-        if e.cadre_id != item.cadre_id {
-            return Err(Error::invalid(
-                "record.cadre",
-                "a source record cannot move to another cadre",
-            ));
-        }
-        if item.source_version < e.source_version {
-            let prior: Option<String> = sqlx::query(
-                "SELECT payload_sha256 FROM record_versions \
-                 WHERE owner_system = $1 AND source_record_id = $2 AND source_version = $3",
-            )
-            .bind(&item.owner_system)
-            .bind(&item.source_record_id)
-            .bind(item.source_version)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("payload_sha256"))
-            .transpose()?;
-            if prior.is_some_and(|p| p != item.payload_sha256) {
-                return Err(version_conflict());
-            }
-            return Ok(SubmitOutcome::Stale(e.clone()));
-        }
-        if item.source_version == e.source_version {
-            return if e.payload_sha256 == item.payload_sha256 {
-                Ok(SubmitOutcome::Unchanged(e.clone()))
-            } else {
-                Err(version_conflict())
-            };
+    items: &[RecordRow],
+    stored: &HashMap<SourceKey, RecordRow>,
+) -> Result<HashMap<(String, String, i64), String>> {
+    let mut by_owner: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for i in items {
+        let key = (i.owner_system.clone(), i.source_record_id.clone());
+        if stored
+            .get(&key)
+            .is_some_and(|e| i.source_version < e.source_version)
+        {
+            by_owner
+                .entry(&i.owner_system)
+                .or_default()
+                .push(&i.source_record_id);
         }
     }
-    let r = sqlx::query(
-        "INSERT INTO record_versions (owner_system, source_record_id, source_version, payload_sha256) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&item.owner_system)
-    .bind(&item.source_record_id)
-    .bind(item.source_version)
-    .bind(&item.payload_sha256)
-    .execute(&mut *tx)
-    .await;
-    match r {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(concurrent()),
-        Err(e) => return Err(e.into()),
+    let mut out = HashMap::new();
+    for (owner, sids) in by_owner {
+        let rows = sqlx::query(
+            "SELECT source_record_id, source_version, payload_sha256 FROM record_versions \
+             WHERE owner_system = $1 AND source_record_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(owner)
+        .bind(serde_json::to_string(&sids).map_err(Error::internal)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            out.insert(
+                (
+                    owner.to_string(),
+                    r.try_get("source_record_id")?,
+                    r.try_get("source_version")?,
+                ),
+                r.try_get("payload_sha256")?,
+            );
+        }
     }
-    *seq += 1;
-    let mut row = item;
-    row.revision = *seq;
-    row.state = "ACTIVE".into();
-    row.retraction_reason = String::new();
-    row.update_time_us = now_us();
-    let (key_id, nonce, data) = match &row.informant {
-        Some(s) => (
-            Some(s.key_id.clone()),
-            Some(s.nonce.clone()),
-            Some(s.data.clone()),
-        ),
-        None => (None, None, None),
-    };
-    let sql = if let Some(e) = &existing {
-        row.id = e.id.clone();
-        "UPDATE records SET source_version = $3, revision = $4, event_date = $5, classification = $6, \
-         state = $7, retraction_reason = $8, payload = $9, payload_sha256 = $10, informant_key_id = $11, \
-         informant_nonce = $12, informant_data = $13, transfer_agency = $14, transfer_division = $15, \
-         submitting_system = $16, update_time_us = $17 \
-         WHERE id = $1 AND cadre_id = $2 AND kind = $18 AND owner_system = $19 AND owner_agency = $20 \
-         AND owner_division = $21 AND source_record_id = $22"
-    } else {
-        "INSERT INTO records (id, cadre_id, source_version, revision, event_date, classification, state, \
-         retraction_reason, payload, payload_sha256, informant_key_id, informant_nonce, informant_data, \
-         transfer_agency, transfer_division, submitting_system, update_time_us, kind, owner_system, \
-         owner_agency, owner_division, source_record_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
-    };
-    let written = sqlx::query(sql)
+    Ok(out)
+}
+
+/// Executes a batch statement; a unique violation means another writer got
+/// there first, which the counter lock rules out, so it is reported as a
+/// retryable conflict rather than a fault.
+async fn execute_batch(
+    tx: &mut SqliteConnection,
+    mut q: sqlx::QueryBuilder<sqlx::Sqlite>,
+) -> Result<u64> {
+    match q.build().execute(&mut *tx).await {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(e) if is_unique_violation(&e) => Err(concurrent()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores what `plan_batch` decided: versions, new records, rewritten records
+/// and outbox rows, a few multi-row statements for the whole batch.
+async fn write_plan(tx: &mut SqliteConnection, plan: &BatchPlan) -> Result<()> {
+    for chunk in plan.versions.chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO record_versions (owner_system, source_record_id, source_version, payload_sha256) ",
+        );
+        q.push_values(chunk, |mut b, v| {
+            b.push_bind(v.0.clone())
+                .push_bind(v.1.clone())
+                .push_bind(v.2)
+                .push_bind(v.3.clone());
+        });
+        execute_batch(tx, q).await?;
+    }
+    for chunk in plan.inserts.chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO records (id, cadre_id, source_version, revision, event_date, classification, state, \
+             retraction_reason, payload, payload_sha256, informant_key_id, informant_nonce, informant_data, \
+             transfer_agency, transfer_division, submitting_system, update_time_us, kind, owner_system, \
+             owner_agency, owner_division, source_record_id) ",
+        );
+        q.push_values(chunk, |mut b, row| {
+            b.push_bind(row.id.clone())
+                .push_bind(row.cadre_id.clone())
+                .push_bind(row.source_version)
+                .push_bind(row.revision)
+                .push_bind(row.event_date.clone())
+                .push_bind(row.classification.clone())
+                .push_bind(row.state.clone())
+                .push_bind(row.retraction_reason.clone())
+                .push_bind(row.payload.clone())
+                .push_bind(row.payload_sha256.clone())
+                .push_bind(row.informant.as_ref().map(|s| s.key_id.clone()))
+                .push_bind(row.informant.as_ref().map(|s| s.nonce.clone()))
+                .push_bind(row.informant.as_ref().map(|s| s.data.clone()))
+                .push_bind(row.transfer_agency.clone())
+                .push_bind(row.transfer_division.clone())
+                .push_bind(row.submitting_system.clone())
+                .push_bind(row.update_time_us)
+                .push_bind(row.kind.clone())
+                .push_bind(row.owner_system.clone())
+                .push_bind(row.owner_agency.clone())
+                .push_bind(row.owner_division.clone())
+                .push_bind(row.source_record_id.clone());
+        });
+        execute_batch(tx, q).await?;
+    }
+    for row in &plan.updates {
+        let (key_id, nonce, data) = match &row.informant {
+            Some(s) => (
+                Some(s.key_id.clone()),
+                Some(s.nonce.clone()),
+                Some(s.data.clone()),
+            ),
+            None => (None, None, None),
+        };
+        let written = sqlx::query(
+            "UPDATE records SET source_version = $3, revision = $4, event_date = $5, classification = $6, \
+             state = $7, retraction_reason = $8, payload = $9, payload_sha256 = $10, informant_key_id = $11, \
+             informant_nonce = $12, informant_data = $13, transfer_agency = $14, transfer_division = $15, \
+             submitting_system = $16, update_time_us = $17 \
+             WHERE id = $1 AND cadre_id = $2",
+        )
         .bind(&row.id)
         .bind(&row.cadre_id)
         .bind(row.source_version)
@@ -482,37 +557,29 @@ async fn submit_one(
         .bind(&row.transfer_division)
         .bind(&row.submitting_system)
         .bind(row.update_time_us)
-        .bind(&row.kind)
-        .bind(&row.owner_system)
-        .bind(&row.owner_agency)
-        .bind(&row.owner_division)
-        .bind(&row.source_record_id)
         .execute(&mut *tx)
-        .await;
-    match written {
-        Ok(w) if w.rows_affected() == 1 => {}
-        Ok(_) => {
-            return Err(Error::invalid(
-                "record.payload",
-                "a source record cannot change its kind",
-            ));
+        .await?;
+        if written.rows_affected() != 1 {
+            return Err(concurrent());
         }
-        Err(e) if is_unique_violation(&e) => return Err(concurrent()),
-        Err(e) => return Err(e.into()),
     }
-    insert_change(
-        tx,
-        *seq,
-        &super::Change {
-            op: "UPSERT",
-            resource: record_name(&row),
-            kind: row.kind.clone(),
-            revision: row.revision,
-            division: row.division.clone(),
-        },
-    )
-    .await?;
-    Ok(SubmitOutcome::Written(row))
+    let commit_time = now_us();
+    for chunk in plan.changes.chunks(CHUNK) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us) ",
+        );
+        q.push_values(chunk, |mut b, (seq, c)| {
+            b.push_bind(*seq)
+                .push_bind(c.op)
+                .push_bind(c.resource.clone())
+                .push_bind(c.kind.clone())
+                .push_bind(c.revision)
+                .push_bind(c.division.clone())
+                .push_bind(commit_time);
+        });
+        execute_batch(tx, q).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -793,35 +860,14 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Result<SubmitOutcome>>> {
         let mut tx = self.begin().await?;
         let start = lock_counter(&mut tx).await?;
-        let mut seq = start;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            sqlx::query("SAVEPOINT item").execute(&mut *tx).await?;
-            let mut next = seq;
-            match submit_one(&mut tx, item, &mut next).await {
-                Ok(o) => {
-                    sqlx::query("RELEASE SAVEPOINT item")
-                        .execute(&mut *tx)
-                        .await?;
-                    seq = next;
-                    out.push(Ok(o));
-                }
-                Err(e) if is_item_error(&e) => {
-                    sqlx::query("ROLLBACK TO SAVEPOINT item")
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("RELEASE SAVEPOINT item")
-                        .execute(&mut *tx)
-                        .await?;
-                    out.push(Err(e));
-                }
-                Err(e) => return Err(e),
-            }
+        let stored = stored_records(&mut tx, &items).await?;
+        let prior = prior_versions(&mut tx, &items, &stored).await?;
+        let plan = plan_batch(items, stored, &prior, start, now_us());
+        write_plan(&mut tx, &plan).await?;
+        if plan.last_seq != start {
+            set_counter(&mut tx, plan.last_seq).await?;
         }
-        if seq != start {
-            set_counter(&mut tx, seq).await?;
-        }
-        let (log, idempotency) = finish(&out);
+        let (log, idempotency) = finish(&plan.outcomes);
         if let Some(i) = &idempotency {
             insert_idempotency(&mut tx, i).await?;
         }
@@ -829,7 +875,7 @@ impl Store for SqliteStore {
         announce(&mut tx).await?;
         tx.commit().await?;
         self.changed();
-        Ok(out)
+        Ok(plan.outcomes)
     }
 
     async fn retract_record(
@@ -904,6 +950,62 @@ impl Store for SqliteStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
+    async fn get_records(&self, ids: &[String]) -> Result<Vec<RecordRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.id IN (SELECT value FROM json_each($1))"
+        )))
+        .bind(serde_json::to_string(ids).map_err(Error::internal)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows =
+            sqlx::query("SELECT * FROM cadres WHERE id IN (SELECT value FROM json_each($1))")
+                .bind(serde_json::to_string(ids).map_err(Error::internal)?)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(cadre_from_row).collect()
+    }
+
+    async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>> {
+        if id_numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT * FROM cadres WHERE id_number IN (SELECT value FROM json_each($1))",
+        )
+        .bind(serde_json::to_string(id_numbers).map_err(Error::internal)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cadre_from_row).collect()
+    }
+
+    async fn find_records(
+        &self,
+        owner_system: &str,
+        source_record_ids: &[String],
+    ) -> Result<Vec<RecordRow>> {
+        if source_record_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{RECORD_SELECT} WHERE r.owner_system = $1 AND r.source_record_id IN (SELECT value FROM json_each($2))"
+        )))
+        .bind(owner_system)
+        .bind(serde_json::to_string(source_record_ids).map_err(Error::internal)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     async fn find_record(
         &self,
         owner_system: &str,
@@ -921,10 +1023,17 @@ impl Store for SqliteStore {
 
     async fn list_records(&self, q: &RecordQuery) -> Result<Vec<RecordRow>> {
         let kinds = format!(",{},", q.kinds.join(","));
+        // `$2 IS NULL OR …` would hide the cadre from the planner, which then
+        // scans every record instead of the cadre's few through records_cadre.
+        let by_cadre = if q.cadre_id.is_some() {
+            "r.cadre_id = $2"
+        } else {
+            "$2 IS NULL"
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{RECORD_SELECT} \
              WHERE substr(c.managing_division, 1, length($1)) = $1 \
-               AND ($2 IS NULL OR r.cadre_id = $2) \
+               AND {by_cadre} \
                AND instr($3, ',' || r.kind || ',') > 0 \
                AND ($4 IS NULL OR r.state = $4) \
                AND ($5 IS NULL OR r.update_time_us >= $5) \
@@ -1286,6 +1395,59 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn informant_blocks_not_under(
+        &self,
+        key_id: &str,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<super::InformantBlock>> {
+        let rows = sqlx::query(
+            "SELECT id, owner_system, source_record_id, informant_key_id, informant_nonce, informant_data \
+             FROM records WHERE informant_key_id IS NOT NULL AND informant_key_id <> $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(key_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::InformantBlock {
+                    record_id: r.try_get("id")?,
+                    owner_system: r.try_get("owner_system")?,
+                    source_record_id: r.try_get("source_record_id")?,
+                    sealed: Sealed {
+                        key_id: r.try_get("informant_key_id")?,
+                        nonce: r.try_get("informant_nonce")?,
+                        data: r.try_get("informant_data")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn reseal_informants(&self, blocks: &[super::Resealed]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut replaced = 0;
+        for b in blocks {
+            replaced += sqlx::query(
+                "UPDATE records SET informant_key_id = $1, informant_nonce = $2, informant_data = $3 \
+                 WHERE id = $4 AND informant_nonce = $5",
+            )
+            .bind(&b.sealed.key_id)
+            .bind(&b.sealed.nonce)
+            .bind(&b.sealed.data)
+            .bind(&b.record_id)
+            .bind(&b.old_nonce)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(replaced)
     }
 }
 
