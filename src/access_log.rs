@@ -110,7 +110,12 @@ async fn appender(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, batch_max:
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let entries: Vec<LogEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
-        match store.append_log(&entries).await {
+        let started = std::time::Instant::now();
+        let appended = store.append_log(&entries).await;
+        metrics::histogram!("cadrex_access_log_batch_rows").record(entries.len() as f64);
+        metrics::histogram!("cadrex_access_log_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match appended {
             Ok(seqs) => {
                 for ((_, done), seq) in batch.drain(..).zip(seqs) {
                     let _ = done.send(Ok(seq));

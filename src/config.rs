@@ -1,5 +1,6 @@
 //! Layered configuration: built-in defaults, then a TOML file, then `CADREX_*` variables, then flags.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,28 @@ pub struct Config {
     /// A watch stream sends a bookmark after this long without a frame.
     #[serde(with = "humantime_serde")]
     pub watch_bookmark_interval: Duration,
+    /// Calls per second each calling system may make, sustained; 0 = no rate limit.
+    pub rate_limit_per_system: u32,
+    /// Calls a system may make at once above its rate; 0 = equal to the rate.
+    pub rate_limit_burst: u32,
+    /// Calls (streams until they end) a system may have in progress; 0 = no limit.
+    pub max_concurrent_calls_per_system: u32,
+    /// Per-system overrides of the three limits above, keyed by the system's SAN URI.
+    pub system_limits: BTreeMap<String, crate::ratelimit::LimitOverride>,
+    /// Prometheus endpoint (`GET /metrics`, plain HTTP): an address, or `off`.
+    pub metrics_listen: String,
+    /// Allow `metrics_listen` on a non-loopback address (the endpoint has no authentication).
+    pub metrics_allow_non_loopback: bool,
+    /// Warn (at start, after a TLS reload, and daily) when the server or CA certificate
+    /// expires within this.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
+    /// Warn likewise when the CRL's next update is due within this.
+    #[serde(with = "humantime_serde")]
+    pub crl_update_warning: Duration,
+    /// A metrics listener bound by the caller (tests bind port 0); wins over `metrics_listen`.
+    #[serde(skip)]
+    pub metrics_listener: Option<crate::metrics::PreboundListener>,
 }
 
 impl Default for Config {
@@ -103,6 +126,20 @@ impl Default for Config {
             prune_interval: Duration::from_secs(60),
             feed_poll_interval: Duration::from_secs(1),
             watch_bookmark_interval: Duration::from_secs(30),
+            rate_limit_per_system: 0,
+            rate_limit_burst: 0,
+            max_concurrent_calls_per_system: 0,
+            system_limits: BTreeMap::new(),
+            // Off unless asked for: a fixed default port would make every second
+            // `cadrex serve` on one machine (tests, several instances) fail to start.
+            // Deployments set e.g. `127.0.0.1:9464` (docs/deployment.md).
+            metrics_listen: "off".into(),
+            metrics_allow_non_loopback: false,
+            expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            // The development CRL is re-signed for 30 days, so a 30-day threshold would
+            // warn every day of its life; a week leaves time to publish the next one.
+            crl_update_warning: Duration::from_secs(7 * 24 * 3600),
+            metrics_listener: None,
         }
     }
 }
@@ -126,6 +163,12 @@ impl fmt::Debug for Config {
             .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("rate_limit_per_system", &self.rate_limit_per_system)
+            .field(
+                "max_concurrent_calls_per_system",
+                &self.max_concurrent_calls_per_system,
+            )
+            .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
 }
@@ -158,6 +201,13 @@ const KEYS: &[&str] = &[
     "prune_interval",
     "feed_poll_interval",
     "watch_bookmark_interval",
+    "rate_limit_per_system",
+    "rate_limit_burst",
+    "max_concurrent_calls_per_system",
+    "metrics_listen",
+    "metrics_allow_non_loopback",
+    "expiry_warning",
+    "crl_update_warning",
 ];
 
 impl Config {

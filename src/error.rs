@@ -62,6 +62,14 @@ pub enum Error {
     /// The store could not be reached or gave up; safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The calling system is over its rate or concurrency limit (`ratelimit`); it
+    /// may retry after `retry_after`, other systems are unaffected.
+    #[error("resource exhausted: {message}")]
+    ResourceExhausted {
+        reason: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -107,6 +115,7 @@ impl Error {
             }
             Error::Aborted { .. } => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -140,6 +149,8 @@ fn localized(reason: &str) -> &'static str {
         "CLASSIFIED_NOT_ACCEPTED" => "本系统未取得涉密信息系统资质，不接收涉及国家秘密的记录",
         "VERSION_CONFLICT" => "同一版本号的记录内容不一致，请使用新的版本号",
         "NOT_OWNER" => "只有记录所属机关可以撤回该记录",
+        "RATE_LIMITED" => "本系统调用过于频繁，请按建议的时间间隔后重试",
+        "TOO_MANY_CONCURRENT_CALLS" => "本系统同时进行的调用过多，请待已有调用完成后重试",
         "CURSOR_EXPIRED" => "同步游标已失效，请重新获取全量数据后再增量同步",
         _ => "操作未能完成",
     }
@@ -154,7 +165,8 @@ impl Error {
             Error::CadreNotAccessible => "CADRE_NOT_ACCESSIBLE",
             Error::PermissionDenied { reason, .. }
             | Error::FailedPrecondition { reason, .. }
-            | Error::Aborted { reason, .. } => reason,
+            | Error::Aborted { reason, .. }
+            | Error::ResourceExhausted { reason, .. } => reason,
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::CursorExpired { .. } => "CURSOR_EXPIRED",
@@ -173,7 +185,8 @@ impl Error {
             }
             Error::PermissionDenied { message, .. }
             | Error::FailedPrecondition { message, .. }
-            | Error::Aborted { message, .. } => message.clone(),
+            | Error::Aborted { message, .. }
+            | Error::ResourceExhausted { message, .. } => message.clone(),
             Error::Unauthenticated(m) => m.clone(),
             Error::InvalidArgument { .. } => "request has invalid fields".to_string(),
             Error::CursorExpired { .. } => {
@@ -208,6 +221,9 @@ impl From<Error> for Status {
                 for v in violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
+            }
+            Error::ResourceExhausted { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
             }
             Error::NotFound(_)
             | Error::AlreadyExists(_)

@@ -4,25 +4,42 @@
 //! with CANCELLED; gRPC says RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (DESIGN §7).
 //! tonic applies its timeout outside every user layer, so this layer owns the
 //! deadline itself and rewrites the size status on the way out.
+//!
+//! Being outermost, it also applies the per-system limits (`ratelimit`) before any
+//! work is done, and records every call's final status and duration (`metrics`),
+//! trailers-only answers included.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+use crate::ratelimit::{Slot, SystemLimits};
+
 /// Wraps services with [`Limits`].
 #[derive(Clone, Debug)]
 pub struct LimitsLayer {
     call_timeout: Duration,
+    systems: Option<Arc<SystemLimits>>,
 }
 
 impl LimitsLayer {
     pub fn new(call_timeout: Duration) -> Self {
-        Self { call_timeout }
+        Self {
+            call_timeout,
+            systems: None,
+        }
+    }
+
+    /// Also applies per-system rate and concurrency limits (unless all are off).
+    pub fn with_system_limits(mut self, limits: Arc<SystemLimits>) -> Self {
+        self.systems = (!limits.is_off()).then_some(limits);
+        self
     }
 }
 
@@ -33,6 +50,7 @@ impl<S> Layer<S> for LimitsLayer {
         Limits {
             inner,
             call_timeout: self.call_timeout,
+            systems: self.systems.clone(),
         }
     }
 }
@@ -42,6 +60,7 @@ impl<S> Layer<S> for LimitsLayer {
 pub struct Limits<S> {
     inner: S,
     call_timeout: Duration,
+    systems: Option<Arc<SystemLimits>>,
 }
 
 /// Parses a `grpc-timeout` header value (an integer of at most 8 digits and a unit).
@@ -82,9 +101,61 @@ fn rewrite_status(headers: &mut http::HeaderMap) {
     }
 }
 
-/// A response body whose trailers get the same rewrite.
+/// One call's metrics, recorded once its final status is known; a call dropped
+/// before that (the client went away) counts as CANCELLED.
+struct CallMetrics {
+    method: String,
+    started: Instant,
+    done: bool,
+}
+
+impl CallMetrics {
+    /// Records the status in `headers` (headers of a trailers-only answer, or
+    /// trailers); returns false when they carry none.
+    fn finish_from(&mut self, headers: &http::HeaderMap) -> bool {
+        let Some(code) = headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        self.finish(tonic::Code::from(code));
+        true
+    }
+
+    fn finish(&mut self, code: tonic::Code) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        // Any path a client sends reaches this layer; only served methods get their
+        // own series, so the label set stays bounded.
+        let method = if code == tonic::Code::Unimplemented {
+            "unknown".to_string()
+        } else {
+            std::mem::take(&mut self.method)
+        };
+        metrics::counter!("cadrex_rpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
+            .increment(1);
+        metrics::histogram!("cadrex_rpc_duration_seconds", "method" => method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for CallMetrics {
+    fn drop(&mut self) {
+        self.finish(tonic::Code::Cancelled);
+    }
+}
+
+/// A response body whose trailers get the same rewrite; it also holds the call's
+/// concurrency slot and metrics until the last frame, so a stream counts for as long as
+/// it is open.
 struct Rewritten {
     inner: Body,
+    metrics: Option<CallMetrics>,
+    _slot: Slot,
 }
 
 impl http_body::Body for Rewritten {
@@ -99,6 +170,9 @@ impl http_body::Body for Rewritten {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(match frame.into_trailers() {
                 Ok(mut trailers) => {
                     rewrite_status(&mut trailers);
+                    if let Some(m) = &mut self.metrics {
+                        m.finish_from(&trailers);
+                    }
                     http_body::Frame::trailers(trailers)
                 }
                 Err(data) => data,
@@ -137,6 +211,28 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
         let deadline = client.map_or(self.call_timeout, |c| c.min(self.call_timeout));
+        let mut metrics = CallMetrics {
+            method: req.uri().path().to_string(),
+            started: Instant::now(),
+            done: false,
+        };
+        // The caller's system, known from the connection's verified certificate; a
+        // connection without a usable identity is refused by the identity check later.
+        let principal = req
+            .extensions()
+            .get::<crate::tls::ConnInfo>()
+            .and_then(|i| i.principal.as_ref().ok());
+        let slot = match (&self.systems, principal) {
+            (Some(limits), Some(p)) => match limits.admit(&p.uri, &metrics.method) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    metrics.finish(e.code());
+                    let resp = tonic::Status::from(e).into_http();
+                    return Box::pin(std::future::ready(Ok(resp)));
+                }
+            },
+            _ => None,
+        };
         // The clone that was polled ready serves this call (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -145,17 +241,28 @@ where
                 Ok(Ok(resp)) => {
                     let (mut parts, body) = resp.into_parts();
                     rewrite_status(&mut parts.headers);
+                    let metrics = (!metrics.finish_from(&parts.headers)).then_some(metrics);
                     Ok(Response::from_parts(
                         parts,
-                        Body::new(Rewritten { inner: body }),
+                        Body::new(Rewritten {
+                            inner: body,
+                            metrics,
+                            _slot: slot,
+                        }),
                     ))
                 }
-                Ok(Err(e)) => Err(e),
+                Ok(Err(e)) => {
+                    metrics.finish(tonic::Code::Unknown);
+                    Err(e)
+                }
                 // Dropping the handler's future rolls back any open transaction.
-                Err(_) => Ok(tonic::Status::deadline_exceeded(
-                    "the call did not finish within its deadline",
-                )
-                .into_http()),
+                Err(_) => {
+                    metrics.finish(tonic::Code::DeadlineExceeded);
+                    Ok(tonic::Status::deadline_exceeded(
+                        "the call did not finish within its deadline",
+                    )
+                    .into_http())
+                }
             }
         })
     }

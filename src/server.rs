@@ -62,6 +62,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     install_crypto_provider();
+    let metrics_addr =
+        crate::metrics::parse_listen(&config.metrics_listen, config.metrics_allow_non_loopback)?;
     ensure_pki(&config)?;
     let tls = TlsState::load(TlsPaths {
         ca_cert: config.ca_cert_path(),
@@ -70,6 +72,42 @@ pub async fn run(
         crl: config.crl_path(),
     })?;
     let reloader = tls.spawn_reloader(config.reload_poll);
+    let expiry = tokio::spawn(crate::metrics::watch_expiry(
+        crate::metrics::ExpiryPaths {
+            server_cert: config.server_cert_path(),
+            ca_cert: config.ca_cert_path(),
+            crl: config.crl_path(),
+        },
+        crate::metrics::ExpiryWarning {
+            certificate: config.expiry_warning,
+            crl: config.crl_update_warning,
+        },
+        tls.reloads(),
+    ));
+    let metrics_server = match crate::metrics::bind(
+        metrics_addr,
+        config.metrics_listener.as_ref(),
+        config.metrics_allow_non_loopback,
+    )
+    .await?
+    {
+        Some(listener) => match crate::metrics::handle() {
+            Some(handle) => {
+                tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening (GET /metrics)");
+                Some(tokio::spawn(crate::metrics::serve(listener, handle)))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let system_limits = Arc::new(crate::ratelimit::SystemLimits::new(
+        crate::ratelimit::LimitSpec {
+            rate_per_second: config.rate_limit_per_system,
+            burst: config.rate_limit_burst,
+            max_concurrent_calls: config.max_concurrent_calls_per_system,
+        },
+        config.system_limits.clone(),
+    ));
     let store = store::connect(&config.store).await?;
     let authz = Authorizer::load(config.policy_dir.as_deref())?;
     let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
@@ -170,7 +208,9 @@ pub async fn run(
     tracing::info!(%addr, store = %store::redact_url(&config.store), backend = store.backend(), "cadrex listening");
     let incoming = tls::incoming(listener, tls.clone(), config.handshake_timeout);
     let result = Server::builder()
-        .layer(crate::limits::LimitsLayer::new(config.call_timeout))
+        .layer(
+            crate::limits::LimitsLayer::new(config.call_timeout).with_system_limits(system_limits),
+        )
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -188,6 +228,10 @@ pub async fn run(
         .await;
     reloader.abort();
     pruner.abort();
+    expiry.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     for t in log_tasks {
         t.abort();
     }

@@ -220,6 +220,8 @@ impl TlsState {
     fn refuse_handshake(&self, peer: SocketAddr, reason: &str, detail: &str) {
         self.refused_handshakes.fetch_add(1, Ordering::Relaxed);
         self.count(reason);
+        metrics::counter!("cadrex_tls_handshakes_refused_total", "reason" => reason.to_string())
+            .increment(1);
         tracing::warn!(peer = %peer, reason = %reason, detail = %detail, "TLS handshake refused");
     }
 
@@ -232,6 +234,8 @@ impl TlsState {
     ) -> tonic::Status {
         self.refused_calls.fetch_add(1, Ordering::Relaxed);
         self.count(reason);
+        metrics::counter!("cadrex_tls_calls_refused_total", "reason" => reason.to_string())
+            .increment(1);
         tracing::warn!(peer = %info.remote_addr, conn_id = info.conn_id, reason = %reason, detail = %detail, "{message}");
         tonic::Status::unauthenticated(format!("{message}: {detail}"))
     }

@@ -8,6 +8,8 @@ mod cadres;
 mod changes;
 mod identity;
 mod import;
+mod load;
+mod metrics;
 mod opinions;
 mod records;
 mod server;

@@ -1,0 +1,275 @@
+//! The Prometheus endpoint of a real server (calls, refusals, access-log commits, watcher lag, certificate dates) and the expiry warning.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cadrex::metrics::PreboundListener;
+use cadrex::proto::{self, CreateCadreRequest, WhoAmIRequest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::both_backends;
+use crate::common::{Backend, TestServer, new_cadre, server_log};
+
+both_backends!(
+    endpoint_reports_calls_refusals_and_dates,
+    expiry_warning_at_start_and_reload
+);
+
+/// GETs `path` over plain HTTP/1.0; returns the status line and the body.
+async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("scrape finished")
+        .unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.to_string(), body.to_string())
+}
+
+/// Sum of the samples of `name` whose labels include every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        if metric != name
+            || !labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        {
+            continue;
+        }
+        let v: f64 = value.parse().unwrap();
+        found = Some(found.unwrap_or(0.0) + v);
+    }
+    found
+}
+
+/// Scrapes until `check` holds (series of finished streams and refused handshakes
+/// appear a moment after the client sees the outcome).
+async fn scrape_until(addr: SocketAddr, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = get(addr, "/metrics").await;
+        if check(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what} never appeared:\n{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn endpoint_reports_calls_refusals_and_dates(backend: Backend) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let maddr = listener.local_addr().unwrap();
+    let server = TestServer::spawn_with(backend, |c| {
+        c.metrics_listener = Some(PreboundListener::new(listener));
+    })
+    .await;
+
+    // One allowed write, one denied (audit may not register cadres).
+    let create = |agency: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .cadres(agency, "360821")
+                .await
+                .create_cadre(CreateCadreRequest {
+                    cadre: Some(new_cadre("赵六", "360821", 11)),
+                    request_id: String::new(),
+                })
+                .await
+        }
+    };
+    create("organization").await.unwrap();
+    assert_eq!(
+        create("audit").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    // A refused handshake: no client certificate.
+    let anonymous = server.channel_with(None, None).await;
+    let status = proto::system_service_client::SystemServiceClient::new(anonymous)
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    // A watch stream that sees the cadre, then goes away.
+    let mut watch = proto::change_feed_service_client::ChangeFeedServiceClient::new(
+        server.channel("discipline", "360821").await,
+    )
+    .watch_changes(proto::WatchChangesRequest::default())
+    .await
+    .unwrap()
+    .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        first.frame,
+        Some(proto::watch_changes_response::Frame::Event(_))
+    ));
+    let watcher = "urn:cadrex:system:discipline:360821:discipline-sys";
+    scrape_until(maddr, "the watcher's lag gauge", |t| {
+        sample(t, "cadrex_change_feed_lag", &[("watcher", watcher)]).is_some()
+    })
+    .await;
+    drop(watch);
+
+    let create_m = "/cadrex.v1.CadreService/CreateCadre";
+    let watch_m = "/cadrex.v1.ChangeFeedService/WatchChanges";
+    let text = scrape_until(maddr, "the refused handshake and the ended stream", |t| {
+        sample(
+            t,
+            "cadrex_tls_handshakes_refused_total",
+            &[("reason", "no client certificate")],
+        )
+        .is_some()
+            && sample(
+                t,
+                "cadrex_rpc_requests_total",
+                &[("method", watch_m), ("code", "Cancelled")],
+            )
+            .is_some()
+    })
+    .await;
+    let at_least = |name: &str, labels: &[(&str, &str)], n: f64| {
+        let v = sample(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} missing"));
+        assert!(v >= n, "{name} {labels:?} = {v}, expected at least {n}");
+        v
+    };
+    at_least(
+        "cadrex_rpc_requests_total",
+        &[("method", create_m), ("code", "Ok")],
+        1.0,
+    );
+    at_least(
+        "cadrex_rpc_requests_total",
+        &[("method", create_m), ("code", "PermissionDenied")],
+        1.0,
+    );
+    // The start-up probe's WhoAmI calls, through the outer layer too.
+    at_least(
+        "cadrex_rpc_requests_total",
+        &[
+            ("method", "/cadrex.v1.SystemService/WhoAmI"),
+            ("code", "Ok"),
+        ],
+        1.0,
+    );
+    at_least(
+        "cadrex_rpc_duration_seconds_count",
+        &[("method", create_m)],
+        2.0,
+    );
+    at_least(
+        "cadrex_rpc_duration_seconds_bucket",
+        &[("method", create_m), ("le", "+Inf")],
+        2.0,
+    );
+    // The denied write and the stream's opening row went through the appender.
+    at_least("cadrex_access_log_batch_rows_count", &[], 2.0);
+    at_least("cadrex_access_log_batch_rows_sum", &[], 2.0);
+    at_least("cadrex_access_log_commit_seconds_count", &[], 2.0);
+    assert!(text.contains("cadrex_access_log_commit_seconds_bucket"));
+
+    let ten_years = 10.0 * 366.0 * 86_400.0;
+    for which in ["server", "ca"] {
+        let v = at_least(
+            "cadrex_certificate_expiry_seconds",
+            &[("which", which)],
+            1.0,
+        );
+        assert!(v < ten_years, "{which}: {v}");
+    }
+    let crl = at_least("cadrex_crl_next_update_seconds", &[], 1.0);
+    assert!(crl < ten_years, "{crl}");
+
+    let (head, _) = get(maddr, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let (head, _) = get(maddr, "/other").await;
+    assert!(head.starts_with("HTTP/1.0 404"), "{head}");
+}
+
+/// Replaces the server certificate in `pki` with one of the same CA that expires in `days`.
+fn short_server_cert(pki: &Path, days: i64) {
+    use rcgen::{
+        CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
+        SanType,
+    };
+    let p = cadrex::pki::PkiPaths::new(pki);
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(p.ca_key()).unwrap()).unwrap();
+    let issuer =
+        Issuer::from_ca_cert_pem(&std::fs::read_to_string(p.ca_cert()).unwrap(), ca_key).unwrap();
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(days);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    // Key first: the reloader must never pair the new certificate with the old key
+    // for long; a failed reload in between is retried on the next change.
+    std::fs::write(p.server_key(), key.serialize_pem()).unwrap();
+    std::fs::write(p.server_cert(), cert.pem()).unwrap();
+}
+
+/// Waits until the captured log has a certificate warning naming `path`.
+async fn wait_warning(path: &Path) {
+    let needle = path.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !warned(&needle) {
+        assert!(Instant::now() < deadline, "no expiry warning for {needle}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn warned(path: &str) -> bool {
+    server_log()
+        .text()
+        .lines()
+        .any(|l| l.contains("WARN") && l.contains("certificate expires soon") && l.contains(path))
+}
+
+async fn expiry_warning_at_start_and_reload(backend: Backend) {
+    // A server certificate with 10 days left: warned about at start.
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    cadrex::pki::init(&pki, "360821").unwrap();
+    short_server_cert(&pki, 10);
+    let short = {
+        let pki = pki.clone();
+        TestServer::spawn_with(backend, move |c| c.pki_dir = pki).await
+    };
+    wait_warning(&pki.join("server.crt")).await;
+    // It still serves: the warning is advice, not a refusal.
+    short
+        .system("organization", "360821")
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap();
+
+    // The development certificates (a year) are not warned about, until a reload
+    // brings in one that expires within the threshold.
+    let server = TestServer::spawn(backend).await;
+    let cert = server.pki.join("server.crt");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!warned(&cert.display().to_string()));
+    short_server_cert(&server.pki, 20);
+    wait_warning(&cert).await;
+}
