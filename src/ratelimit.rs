@@ -258,6 +258,42 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn limits_from_toml_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "rate_limit_per_system = 5\n\
+                 [system_limits.\"urn:cadrex:system:audit:360800:audit-mis\"]\n\
+                 rate_per_second = 500\n",
+            )?;
+            jail.set_env("CADREX_MAX_CONCURRENT_CALLS_PER_SYSTEM", "3");
+            jail.set_env("CADREX_METRICS_LISTEN", "127.0.0.1:9464");
+            let c = crate::config::Config::load(
+                Some(std::path::Path::new("c.toml")),
+                &Default::default(),
+            )
+            .unwrap();
+            assert_eq!(c.rate_limit_per_system, 5);
+            assert_eq!(c.max_concurrent_calls_per_system, 3);
+            assert_eq!(c.metrics_listen, "127.0.0.1:9464");
+            let o = c.system_limits["urn:cadrex:system:audit:360800:audit-mis"];
+            assert_eq!(o.rate_per_second, Some(500));
+            // Unset override fields inherit the defaults.
+            assert_eq!(o.max_concurrent_calls, None);
+            jail.create_file("bad.toml", "[system_limits.x]\nrate = 1\n")?;
+            assert!(
+                crate::config::Config::load(
+                    Some(std::path::Path::new("bad.toml")),
+                    &Default::default()
+                )
+                .is_err()
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn zero_is_off() {
         let l = SystemLimits::new(LimitSpec::default(), BTreeMap::new());
         assert!(l.is_off());
