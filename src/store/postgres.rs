@@ -143,51 +143,60 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// Appends `entries` to the chain inside `tx`; `FOR UPDATE` on the head row
 /// serializes appenders across processes so the chain stays linear.
+/// The access-log columns in insert order.
+const LOG_COLUMNS: &str = "INSERT INTO access_log (seq, time_us, principal, fingerprint, officer, method, \
+     resources, purpose, decision, policy_ids, request_id, status_code, response_sha256, prev_hash, hash) ";
+
+/// Bound parameters PostgreSQL accepts in one statement (65,535), with room.
+const MAX_PARAMS: usize = 60_000;
+
+/// Adds `VALUES (…), (…)` for `rows` with their JSON-encoded resource and policy lists.
+fn push_log_rows(
+    q: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    rows: &[LogRow],
+    lists: &[(String, String)],
+) {
+    q.push_values(
+        rows.iter().zip(lists),
+        |mut b, (row, (resources, policy_ids))| {
+            let e = &row.entry;
+            b.push_bind(row.seq)
+                .push_bind(row.time_us)
+                .push_bind(e.principal.clone())
+                .push_bind(e.fingerprint.clone())
+                .push_bind(e.officer.clone())
+                .push_bind(e.method.clone())
+                .push_bind(resources.clone())
+                .push_bind(e.purpose.clone())
+                .push_bind(e.decision.clone())
+                .push_bind(policy_ids.clone())
+                .push_bind(e.request_id.clone())
+                .push_bind(e.status_code)
+                .push_bind(e.response_sha256.clone())
+                .push_bind(row.prev_hash.clone())
+                .push_bind(row.hash.clone());
+        },
+    );
+}
+
 async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec<i64>> {
     let head = sqlx::query("SELECT seq, hash FROM access_log_head WHERE id = 1 FOR UPDATE")
         .fetch_one(&mut *tx)
         .await?;
     let (seq, hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
     let rows = chain::extend(seq, &hash, now_us(), entries);
-    // Multi-row statements: a group-commit batch, or one batch submission
-    // naming a thousand cadres, costs a few statements rather than one per row.
-    for chunk in rows.chunks(CHUNK) {
-        let lists = chunk
-            .iter()
-            .map(|row| {
-                Ok((
-                    serde_json::to_string(&row.entry.resources).map_err(Error::internal)?,
-                    serde_json::to_string(&row.entry.policy_ids).map_err(Error::internal)?,
-                ))
-            })
-            .collect::<Result<Vec<(String, String)>>>()?;
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO access_log (seq, time_us, principal, fingerprint, officer, method, resources, purpose, \
-             decision, policy_ids, request_id, status_code, response_sha256, prev_hash, hash) ",
-        );
-        q.push_values(
-            chunk.iter().zip(lists),
-            |mut b, (row, (resources, policy_ids))| {
-                let e = &row.entry;
-                b.push_bind(row.seq)
-                    .push_bind(row.time_us)
-                    .push_bind(e.principal.clone())
-                    .push_bind(e.fingerprint.clone())
-                    .push_bind(e.officer.clone())
-                    .push_bind(e.method.clone())
-                    .push_bind(resources)
-                    .push_bind(e.purpose.clone())
-                    .push_bind(e.decision.clone())
-                    .push_bind(policy_ids)
-                    .push_bind(e.request_id.clone())
-                    .push_bind(e.status_code)
-                    .push_bind(e.response_sha256.clone())
-                    .push_bind(row.prev_hash.clone())
-                    .push_bind(row.hash.clone());
-            },
-        );
-        q.build().execute(&mut *tx).await?;
-    }
+    let Some(last) = rows.last() else {
+        return Ok(Vec::new());
+    };
+    let lists = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                serde_json::to_string(&row.entry.resources).map_err(Error::internal)?,
+                serde_json::to_string(&row.entry.policy_ids).map_err(Error::internal)?,
+            ))
+        })
+        .collect::<Result<Vec<(String, String)>>>()?;
     let touched: Vec<(String, i64)> = rows
         .iter()
         .flat_map(|r| {
@@ -196,6 +205,35 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
                 .map(move |c| (c, r.seq))
         })
         .collect();
+    let seqs = rows.iter().map(|r| r.seq).collect();
+    if rows.len() * 15 + touched.len() * 2 + 2 <= MAX_PARAMS {
+        // One statement for rows, cadre index and head: with BEGIN, the head
+        // lock and COMMIT an append is four round trips, which is what a
+        // lone caller waits for.
+        let mut q = sqlx::QueryBuilder::new(format!("WITH log AS ({LOG_COLUMNS}"));
+        push_log_rows(&mut q, &rows, &lists);
+        q.push(")");
+        if !touched.is_empty() {
+            q.push(", cadres AS (INSERT INTO access_log_cadres (cadre, seq) ");
+            q.push_values(&touched, |mut b, (cadre, seq)| {
+                b.push_bind(cadre.clone()).push_bind(*seq);
+            });
+            q.push(" ON CONFLICT DO NOTHING)");
+        }
+        q.push(" UPDATE access_log_head SET seq = ")
+            .push_bind(last.seq)
+            .push(", hash = ")
+            .push_bind(last.hash.clone())
+            .push(" WHERE id = 1");
+        q.build().execute(&mut *tx).await?;
+        return Ok(seqs);
+    }
+    // Too many parameters for one statement (a huge batch): chunks.
+    for (chunk, chunk_lists) in rows.chunks(CHUNK).zip(lists.chunks(CHUNK)) {
+        let mut q = sqlx::QueryBuilder::new(LOG_COLUMNS);
+        push_log_rows(&mut q, chunk, chunk_lists);
+        q.build().execute(&mut *tx).await?;
+    }
     for chunk in touched.chunks(CHUNK) {
         let mut q = sqlx::QueryBuilder::new("INSERT INTO access_log_cadres (cadre, seq) ");
         q.push_values(chunk, |mut b, (cadre, seq)| {
@@ -204,14 +242,12 @@ async fn append_in_tx(tx: &mut PgConnection, entries: &[LogEntry]) -> Result<Vec
         q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut *tx).await?;
     }
-    if let Some(last) = rows.last() {
-        sqlx::query("UPDATE access_log_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(last.seq)
-            .bind(&last.hash)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(rows.iter().map(|r| r.seq).collect())
+    sqlx::query("UPDATE access_log_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(last.seq)
+        .bind(&last.hash)
+        .execute(&mut *tx)
+        .await?;
+    Ok(seqs)
 }
 
 /// Tells every server process on this database that changes commit with this
