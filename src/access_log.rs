@@ -94,6 +94,11 @@ impl AccessLog {
 
     /// Appends one row and waits until it is durable; returns its seq.
     pub async fn append(&self, entry: LogEntry) -> Result<i64> {
+        #[cfg(feature = "bench-nolog")]
+        if bench_nolog::enabled() {
+            drop(entry);
+            return Ok(0);
+        }
         let (done, wait) = oneshot::channel();
         self.tx
             .send((entry, done))
@@ -101,6 +106,26 @@ impl AccessLog {
             .map_err(|_| Error::Unavailable("access log appender stopped".into()))?;
         wait.await
             .map_err(|_| Error::Unavailable("access log appender stopped".into()))?
+    }
+}
+
+/// Benchmark builds only (`--features bench-nolog`): a switch that turns the
+/// appender into a no-op, set only by the hidden `cadrex bench-server`, so that
+/// `cadrex bench` can measure what the durable log costs. `serve` never sets it,
+/// and without the feature it does not exist.
+#[cfg(feature = "bench-nolog")]
+pub mod bench_nolog {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static DISABLED: AtomicBool = AtomicBool::new(false);
+
+    /// Replaces every appender append in this process with a no-op.
+    pub fn disable_logging() {
+        DISABLED.store(true, Ordering::SeqCst);
+    }
+
+    pub fn enabled() -> bool {
+        DISABLED.load(Ordering::Relaxed)
     }
 }
 

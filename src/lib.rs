@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod authz;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pki;
 pub mod proto;
+pub mod seed;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

@@ -144,6 +144,57 @@ enum Command {
               value_parser = clap::value_parser!(i32).range(1..=1000))]
         page_size: i32,
     },
+    /// Fills a store with deterministic synthetic cadres, records and opinion
+    /// requests (see BENCHMARKS.md).
+    Seed {
+        /// Store URL: sqlite://PATH or postgres://…
+        #[arg(long)]
+        store: String,
+        /// PKI of the server that will read the store (its informant key seals
+        /// 检举人信息); created with development certificates when absent.
+        #[arg(long, default_value = "./cadrex-data/pki")]
+        pki_dir: PathBuf,
+        #[arg(long, default_value_t = cadrex::seed::DEFAULT_CADRES)]
+        cadres: usize,
+        /// Mean records per cadre (most have fewer, a few many more).
+        #[arg(long, default_value_t = cadrex::seed::DEFAULT_RECORDS_PER_CADRE)]
+        records_per_cadre: u32,
+        /// PRNG seed: the same seed gives the same data.
+        #[arg(long, default_value_t = cadrex::seed::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Measures a server over mutual TLS on loopback (see BENCHMARKS.md).
+    Bench {
+        /// Store URL; seeded with the defaults first when it has no cadres.
+        #[arg(long)]
+        store: String,
+        /// Total measuring time, split across the phases.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Prints one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// A running server on loopback (127.0.0.1:PORT) instead of a child process.
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
+        #[arg(long, default_value = "./cadrex-data/pki")]
+        pki_dir: PathBuf,
+        /// Seed for choosing cadres.
+        #[arg(long, default_value_t = cadrex::seed::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Benchmark builds only: `serve` with the access-log append replaced by a
+    /// no-op, so `cadrex bench` can measure what the log costs.
+    #[cfg(feature = "bench-nolog")]
+    #[command(hide = true)]
+    BenchServer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        pki_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -253,6 +304,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let config = Config::load(config.as_deref(), &overrides)?;
             tracing::debug!(?config, "configuration");
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            cadrex::run(config, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Seed {
+            store,
+            pki_dir,
+            cadres,
+            records_per_cadre,
+            seed,
+        } => {
+            let mut args = cadrex::seed::SeedArgs::new(store, pki_dir);
+            args.cadres = cadres;
+            args.records_per_cadre = records_per_cadre;
+            args.seed = seed;
+            args.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            println!("{}", cadrex::seed::run(args).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            store,
+            duration,
+            json,
+            server,
+            pki_dir,
+            seed,
+        } => {
+            let report = cadrex::bench::run(cadrex::bench::BenchArgs {
+                store,
+                server,
+                pki_dir,
+                duration,
+                seed,
+            })
+            .await?;
+            if json {
+                println!("{}", report.json());
+            } else {
+                println!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "bench-nolog")]
+        Command::BenchServer {
+            listen,
+            store,
+            pki_dir,
+        } => {
+            cadrex::access_log::bench_nolog::disable_logging();
+            tracing::warn!("bench-server: the access log is a no-op in this process");
+            let overrides = Overrides {
+                listen: Some(listen),
+                store: Some(store),
+                pki_dir: Some(pki_dir),
+                ..Default::default()
+            };
+            let config = Config::load(None, &overrides)?;
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             cadrex::run(config, listener, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)

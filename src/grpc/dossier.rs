@@ -185,6 +185,30 @@ impl DossierApi {
     }
 }
 
+/// The dossier `principal` would get from `GetCadreDossier` — the same
+/// authorization decisions, views and flags — built without gRPC, TLS or the
+/// access-log row. `cadrex bench` compares the RPC against it to measure what
+/// the transport and the log cost; nothing that serves callers uses it.
+pub async fn assemble(
+    state: Arc<AppState>,
+    principal: crate::identity::Principal,
+    req: proto::GetCadreDossierRequest,
+) -> Result<proto::CadreDossier> {
+    let api = DossierApi::new(state);
+    let mut call = Call {
+        principal,
+        officer: String::new(),
+        method: M_GET_CADRE_DOSSIER,
+        request_id: String::new(),
+        resources: Vec::new(),
+        purpose: String::new(),
+        decision: None,
+        policy_ids: Vec::new(),
+        logged: false,
+    };
+    api.dossier(&mut call, req).await
+}
+
 /// The computed flags, from the records as the caller sees them.
 fn flags(visible: &[proto::Record], draft: &rules::Draft) -> proto::DossierFlags {
     let (promotion_barred_until, promotion_barred_permanently) = barred(draft.barred_until);
