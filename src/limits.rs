@@ -129,13 +129,7 @@ impl CallMetrics {
             return;
         }
         self.done = true;
-        // Any path a client sends reaches this layer; only served methods get their
-        // own series, so the label set stays bounded.
-        let method = if code == tonic::Code::Unimplemented {
-            "unknown".to_string()
-        } else {
-            std::mem::take(&mut self.method)
-        };
+        let method = crate::metrics::method_label(&self.method).to_string();
         metrics::counter!("cadrex_rpc_requests_total", "method" => method.clone(), "code" => format!("{code:?}"))
             .increment(1);
         metrics::histogram!("cadrex_rpc_duration_seconds", "method" => method)

@@ -123,6 +123,42 @@ fn describe() {
     );
 }
 
+/// The `method` label of a call: its path when it names a served method, else
+/// `unknown`. Any path a client sends reaches the outer layer (and a limited or
+/// cancelled call never reaches the router), so only the methods in the served
+/// descriptor sets get their own series and the label set stays bounded.
+pub fn method_label(path: &str) -> &str {
+    static KNOWN: OnceLock<std::collections::HashSet<String>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        use prost::Message;
+        let mut set = std::collections::HashSet::new();
+        for fds in [
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            let Ok(fds) = prost_types::FileDescriptorSet::decode(fds) else {
+                continue;
+            };
+            for file in fds.file {
+                let package = file.package();
+                for service in &file.service {
+                    for method in &service.method {
+                        set.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        set
+    });
+    if known.contains(path) {
+        path
+    } else {
+        "unknown"
+    }
+}
+
 /// Where the metrics endpoint listens: config `metrics_listen` (`off` disables it).
 pub fn parse_listen(value: &str, allow_non_loopback: bool) -> anyhow::Result<Option<SocketAddr>> {
     let v = value.trim();
@@ -466,6 +502,21 @@ pub async fn watch_expiry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        for m in [
+            "/cadrex.v1.CadreService/GetCadre",
+            "/cadrex.v1.ChangeFeedService/WatchChanges",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(method_label(m), m);
+        }
+        assert_eq!(method_label("/cadrex.v1.CadreService/Nope"), "unknown");
+        assert_eq!(method_label("/x"), "unknown");
+    }
 
     #[test]
     fn listen_values() {

@@ -102,6 +102,18 @@ async fn endpoint_reports_calls_refusals_and_dates(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    // A path the server does not serve: counted, but not as a series of its own.
+    let mut raw = tonic::client::Grpc::new(server.channel("organization", "360821").await);
+    raw.ready().await.unwrap();
+    let status = raw
+        .unary::<_, proto::WhoAmIResponse, _>(
+            tonic::Request::new(WhoAmIRequest {}),
+            http::uri::PathAndQuery::from_static("/cadrex.v1.NoSuchService/Probe"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
     // A watch stream that sees the cadre, then goes away.
     let mut watch = proto::change_feed_service_client::ChangeFeedServiceClient::new(
         server.channel("discipline", "360821").await,
@@ -182,6 +194,13 @@ async fn endpoint_reports_calls_refusals_and_dates(backend: Backend) {
     at_least("cadrex_access_log_batch_rows_sum", &[], 2.0);
     at_least("cadrex_access_log_commit_seconds_count", &[], 2.0);
     assert!(text.contains("cadrex_access_log_commit_seconds_bucket"));
+
+    at_least(
+        "cadrex_rpc_requests_total",
+        &[("method", "unknown"), ("code", "Unimplemented")],
+        1.0,
+    );
+    assert!(!text.contains("NoSuchService"));
 
     let ten_years = 10.0 * 366.0 * 86_400.0;
     for which in ["server", "ca"] {
