@@ -6,6 +6,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// ErrorInfo domain of every cadrex error.
 pub const DOMAIN: &str = "cadrex";
 
+/// RetryInfo delay sent with UNAVAILABLE: long enough for the pool to replace
+/// a broken connection, short enough that a client barely notices.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One bad field of a request, reported as a `BadRequest` field violation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -124,11 +128,43 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable(e.to_string())
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => Error::Unavailable(e.to_string()),
+            sqlx::Error::Database(d) => match d.code().as_deref().map(transient_sqlstate) {
+                Some(Some(Transient::Unavailable)) => Error::Unavailable(e.to_string()),
+                Some(Some(Transient::Aborted)) => Error::Aborted {
+                    reason: "CONCURRENT_MODIFICATION",
+                    message: "the store gave up on a conflicting transaction; retry".into(),
+                },
+                Some(None) | None => Error::Internal(e.into()),
+            },
             _ => Error::Internal(e.into()),
         }
+    }
+}
+
+/// How a transient database failure should be retried.
+enum Transient {
+    Unavailable,
+    Aborted,
+}
+
+/// PostgreSQL SQLSTATEs that say "try again" rather than "this request is
+/// wrong": a lost or refused connection and a server shutting down (the
+/// transaction never committed), or a serialization failure or deadlock
+/// victim. SQLite reports lock contention as SQLITE_BUSY (5), which the busy
+/// timeout has already waited out, so that stays a server fault.
+fn transient_sqlstate(code: &str) -> Option<Transient> {
+    match code {
+        // Class 08: connection exception; 57P01–57P03: admin shutdown, crash
+        // shutdown, cannot connect now.
+        c if c.starts_with("08") => Some(Transient::Unavailable),
+        "57P01" | "57P02" | "57P03" => Some(Transient::Unavailable),
+        // Serialization failure, deadlock detected.
+        "40001" | "40P01" => Some(Transient::Aborted),
+        _ => None,
     }
 }
 
@@ -144,7 +180,7 @@ fn localized(reason: &str) -> &'static str {
         "JURISDICTION" => "超出本机关的干部管理权限",
         "CONCURRENT_MODIFICATION" => "数据正被同时修改，请稍后重试",
         "REQUEST_ID_REUSED" => "请求编号已用于另一内容不同的请求",
-        "UNAVAILABLE" => "服务暂时不可用，请稍后重试",
+        "STORE_UNAVAILABLE" => "数据存储暂时不可用，请稍后重试",
         "KIND_NOT_OWNED" => "本机关不是该类记录的权威来源，无权报送",
         "CLASSIFIED_NOT_ACCEPTED" => "本系统未取得涉密信息系统资质，不接收涉及国家秘密的记录",
         "VERSION_CONFLICT" => "同一版本号的记录内容不一致，请使用新的版本号",
@@ -170,7 +206,7 @@ impl Error {
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::CursorExpired { .. } => "CURSOR_EXPIRED",
-            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::Unavailable(_) => "STORE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -222,6 +258,11 @@ impl From<Error> for Status {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
             }
+            // Whether a cut-off commit landed is unknown, so the client resends the
+            // same request id: a landed write replays, a lost one is done anew.
+            Error::Unavailable(_) => {
+                details.set_retry_info(Some(RETRY_DELAY));
+            }
             Error::ResourceExhausted { retry_after, .. } => {
                 details.set_retry_info(Some(*retry_after));
             }
@@ -232,7 +273,6 @@ impl From<Error> for Status {
             | Error::Unauthenticated(_)
             | Error::FailedPrecondition { .. }
             | Error::Aborted { .. }
-            | Error::Unavailable(_)
             | Error::Internal(_) => {}
         }
         let reason = e.reason();

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod identity;
 pub mod import;
 pub mod informant;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod pki;

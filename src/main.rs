@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Informant-key tools.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Bulk-imports cadres or records from a CSV or NDJSON file (see README "Bulk import").
     Import {
         /// What the file holds.
@@ -226,6 +231,24 @@ enum PkiCommand {
         dir: PathBuf,
         #[arg(long)]
         cert: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypts every informant block under a new key and retires the old
+    /// ones. Offline: stop every server on the store first, start them after.
+    /// An interrupted run is finished by running it again.
+    Rotate {
+        #[arg(long)]
+        store: String,
+        /// Informant key file (`id:hex` lines, current key first).
+        #[arg(long, default_value = "./cadrex-data/pki/informant.key")]
+        key_file: PathBuf,
+        /// Rows re-encrypted per transaction.
+        #[arg(long, default_value_t = cadrex::keys::DEFAULT_BATCH,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+        batch: usize,
     },
 }
 
@@ -412,6 +435,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Log { command } => cadrex::cli::log(command_parts(command)).await,
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    store,
+                    key_file,
+                    batch,
+                },
+        } => {
+            let summary = cadrex::keys::rotate(&store, &key_file, batch).await?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import {
             kind,
             file,
