@@ -281,3 +281,35 @@ impl From<Error> for Status {
         Status::with_error_details(code, e.public_message(), details)
     }
 }
+
+#[cfg(test)]
+mod sqlstate_tests {
+    use super::*;
+
+    #[test]
+    fn transient_sqlstates_are_retryable_and_others_are_not() {
+        for code in ["08000", "08006", "08P01", "57P01", "57P02", "57P03"] {
+            assert!(
+                matches!(transient_sqlstate(code), Some(Transient::Unavailable)),
+                "{code}"
+            );
+        }
+        for code in ["40001", "40P01"] {
+            assert!(
+                matches!(transient_sqlstate(code), Some(Transient::Aborted)),
+                "{code}"
+            );
+        }
+        // Unique violation, syntax error, disk full: not the client's to retry.
+        for code in ["23505", "42601", "53100", "5"] {
+            assert!(transient_sqlstate(code).is_none(), "{code}");
+        }
+        let status = Status::from(Error::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            status.get_details_error_info().map(|i| i.reason).as_deref(),
+            Some("STORE_UNAVAILABLE")
+        );
+        assert!(status.get_details_retry_info().is_some());
+    }
+}
