@@ -36,7 +36,7 @@ const INGEST_CALLERS: usize = 4;
 const MAX_TARGETS: i64 = 100_000;
 /// The province whose discipline and audit systems the benchmark acts as
 /// (the development PKI's province).
-const PROVINCE: &str = "360000";
+pub const PROVINCE: &str = "360000";
 
 /// What `cadrex bench` is asked to do.
 #[derive(Clone, Debug)]
@@ -52,13 +52,14 @@ pub struct BenchArgs {
 
 /// A server started as a child process; killed when dropped so that a failed
 /// benchmark leaves nothing running.
-struct ChildServer {
+pub struct ChildServer {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl ChildServer {
-    fn start(subcommand: &str, store: &str, pki_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts `cadrex {subcommand} --store … --listen 127.0.0.1:PORT --pki-dir …`.
+    pub fn start(subcommand: &str, store: &str, pki_dir: &Path) -> anyhow::Result<Self> {
         // The port is picked by binding :0 and handed to the child; the short
         // window in which another process could take it is acceptable here.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -74,8 +75,12 @@ impl ChildServer {
     }
 
     /// Peak resident set size (VmHWM) of the child, in bytes.
-    fn peak_rss(&self) -> Option<u64> {
+    pub fn peak_rss(&self) -> Option<u64> {
         peak_rss(self.child.id())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -460,7 +465,7 @@ fn target(seed: u64, targets: &[String], caller: usize, i: u64) -> String {
     format!("cadres/{}", targets[r.below(targets.len())])
 }
 
-fn dossier_request(cadre: String) -> proto::GetCadreDossierRequest {
+pub fn dossier_request(cadre: String) -> proto::GetCadreDossierRequest {
     proto::GetCadreDossierRequest {
         cadre,
         purpose: proto::Purpose::CaseHandling as i32,
@@ -519,7 +524,12 @@ async fn ceiling_phase(
 }
 
 /// A finding about a cadre with an engagement by the benchmark's audit system.
-fn finding(run: &str, n: u64, cadre_id: &str, engagement_sid: &str) -> proto::SubmitRecordRequest {
+pub fn finding(
+    run: &str,
+    n: u64,
+    cadre_id: &str,
+    engagement_sid: &str,
+) -> proto::SubmitRecordRequest {
     proto::SubmitRecordRequest {
         record: Some(proto::Record {
             cadre: format!("cadres/{cadre_id}"),

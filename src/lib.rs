@@ -21,6 +21,7 @@ pub mod proto;
 pub mod seed;
 pub mod ratelimit;
 pub mod server;
+pub mod soak;
 pub mod store;
 pub mod sync;
 pub mod tls;

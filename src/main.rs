@@ -188,6 +188,29 @@ enum Command {
         #[arg(long, default_value_t = cadrex::seed::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Runs a bounded mixed workload at a fixed rate and fails on any error
+    /// status or on server memory growth beyond a bound (see BENCHMARKS.md).
+    Soak {
+        /// A running server on loopback (127.0.0.1:PORT).
+        #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+        server: Option<std::net::SocketAddr>,
+        /// Its process id, to watch its memory.
+        #[arg(long, requires = "server")]
+        server_pid: Option<u32>,
+        /// Starts a server on this (seeded) store instead.
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long, default_value = "./cadrex-data/pki")]
+        pki_dir: PathBuf,
+        /// Calls per second (dossier reads, cadre reads, feed pages, submissions).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(cadrex::soak::MAX_RATE)))]
+        rate: u32,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Largest allowed server RSS growth from the end of the warm-up to the end.
+        #[arg(long, default_value_t = 20)]
+        max_rss_growth_mib: u64,
+    },
     /// Benchmark builds only: `serve` with the access-log append replaced by a
     /// no-op, so `cadrex bench` can measure what the log costs.
     #[cfg(feature = "bench-nolog")]
@@ -368,6 +391,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", report.table());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Soak {
+            server,
+            server_pid,
+            store,
+            pki_dir,
+            rate,
+            duration,
+            max_rss_growth_mib,
+        } => {
+            let report = cadrex::soak::run(cadrex::soak::SoakArgs {
+                server,
+                server_pid,
+                store,
+                pki_dir,
+                rate,
+                duration,
+                max_rss_growth_mib,
+            })
+            .await?;
+            println!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         #[cfg(feature = "bench-nolog")]
         Command::BenchServer {
