@@ -21,10 +21,11 @@ pub struct Connection {
 
 /// The CA beside a development client certificate.
 pub fn default_ca(cert: &Path) -> PathBuf {
-    cert.parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join("ca.crt")
+    match cert.parent().and_then(Path::parent) {
+        Some(dir) => dir.join("ca.crt"),
+        // A bare file name: the certificate's directory is the current one.
+        None => PathBuf::from("..").join("ca.crt"),
+    }
 }
 
 impl Connection {

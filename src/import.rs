@@ -297,12 +297,7 @@ impl ImportArgs {
 
 /// `ca.crt` one directory above the certificate's, as the development PKI lays
 /// out `DIR/clients/x.crt` and `DIR/ca.crt`.
-pub fn default_ca(cert: &Path) -> PathBuf {
-    match cert.parent().and_then(Path::parent) {
-        Some(dir) => dir.join("ca.crt"),
-        None => PathBuf::from("..").join("ca.crt"),
-    }
-}
+pub use crate::client::default_ca;
 
 /// `F.rejected.csv` beside `F.csv` or `F.ndjson`.
 pub fn default_report(file: &Path) -> PathBuf {
