@@ -1576,10 +1576,12 @@ fn error_reason(status: &Status) -> Option<String> {
 }
 
 /// Whole-call failures worth another try under the same request id.
-/// CANCELLED is what tonic reports when our own call timeout fires.
+/// CANCELLED is what tonic reports when our own call timeout fires; UNKNOWN
+/// is how it reports a connection that broke mid-call (the server never sends
+/// UNKNOWN itself), as when the server is restarted.
 fn is_transient(status: &Status) -> bool {
     match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => true,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => true,
         Code::Aborted => error_reason(status).as_deref() == Some("CONCURRENT_MODIFICATION"),
         _ => false,
     }

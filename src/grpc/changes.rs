@@ -237,7 +237,7 @@ impl ChangeApi {
                 Some(v) => v,
                 None => {
                     let authz = &self.state.authz;
-                    let r = cadre_resource(&c);
+                    let r = cadre_resource(c);
                     let v = if call.authorize(authz, Action::ReadFull, &r).allowed {
                         Some(cadres::View::Full)
                     } else if call.authorize(authz, Action::ReadSummary, &r).allowed {

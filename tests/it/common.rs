@@ -509,6 +509,9 @@ mod connector {
             let this = self.clone();
             Box::pin(async move {
                 let tcp = TcpStream::connect(this.addr).await?;
+                // As grpc-core and tonic's own connector do: small frames must not
+                // wait for a delayed ACK.
+                tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("localhost").unwrap();
                 let mut tls = this.tls.connect(name, tcp).await?;
                 let mut head = vec![0u8; 4096];
