@@ -132,6 +132,16 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::WorkerCrashed => Error::Unavailable(e.to_string()),
+            // 22021/22P05: text PostgreSQL cannot store (NUL above all), which
+            // only a client's value can carry; SQLite would have stored it.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")) => {
+                Error::InvalidArgument {
+                    violations: vec![FieldViolation::new(
+                        "",
+                        "text must not contain NUL (U+0000) or characters the store cannot hold",
+                    )],
+                }
+            }
             sqlx::Error::Database(d) => match d.code().as_deref().map(transient_sqlstate) {
                 Some(Some(Transient::Unavailable)) => Error::Unavailable(e.to_string()),
                 Some(Some(Transient::Aborted)) => Error::Aborted {
@@ -254,8 +264,17 @@ impl From<Error> for Status {
                 metadata.insert("oldest_cursor".to_string(), oldest.clone());
             }
             Error::InvalidArgument { violations } => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                for v in violations.iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(clip(&v.field), clip(&v.description));
+                }
+                if violations.len() > MAX_VIOLATIONS {
+                    details.add_bad_request_violation(
+                        "",
+                        format!(
+                            "{} more violations not shown",
+                            violations.len() - MAX_VIOLATIONS
+                        ),
+                    );
                 }
             }
             // Whether a cut-off commit landed is unknown, so the client resends the
@@ -278,7 +297,23 @@ impl From<Error> for Status {
         let reason = e.reason();
         details.set_error_info(reason, DOMAIN, metadata);
         details.set_localized_message("zh-CN", localized(reason));
-        Status::with_error_details(code, e.public_message(), details)
+        Status::with_error_details(code, clip(&e.public_message()), details)
+    }
+}
+
+/// Violations a status carries at most; the rest are counted.
+const MAX_VIOLATIONS: usize = 12;
+/// Characters kept of a message, field path or description.
+const MAX_TEXT: usize = 120;
+
+/// Status message and details travel as HTTP/2 trailers, which clients refuse
+/// beyond a header-list limit (16 KiB is common). Messages may echo client
+/// input (a name, a mask path), so each is cut to keep the whole status well
+/// below that, whatever the request held.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
     }
 }
 

@@ -20,10 +20,10 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     let mut v = Vec::new();
     let f = |name: &str| format!("{prefix}.{name}");
     let name = c.display_name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
+    if name.is_empty() || name.chars().count() > 64 || has_control(name) {
         v.push(FieldViolation::new(
             f("display_name"),
-            "required, at most 64 characters",
+            "required, at most 64 characters, one line",
         ));
     }
     let id_ok = ids::is_valid_id_number(&c.id_number);
@@ -80,12 +80,21 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     v
 }
 
+/// Names, titles and ranks are single-line labels: control characters (NUL,
+/// which PostgreSQL cannot store, line breaks, escapes) have no place in them.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 fn validate_post(p: &proto::Post, prefix: &str, v: &mut Vec<FieldViolation>) {
     let f = |name: &str| format!("{prefix}.{name}");
-    if p.unit_name.trim().is_empty() || p.unit_name.chars().count() > 128 {
+    if p.unit_name.trim().is_empty()
+        || p.unit_name.chars().count() > 128
+        || has_control(&p.unit_name)
+    {
         v.push(FieldViolation::new(
             f("unit_name"),
-            "required, at most 128 characters",
+            "required, at most 128 characters, one line",
         ));
     }
     if !ids::is_valid_credit_code(&p.unit_credit_code) {
@@ -94,14 +103,17 @@ fn validate_post(p: &proto::Post, prefix: &str, v: &mut Vec<FieldViolation>) {
             "not a valid 18-character 统一社会信用代码 (GB 32100 check character wrong)",
         ));
     }
-    if p.title.trim().is_empty() || p.title.chars().count() > 64 {
+    if p.title.trim().is_empty() || p.title.chars().count() > 64 || has_control(&p.title) {
         v.push(FieldViolation::new(
             f("title"),
-            "required, at most 64 characters",
+            "required, at most 64 characters, one line",
         ));
     }
-    if p.rank.chars().count() > 32 {
-        v.push(FieldViolation::new(f("rank"), "at most 32 characters"));
+    if p.rank.chars().count() > 32 || has_control(&p.rank) {
+        v.push(FieldViolation::new(
+            f("rank"),
+            "at most 32 characters, one line",
+        ));
     }
     let start = parse_date(&p.start_date);
     if start.is_none() {

@@ -408,14 +408,19 @@ pub fn summary(payload: &Payload) -> Option<Payload> {
     })
 }
 
+/// True when `s` can be the id segment of a resource name: 1–64 ASCII
+/// letters, digits or `-`. Checked before any lookup so that arbitrary bytes
+/// (NUL above all, which PostgreSQL refuses in text) never reach the store.
+pub fn is_resource_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// (cadre id, record id) of `cadres/{cadre}/records/{record}`.
 pub fn parse_record_name(name: &str) -> Option<(String, String)> {
     let rest = name.strip_prefix("cadres/")?;
     let (cadre, rest) = rest.split_once('/')?;
     let record = rest.strip_prefix("records/")?;
-    let ok = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
+    let ok = is_resource_id;
     (ok(cadre) && ok(record) && cadre != "-").then(|| (cadre.to_string(), record.to_string()))
 }
 

@@ -91,11 +91,20 @@ impl AccessLogApi {
             })?,
             None => 0,
         };
+        // Both go into the query as text: NUL would be a store error on PostgreSQL.
+        for (field, value) in [("principal", &req.principal), ("method", &req.method)] {
+            if value.len() > 512 || value.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    field,
+                    "at most 512 bytes and no control characters",
+                ));
+            }
+        }
         if !req.cadre.is_empty() {
             let ok = req
                 .cadre
                 .strip_prefix("cadres/")
-                .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+                .is_some_and(crate::domain::records::is_resource_id);
             if !ok {
                 return Err(Error::invalid(
                     "cadre",

@@ -110,7 +110,7 @@ impl DossierApi {
         let id = req
             .cadre
             .strip_prefix("cadres/")
-            .filter(|s| !s.is_empty() && !s.contains('/'))
+            .filter(|s| records::is_resource_id(s))
             .ok_or_else(|| Error::invalid("cadre", "must be cadres/{cadre}"))?
             .to_string();
         call.resources.push(format!("cadres/{id}"));

@@ -243,7 +243,11 @@ impl RecordApi {
     ) -> Result<Named> {
         let (mut ids, mut numbers, mut engagements) = (Vec::new(), Vec::new(), Vec::new());
         for rec in requests.iter().filter_map(|r| r.record.as_ref()) {
-            if let Some(id) = rec.cadre.strip_prefix("cadres/") {
+            if let Some(id) = rec
+                .cadre
+                .strip_prefix("cadres/")
+                .filter(|id| records::is_resource_id(id))
+            {
                 ids.push(id.to_string());
             } else if !rec.cadre_id_number.is_empty() {
                 numbers.push(rec.cadre_id_number.to_ascii_uppercase());
@@ -346,7 +350,7 @@ impl RecordApi {
             match rec
                 .cadre
                 .strip_prefix("cadres/")
-                .filter(|id| !id.is_empty() && !id.contains('/'))
+                .filter(|id| records::is_resource_id(id))
             {
                 Some(id) => named.cadres.get(id).cloned(),
                 None => {
@@ -740,7 +744,7 @@ impl RecordApi {
         let principal = call.principal.clone();
         let cadre_id = match req.parent.strip_prefix("cadres/") {
             Some("-") => None,
-            Some(id) if !id.is_empty() && !id.contains('/') => Some(id.to_string()),
+            Some(id) if records::is_resource_id(id) => Some(id.to_string()),
             _ => {
                 return Err(Error::invalid(
                     "parent",
