@@ -412,7 +412,7 @@ impl RecordApi {
                         "no active engagement with this source record id from this system for this cadre",
                     ));
                 };
-                f.engagement = record_name(&engagement);
+                f.engagement = record_name(engagement);
             }
             Payload::Clue(k) if !k.source_record.is_empty() => {
                 let source = match parse_record_name(&k.source_record) {
