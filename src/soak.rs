@@ -53,6 +53,8 @@ pub struct SoakReport {
     pub elapsed: Duration,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// p99 of each kind of call, in `KINDS` order.
+    pub p99_by_kind_ms: [f64; 4],
     pub rss_after_warmup: Option<u64>,
     pub rss_end: Option<u64>,
     pub rss_peak: Option<u64>,
@@ -96,8 +98,8 @@ impl std::fmt::Display for SoakReport {
             self.p50_ms,
             self.p99_ms
         )?;
-        for (k, n) in KINDS.iter().zip(self.calls) {
-            writeln!(f, "  {k}: {n}")?;
+        for ((k, n), p99) in KINDS.iter().zip(self.calls).zip(self.p99_by_kind_ms) {
+            writeln!(f, "  {k}: {n} (p99 {p99:.2} ms)")?;
         }
         for e in &self.first_errors {
             writeln!(f, "  error: {e}")?;
@@ -222,7 +224,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
     let cursor = Arc::new(Mutex::new(String::new()));
     let counts: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
     let errors = Arc::new(std::sync::Mutex::new((0u64, Vec::<String>::new())));
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<(usize, u32)>::new()));
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
 
@@ -283,13 +285,15 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
                     .await
                     .map(drop),
                 2 => {
-                    // One tailing consumer: each page continues from the last.
-                    let mut c = cursor.lock().await;
+                    // Feed consumers tail one shared cursor. The lock is held
+                    // only to read and advance it, never across the call, so
+                    // a slow page does not queue the others behind it.
+                    let from = cursor.lock().await.clone();
                     let r = clients
                         .feed
                         .clone()
                         .list_changes(proto::ListChangesRequest {
-                            after_cursor: c.clone(),
+                            after_cursor: from.clone(),
                             kinds: Vec::new(),
                             page_size: 100,
                         })
@@ -297,7 +301,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
                     if let Ok(page) = &r
                         && !page.get_ref().next_cursor.is_empty()
                     {
-                        *c = page.get_ref().next_cursor.clone();
+                        let mut c = cursor.lock().await;
+                        if *c == from {
+                            *c = page.get_ref().next_cursor.clone();
+                        }
                     }
                     r.map(drop)
                 }
@@ -320,7 +327,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
             let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
             counts[kind].fetch_add(1, Ordering::Relaxed);
             match result {
-                Ok(()) => latencies.lock().unwrap_or_else(|p| p.into_inner()).push(us),
+                Ok(()) => latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((kind, us)),
                 Err(s) => {
                     let mut e = errors.lock().unwrap_or_else(|p| p.into_inner());
                     e.0 += 1;
@@ -338,13 +348,22 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
     let rss_peak = pid.and_then(bench::peak_rss);
     drop(child);
 
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
-    lat.sort_unstable();
-    let q = |q: f64| {
+    let all = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+    let quantile = |lat: &mut Vec<u32>, q: f64| {
+        lat.sort_unstable();
         lat.get(((lat.len().max(1) - 1) as f64 * q).round() as usize)
             .map(|us| f64::from(*us) / 1000.0)
             .unwrap_or(0.0)
     };
+    let mut lat: Vec<u32> = all.iter().map(|(_, us)| *us).collect();
+    let by_kind: [f64; 4] = std::array::from_fn(|k| {
+        let mut l: Vec<u32> = all
+            .iter()
+            .filter(|(kk, _)| *kk == k)
+            .map(|(_, us)| *us)
+            .collect();
+        quantile(&mut l, 0.99)
+    });
     let (err_count, first_errors) =
         std::mem::take(&mut *errors.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(SoakReport {
@@ -352,8 +371,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
         errors: err_count,
         first_errors,
         elapsed,
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
+        p50_ms: quantile(&mut lat, 0.5),
+        p99_ms: quantile(&mut lat, 0.99),
+        p99_by_kind_ms: by_kind,
         rss_after_warmup,
         rss_end,
         rss_peak,
