@@ -218,7 +218,8 @@ async fn reseal_all(
             let mut out = Vec::with_capacity(blocks.len());
             for b in &blocks {
                 // The same AAD as the records service: owner system and source id.
-                let context = format!("{}|{}", b.owner_system, b.source_record_id);
+                let context =
+                    crate::grpc::records::informant_context(&b.owner_system, &b.source_record_id);
                 let plain = ring.open(&b.sealed, &context).map_err(|e| {
                     anyhow::anyhow!("record {}: {e} (key id {})", b.record_id, b.sealed.key_id)
                 })?;

@@ -911,7 +911,7 @@ impl RecordSeeder<'_> {
         {
             // The same context RecordService seals under (owner system | source id),
             // so that the server opens these blocks like its own.
-            let context = format!("{}|{}", owner.uri, source_record_id);
+            let context = crate::grpc::records::informant_context(&owner.uri, &source_record_id);
             informant = Some(self.informant.seal(&i.encode_to_vec(), &context)?);
         }
         let event_date = records::event_date(&payload);
