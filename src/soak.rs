@@ -285,15 +285,20 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
                     .await
                     .map(drop),
                 2 => {
-                    // Feed consumers tail one shared cursor. The lock is held
-                    // only to read and advance it, never across the call, so
-                    // a slow page does not queue the others behind it.
-                    let from = cursor.lock().await.clone();
+                    // One feed consumer tails sequentially, as a sync agent
+                    // does: the cursor is held across its call, and a feed
+                    // tick that finds it busy is skipped rather than opening
+                    // another page from the same cursor (concurrent pages of
+                    // one consumer model no real client and only pile up).
+                    let Ok(mut c) = cursor.try_lock() else {
+                        drop(permit);
+                        return;
+                    };
                     let r = clients
                         .feed
                         .clone()
                         .list_changes(proto::ListChangesRequest {
-                            after_cursor: from.clone(),
+                            after_cursor: c.clone(),
                             kinds: Vec::new(),
                             page_size: 100,
                         })
@@ -301,10 +306,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
                     if let Ok(page) = &r
                         && !page.get_ref().next_cursor.is_empty()
                     {
-                        let mut c = cursor.lock().await;
-                        if *c == from {
-                            *c = page.get_ref().next_cursor.clone();
-                        }
+                        *c = page.get_ref().next_cursor.clone();
                     }
                     r.map(drop)
                 }
