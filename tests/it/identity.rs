@@ -124,7 +124,16 @@ async fn handshake_refusals_are_unavailable_and_logged() {
     let ch = server.channel_with(Some((&crt, &key)), None).await;
     assert_eq!(first_call_code(ch).await, Code::Unavailable);
 
-    let text = log.text();
+    // The server writes its line after sending the alert, so the client can
+    // see the refusal first: give the last line a moment to arrive.
+    let mut text = log.text();
+    for _ in 0..50 {
+        if text.matches("TLS handshake refused").count() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = log.text();
+    }
     let refusals: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("TLS handshake refused"))
