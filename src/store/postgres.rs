@@ -448,6 +448,24 @@ fn concurrent() -> Error {
     }
 }
 
+/// The cadres whose `column` (a unique key) is any of `values`.
+async fn cadres_where(
+    pool: &PgPool,
+    column: &'static str,
+    values: &[String],
+) -> Result<Vec<CadreRow>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM cadres WHERE {column} = ANY($1)"
+    )))
+    .bind(values)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(cadre_from_row).collect()
+}
+
 /// Rows per multi-row INSERT, well below PostgreSQL's bound on bound parameters.
 const CHUNK: usize = 500;
 
@@ -1030,25 +1048,11 @@ impl Store for PostgresStore {
     }
 
     async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query("SELECT * FROM cadres WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(cadre_from_row).collect()
+        cadres_where(&self.pool, "id", ids).await
     }
 
     async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>> {
-        if id_numbers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query("SELECT * FROM cadres WHERE id_number = ANY($1)")
-            .bind(id_numbers)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(cadre_from_row).collect()
+        cadres_where(&self.pool, "id_number", id_numbers).await
     }
 
     async fn find_records(

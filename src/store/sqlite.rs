@@ -382,6 +382,24 @@ fn concurrent() -> Error {
     }
 }
 
+/// The cadres whose `column` (a unique key) is any of `values`.
+async fn cadres_where(
+    pool: &SqlitePool,
+    column: &'static str,
+    values: &[String],
+) -> Result<Vec<CadreRow>> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM cadres WHERE {column} IN (SELECT value FROM json_each($1))"
+    )))
+    .bind(serde_json::to_string(values).map_err(Error::internal)?)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(cadre_from_row).collect()
+}
+
 /// Rows per multi-row INSERT, well below SQLite's bound on bound parameters.
 const CHUNK: usize = 500;
 
@@ -964,28 +982,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows =
-            sqlx::query("SELECT * FROM cadres WHERE id IN (SELECT value FROM json_each($1))")
-                .bind(serde_json::to_string(ids).map_err(Error::internal)?)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(cadre_from_row).collect()
+        cadres_where(&self.pool, "id", ids).await
     }
 
     async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>> {
-        if id_numbers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT * FROM cadres WHERE id_number IN (SELECT value FROM json_each($1))",
-        )
-        .bind(serde_json::to_string(id_numbers).map_err(Error::internal)?)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(cadre_from_row).collect()
+        cadres_where(&self.pool, "id_number", id_numbers).await
     }
 
     async fn find_records(

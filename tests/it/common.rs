@@ -578,3 +578,15 @@ pub async fn count_rows(url: &str, sql: &str) -> i64 {
             .get::<i64, _>(0)
     }
 }
+
+/// A file of `examples/import/`.
+pub fn example(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/import")
+        .join(file)
+}
+
+/// The URL a client command (`cadrex import`, `cadrex sync`) is given for `server`.
+pub fn server_url(server: &TestServer) -> String {
+    format!("https://localhost:{}", server.addr.port())
+}

@@ -1,6 +1,6 @@
 //! Fault tests: the server SIGKILLed mid-import, PostgreSQL connections cut mid-batch, and the server certificate replaced and reloaded on SIGHUP.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,23 +14,15 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, cadrex_bin, count_rows, postgres_admin_url};
+use crate::common::{
+    Backend, TestServer, cadrex_bin, count_rows, example, postgres_admin_url, server_url,
+};
 use crate::records::{cadre, engagement, finding, record, records_client};
 
 both_backends!(sigkill_mid_import_loses_and_duplicates_nothing);
 
 const DIVISION: &str = "360821";
 const FINDINGS: i64 = 10_000;
-
-fn example(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/import")
-        .join(file)
-}
-
-fn server_url(server: &TestServer) -> String {
-    format!("https://localhost:{}", server.addr.port())
-}
 
 fn import_args(server: &TestServer, kind: ImportKind, file: &str, agency: &str) -> ImportArgs {
     let (cert, key) = server.client_files(agency, DIVISION);

@@ -1,14 +1,14 @@
 //! `cadrex import` against the real server: the shipped examples load completely, a re-run stores nothing twice, bad rows land in the report.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cadrex::import::{ImportArgs, ImportKind, ImportSummary};
 use cadrex::proto::ListRecordsRequest;
 use cadrex::proto::record_service_client::RecordServiceClient;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, cadrex_bin};
+use crate::common::{Backend, TestServer, cadrex_bin, example};
 
 both_backends!(
     imports_examples_idempotently,
@@ -17,12 +17,6 @@ both_backends!(
 
 const DIVISION: &str = "360821";
 const FINDINGS: u64 = 10_000;
-
-fn example(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/import")
-        .join(file)
-}
 
 /// Arguments as the CLI would build them, for the development client of `agency`.
 fn args(server: &TestServer, kind: ImportKind, file: &str, agency: &str) -> ImportArgs {

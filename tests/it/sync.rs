@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::watch;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer};
+use crate::common::{Backend, TestServer, example, server_url};
 use crate::records::{cadre, engagement, finding, record, records_client, submit};
 
 both_backends!(
@@ -25,16 +25,6 @@ both_backends!(
 
 const DIVISION: &str = "360821";
 const FINDINGS: usize = 10_000;
-
-fn example(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/import")
-        .join(file)
-}
-
-fn server_url(server: &TestServer) -> String {
-    format!("https://localhost:{}", server.addr.port())
-}
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
