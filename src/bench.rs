@@ -48,6 +48,20 @@ pub struct BenchArgs {
     /// Total measuring time, split across the phases.
     pub duration: Duration,
     pub seed: u64,
+    /// Measures only this phase, for the whole duration (for profiling one path).
+    pub only: Option<Phase>,
+}
+
+/// One measured phase of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Ceiling,
+    Dossier,
+    Feed,
+    Ingest,
+    InProcess,
+    Raw,
+    Unlogged,
 }
 
 /// A server started as a child process; killed when dropped so that a failed
@@ -642,7 +656,9 @@ async fn feed_phase(pki_dir: &Path, addr: SocketAddr, time: Duration) -> anyhow:
         stats.latencies_us.push(t.elapsed().as_micros() as u64);
         stats.calls += 1;
         stats.items += page.events.len() as u64;
-        if page.events.is_empty() || page.next_cursor == cursor {
+        // A page may hold no event the caller can see while the cursor still
+        // moves; only a cursor that stops moving is the end of the feed.
+        if page.next_cursor == cursor {
             break;
         }
         cursor = page.next_cursor;
@@ -860,7 +876,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
 
     // Phases: 3 ceiling + 3 dossier + in-process + ingest + raw + feed (+ unlogged).
     let phases = 10 + u32::from(HAS_NOLOG && args.server.is_none());
-    let slot = (args.duration / phases).max(Duration::from_millis(200));
+    let slot = match args.only {
+        Some(_) => args.duration,
+        None => (args.duration / phases).max(Duration::from_millis(200)),
+    };
+    let runs = |p: Phase| args.only.is_none_or(|o| o == p);
     let mut report = Report {
         backend: store.backend().to_string(),
         cadres: targets.len(),
@@ -877,42 +897,59 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         .ok_or_else(|| anyhow::anyhow!("no server"))?;
     wait_healthy(&args.pki_dir, addr, Duration::from_secs(60)).await?;
 
-    for n in CONCURRENCY {
-        let s = ceiling_phase(&args.pki_dir, addr, n, slot).await?;
-        report.ceiling.push((n, s.calls_per_s()));
+    // With --only, the one phase runs at the comparison concurrency.
+    let concurrency: Vec<usize> = match args.only {
+        Some(_) => vec![COMPARE_AT],
+        None => CONCURRENCY.to_vec(),
+    };
+    if runs(Phase::Ceiling) {
+        for &n in &concurrency {
+            let s = ceiling_phase(&args.pki_dir, addr, n, slot).await?;
+            report.ceiling.push((n, s.calls_per_s()));
+        }
     }
-    for n in CONCURRENCY {
-        let s = dossier_phase(&args.pki_dir, addr, targets.clone(), args.seed, n, slot).await?;
-        report
-            .dossier
-            .push((n, s.calls_per_s(), s.quantile_ms(0.5), s.quantile_ms(0.99)));
+    if runs(Phase::Dossier) {
+        for &n in &concurrency {
+            let s = dossier_phase(&args.pki_dir, addr, targets.clone(), args.seed, n, slot).await?;
+            report
+                .dossier
+                .push((n, s.calls_per_s(), s.quantile_ms(0.5), s.quantile_ms(0.99)));
+        }
     }
-    let feed = feed_phase(&args.pki_dir, addr, slot).await?;
-    report.feed = feed.items_per_s();
-    report.feed_events = feed.items;
-    report.ingest = ingest_phase(&args.pki_dir, addr, engagements, slot)
-        .await?
-        .items_per_s();
+    if runs(Phase::Feed) {
+        let feed = feed_phase(&args.pki_dir, addr, slot).await?;
+        report.feed = feed.items_per_s();
+        report.feed_events = feed.items;
+    }
+    if runs(Phase::Ingest) {
+        report.ingest = ingest_phase(&args.pki_dir, addr, engagements, slot)
+            .await?
+            .items_per_s();
+    }
     report.peak_rss = child.as_ref().and_then(ChildServer::peak_rss);
     drop(child);
 
-    let (state, tasks, _stop) = local_state(store.clone(), &args.store, &args.pki_dir).await?;
-    report.in_process = in_process_phase(
-        state,
-        discipline,
-        targets.clone(),
-        args.seed,
-        COMPARE_AT,
-        slot,
-    )
-    .await?
-    .calls_per_s();
-    for t in tasks {
-        t.abort();
+    if runs(Phase::InProcess) {
+        let (state, tasks, _stop) = local_state(store.clone(), &args.store, &args.pki_dir).await?;
+        report.in_process = in_process_phase(
+            state,
+            discipline,
+            targets.clone(),
+            args.seed,
+            COMPARE_AT,
+            slot,
+        )
+        .await?
+        .calls_per_s();
+        for t in tasks {
+            t.abort();
+        }
     }
-    report.raw_insert = raw::measure(&args.store, slot).await?.items_per_s();
+    if runs(Phase::Raw) {
+        report.raw_insert = raw::measure(&args.store, slot).await?.items_per_s();
+    }
 
-    if HAS_NOLOG && args.server.is_none() {
+    if HAS_NOLOG && args.server.is_none() && runs(Phase::Unlogged) {
         let child = ChildServer::start("bench-server", &args.store, &args.pki_dir)?;
         wait_healthy(&args.pki_dir, child.addr, Duration::from_secs(60)).await?;
         let s = dossier_phase(

@@ -187,6 +187,9 @@ enum Command {
         /// Seed for choosing cadres.
         #[arg(long, default_value_t = cadrex::seed::DEFAULT_SEED)]
         seed: u64,
+        /// Measures only this phase, for the whole duration, at 16 callers.
+        #[arg(long, value_enum)]
+        only: Option<cadrex::bench::Phase>,
     },
     /// Runs a bounded mixed workload at a fixed rate and fails on any error
     /// status or on server memory growth beyond a bound (see BENCHMARKS.md).
@@ -376,6 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             pki_dir,
             seed,
+            only,
         } => {
             let report = cadrex::bench::run(cadrex::bench::BenchArgs {
                 store,
@@ -383,6 +387,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pki_dir,
                 duration,
                 seed,
+                only,
             })
             .await?;
             if json {

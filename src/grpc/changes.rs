@@ -142,7 +142,7 @@ impl ChangeApi {
         views: &mut Views,
     ) -> Result<Scan> {
         let rows = self.state.store.list_changes(after, limit).await?;
-        let fetched = self.prefetch(&rows, kinds).await?;
+        let fetched = self.prefetch(call, &rows, kinds).await?;
         let mut out = Scan {
             events: Vec::new(),
             last_seq: after,
@@ -176,7 +176,12 @@ impl ChangeApi {
 
     /// Reads the current state of every cadre and record a page of changes
     /// names, in two queries rather than one per event.
-    async fn prefetch(&self, rows: &[ChangeRow], kinds: &HashSet<&'static str>) -> Result<Fetched> {
+    async fn prefetch(
+        &self,
+        call: &Call,
+        rows: &[ChangeRow],
+        kinds: &HashSet<&'static str>,
+    ) -> Result<Fetched> {
         let mut cadre_ids = Vec::new();
         let mut record_ids = Vec::new();
         for row in rows {
@@ -202,7 +207,10 @@ impl ChangeApi {
                 .map(|c| (c.id.clone(), c))
                 .collect(),
             records: store
-                .get_records(&record_ids)
+                .get_records(
+                    &record_ids,
+                    division::jurisdiction_prefix(&call.principal.division),
+                )
                 .await?
                 .into_iter()
                 .map(|r| (r.id.clone(), r))

@@ -598,7 +598,13 @@ impl RecordApi {
         let mut views: HashMap<String, Option<View>> = HashMap::new();
         let all: Vec<&proto::SubmitRecordRequest> = req.requests.iter().collect();
         let named = self.named(&call.principal, &all).await?;
-        for item in &req.requests {
+        for (i, item) in req.requests.iter().enumerate() {
+            // Preparing a large batch is CPU work with no await in it; yielding
+            // now and then lets the runtime drive other calls' transactions,
+            // which hold the store's one writer while they wait to be polled.
+            if i % 32 == 31 {
+                tokio::task::yield_now().await;
+            }
             match self.prepare(call, item, &named).await {
                 Ok(row) => {
                     views.entry(row.kind.clone()).or_insert_with(|| {

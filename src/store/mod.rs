@@ -342,9 +342,15 @@ pub trait Store: Send + Sync {
 
     async fn get_record(&self, id: &str) -> Result<Option<RecordRow>>;
 
-    /// The records of `ids` that exist, in no particular order (one query for
-    /// a page of feed events instead of one per event).
-    async fn get_records(&self, ids: &[String]) -> Result<Vec<RecordRow>>;
+    /// The records of `ids` that exist and whose cadre is managed within
+    /// `jurisdiction_prefix` ("" for all), in no particular order: one query
+    /// for a page of feed events instead of one per event, and none of the
+    /// rows the caller could not see anyway.
+    async fn get_records(
+        &self,
+        ids: &[String],
+        jurisdiction_prefix: &str,
+    ) -> Result<Vec<RecordRow>>;
 
     /// The cadres of `ids` that exist, in no particular order.
     async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>>;

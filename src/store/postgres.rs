@@ -1034,14 +1034,20 @@ impl Store for PostgresStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn get_records(&self, ids: &[String]) -> Result<Vec<RecordRow>> {
+    async fn get_records(
+        &self,
+        ids: &[String],
+        jurisdiction_prefix: &str,
+    ) -> Result<Vec<RecordRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{RECORD_SELECT} WHERE r.id = ANY($1)"
+            "{RECORD_SELECT} WHERE r.id = ANY($1) \
+             AND substr(c.managing_division, 1, length($2)) = $2"
         )))
         .bind(ids)
+        .bind(jurisdiction_prefix)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()

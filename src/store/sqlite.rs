@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Connection, Row, SqliteConnection};
 
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
@@ -20,10 +20,56 @@ use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
 use crate::informant::Sealed;
 
+/// Read connections: enough to keep two cores busy while some wait on I/O.
+const READERS: u32 = 4;
+/// Page cache of the write connection, in KiB (negative, as SQLite takes it):
+/// a batch of writes touches index pages all over the file, and a cold 2 MiB
+/// default cache sends most of them back to the OS.
+const WRITER_CACHE: &str = "-32768";
+/// WAL pages at which the writer itself copies the WAL back into the database
+/// file: only a backstop, since [`checkpoint_forever`] does it on another
+/// connection (and core) without holding up the writer.
+const WAL_CHECKPOINT_PAGES: &str = "16000";
+/// Rows buffered between a connection's thread and the reading task.
+const ROW_BUFFER: usize = 1024;
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// Store on one SQLite file.
 pub struct SqliteStore {
+    /// Readers. SQLite readers run in parallel under WAL.
     pool: SqlitePool,
+    /// The one write connection: SQLite admits one writer at a time anyway,
+    /// and queueing writers here (FIFO, async) instead of letting them meet in
+    /// `BEGIN IMMEDIATE` keeps them out of SQLite's sleeping busy handler and
+    /// keeps the pages writes touch in one warm cache.
+    writer: SqlitePool,
     changed: tokio::sync::watch::Sender<u64>,
+    checkpointer: tokio::task::AbortHandle,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// Copies committed WAL pages back into the database file, on its own
+/// connection, so that the writer's commits never pay for it. PASSIVE never
+/// waits for readers or the writer; a page written by several transactions
+/// between two runs is copied once.
+async fn checkpoint_forever(mut conn: sqlx::SqliteConnection) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::debug!(error = %e, "background WAL checkpoint");
+        }
+    }
 }
 
 impl SqliteStore {
@@ -36,26 +82,44 @@ impl SqliteStore {
             // crash can lose the newest commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Rows cross from the connection's thread to the task through a
+            // bounded channel; at the default of 50 a page of 1,000 rows
+            // stalls the thread about twenty times.
+            .row_buffer_size(ROW_BUFFER);
         if let Some(parent) = opts.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent)?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                opts.clone()
+                    .pragma("cache_size", WRITER_CACHE)
+                    .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES),
+            )
             .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
         )
         .bind(uuid::Uuid::new_v4().to_string())
-        .execute(&pool)
+        .execute(&writer)
         .await?;
+        let checkpointer = tokio::spawn(checkpoint_forever(
+            SqliteConnection::connect_with(&opts).await?,
+        ))
+        .abort_handle();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(opts)
+            .await?;
         Ok(Self {
             pool,
+            writer,
             changed: tokio::sync::watch::channel(0).0,
+            checkpointer,
         })
     }
 
@@ -65,7 +129,7 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Wakes this process's change-feed watchers after a commit.
@@ -793,7 +857,7 @@ impl Store for SqliteStore {
         .bind(c.time_us)
         .bind(&c.key_id)
         .bind(&c.signature)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -968,14 +1032,20 @@ impl Store for SqliteStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn get_records(&self, ids: &[String]) -> Result<Vec<RecordRow>> {
+    async fn get_records(
+        &self,
+        ids: &[String],
+        jurisdiction_prefix: &str,
+    ) -> Result<Vec<RecordRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{RECORD_SELECT} WHERE r.id IN (SELECT value FROM json_each($1))"
+            "{RECORD_SELECT} WHERE r.id IN (SELECT value FROM json_each($1)) \
+             AND substr(c.managing_division, 1, length($2)) = $2"
         )))
         .bind(serde_json::to_string(ids).map_err(Error::internal)?)
+        .bind(jurisdiction_prefix)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
@@ -1389,13 +1459,15 @@ impl Store for SqliteStore {
         let epoch = uuid::Uuid::new_v4().to_string();
         sqlx::query("UPDATE meta SET value = $1 WHERE key = 'epoch'")
             .bind(&epoch)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(epoch)
     }
 
     async fn close(&self) {
+        self.checkpointer.abort();
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn informant_blocks_not_under(
