@@ -25,7 +25,7 @@ const READERS: u32 = 4;
 /// Page cache of the write connection, in KiB (negative, as SQLite takes it):
 /// a batch of writes touches index pages all over the file, and a cold 2 MiB
 /// default cache sends most of them back to the OS.
-const WRITER_CACHE: &str = "-32768";
+const WRITER_CACHE: &str = "-16384";
 /// WAL pages at which the writer itself copies the WAL back into the database
 /// file: only a backstop, since [`checkpoint_forever`] does it on another
 /// connection (and core) without holding up the writer.
