@@ -3,11 +3,19 @@
 /// The code that covers every division (the national exchange operator).
 pub const NATIONAL: &str = "000000";
 
-/// True when `code` is six ASCII digits. GB/T 2260 assigns codes sparsely, so the
-/// exchange checks the form only; whether the code is currently assigned is the
-/// registry owner's business.
+/// True when `code` has the form of a GB/T 2260 code: six ASCII digits read as
+/// province `PP`, prefecture `CC` and county `XX`, with no province `00` (only
+/// `000000` itself) and no county under a `00` prefecture. GB/T 2260 assigns
+/// codes sparsely, so the exchange checks the form only; whether the code is
+/// currently assigned is the registry owner's business. The form matters
+/// because jurisdiction is read from it: `000100` would be a "prefecture"
+/// whose province is the national code.
 pub fn is_valid(code: &str) -> bool {
-    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (p, c, x) = (&code[..2], &code[2..4], &code[4..]);
+    code == NATIONAL || (p != "00" && (c != "00" || x == "00"))
 }
 
 /// The level a code names, read from its trailing zeros as GB/T 2260 lays them out.
@@ -85,6 +93,15 @@ mod tests {
         assert!(is_valid("360821"));
         assert!(!is_valid("36082"));
         assert!(!is_valid("36082a"));
+        assert!(is_valid("000000"));
+        assert!(is_valid("360000"));
+        assert!(is_valid("360800"));
+        assert!(
+            !is_valid("000100"),
+            "no province 00 below the national code"
+        );
+        assert!(!is_valid("001234"));
+        assert!(!is_valid("360021"), "no county under a 00 prefecture");
     }
 }
 
@@ -129,9 +146,11 @@ mod props {
         #![proptest_config(config())]
 
         #[test]
-        fn valid_means_six_ascii_digits(s in any::<String>(), d in "[0-9]{5,7}") {
-            for s in [s.as_str(), d.as_str()] {
-                let by_definition = s.chars().count() == 6 && s.chars().all(|c| c.is_ascii_digit());
+        fn valid_means_six_digits_in_the_layout(s in any::<String>(), d in "[0-9]{5,7}", c in code()) {
+            for s in [s.as_str(), d.as_str(), c.as_str()] {
+                let digits = s.chars().count() == 6 && s.chars().all(|c| c.is_ascii_digit());
+                let by_definition = digits
+                    && (s == "000000" || (!s.starts_with("00") && (&s[2..4] != "00" || &s[4..] == "00")));
                 prop_assert_eq!(is_valid(s), by_definition, "{:?}", s);
             }
         }
@@ -148,6 +167,10 @@ mod props {
 
         #[test]
         fn ancestors_are_the_codes_that_cover_a_code(a in code()) {
+            // Only codes the exchange accepts have a place in the hierarchy.
+            if !is_valid(&a) {
+                return Ok(());
+            }
             let up = ancestors(&a);
             prop_assert!(!up.contains(&a));
             prop_assert_eq!(up.last().map(String::as_str), if a == NATIONAL { None } else { Some(NATIONAL) });
