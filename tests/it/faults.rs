@@ -241,20 +241,31 @@ fn cut_batch(c: &proto::Cadre, prefix: &str, n: usize) -> proto::BatchSubmitReco
     }
 }
 
-/// Ends every session of `db` but the caller's, as an operator or a failover would.
-async fn terminate_backends(admin_url: &str, db: &str) -> i64 {
+/// Ends every session of `db` but the caller's, as an operator or a failover
+/// would — at a chosen moment: polls until some session of `db` is inside a
+/// transaction that has written (`backend_xid` is set), then terminates every session of `db` in the same
+/// statement. Returns how many were terminated; 0 when `call` ended first or
+/// no write began within 10 s.
+async fn cut_mid_write<T>(admin_url: &str, db: &str, call: &tokio::task::JoinHandle<T>) -> i64 {
     use sqlx::{Connection, Row};
     let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    let rows = sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(db)
-    .fetch_all(&mut c)
-    .await
-    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut terminated = 0;
+    while terminated == 0 && !call.is_finished() && std::time::Instant::now() < deadline {
+        let rows = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid() \
+               AND EXISTS (SELECT 1 FROM pg_stat_activity \
+                           WHERE datname = $1 AND backend_xid IS NOT NULL)",
+        )
+        .bind(db)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        terminated = rows.iter().filter(|r| r.get::<bool, _>(0)).count() as i64;
+    }
     let _ = c.close().await;
-    rows.iter().filter(|r| r.get::<bool, _>(0)).count() as i64
+    terminated
 }
 
 /// PostgreSQL sessions terminated while a 1000-item BatchSubmitRecords runs:
@@ -288,11 +299,11 @@ async fn postgres_connection_cut_mid_batch_is_retryable() {
             let request = request.clone();
             tokio::spawn(async move { client.batch_submit_records(request).await })
         };
-        // A 1000-item batch takes well over this on PostgreSQL (several round
-        // trips per item), so the cut lands mid-transaction; later attempts
-        // wait longer in case this machine is unusually fast.
-        tokio::time::sleep(Duration::from_millis(100 + 100 * attempt)).await;
-        let terminated = terminate_backends(&admin, &db).await;
+        // The cut waits for the batch's transaction to have written (it then
+        // holds a transaction id) and lands before it commits, however fast
+        // the batch is on this machine; a batch that commits between two
+        // polls simply finishes, and the next attempt tries again.
+        let terminated = cut_mid_write(&admin, &db, &call).await;
         let status = match call.await.unwrap() {
             Ok(r) => {
                 assert_eq!(r.into_inner().results.len(), 1000);
