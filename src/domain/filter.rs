@@ -25,6 +25,11 @@ pub struct Term {
 pub fn parse(input: &str) -> Result<Vec<Term>> {
     let bad = |why: &str| Error::invalid("filter", why.to_string());
     let mut terms = Vec::new();
+    // A filter is one line of text; PostgreSQL cannot even store NUL, and
+    // refusing it here keeps both backends' answers the same.
+    if input.chars().any(char::is_control) {
+        return Err(bad("control characters are not allowed"));
+    }
     let mut rest = input.trim();
     if rest.is_empty() {
         return Ok(terms);

@@ -335,8 +335,11 @@ impl OpinionApi {
                 }
             }
         };
-        if req.note.chars().count() > 500 {
-            violations.push(FieldViolation::new("note", "at most 500 characters"));
+        if req.note.chars().count() > 500 || req.note.contains('\0') {
+            violations.push(FieldViolation::new(
+                "note",
+                "at most 500 characters, no NUL",
+            ));
         }
         if !violations.is_empty() {
             return Err(Error::InvalidArgument { violations });
@@ -516,8 +519,11 @@ impl OpinionApi {
             ));
         }
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::invalid("reason", "required, at most 500 characters"));
+        if reason.is_empty() || reason.chars().count() > 500 || reason.contains('\0') {
+            return Err(Error::invalid(
+                "reason",
+                "required, at most 500 characters, no NUL",
+            ));
         }
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
@@ -632,16 +638,26 @@ impl OpinionApi {
                 "required: NO_ISSUE, ISSUE_NOT_BLOCKING, DEFER or NOT_AGREE",
             ));
         }
-        if req.text.trim().is_empty() || req.text.chars().count() > 4000 {
+        if req.text.trim().is_empty() || req.text.chars().count() > 4000 || req.text.contains('\0')
+        {
             violations.push(FieldViolation::new(
                 "text",
-                "required, at most 4000 characters",
+                "required, at most 4000 characters, no NUL",
             ));
         }
-        if req.signer.trim().is_empty() || req.signer.chars().count() > 64 {
+        if req.signer.trim().is_empty()
+            || req.signer.chars().count() > 64
+            || req.signer.contains('\0')
+        {
             violations.push(FieldViolation::new(
                 "signer",
-                "required, at most 64 characters",
+                "required, at most 64 characters, no NUL",
+            ));
+        }
+        if req.correction_reason.chars().count() > 500 || req.correction_reason.contains('\0') {
+            violations.push(FieldViolation::new(
+                "correction_reason",
+                "at most 500 characters, no NUL",
             ));
         }
         for (i, r) in req.cited_records.iter().enumerate() {

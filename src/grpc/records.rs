@@ -901,8 +901,11 @@ impl RecordApi {
         };
         call.resources.push(req.name.clone());
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::invalid("reason", "required, at most 500 characters"));
+        if reason.is_empty() || reason.chars().count() > 500 || reason.contains('\0') {
+            return Err(Error::invalid(
+                "reason",
+                "required, at most 500 characters, no NUL",
+            ));
         }
         let row = self
             .state

@@ -8,10 +8,20 @@ use crate::both_backends;
 use crate::common::{Backend, TestServer, exec_sql};
 use crate::records::{cadre, engagement, finding, record, records_client, submit};
 
+/// The field paths of an INVALID_ARGUMENT's BadRequest.
+fn violated(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
 both_backends!(
     organization_asks_discipline_replies,
     withdrawal_overdue_and_staleness,
     purpose_of_use_and_dossier_views,
+    nul_in_free_text_is_refused_on_both_backends,
 );
 
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -562,4 +572,87 @@ async fn operator_cli_drives_the_workflow() {
     let (ok, out) = run("audit", &["opinion", "list"]);
     assert!(!ok);
     assert!(out.contains("PermissionDenied"), "{out}");
+}
+
+/// NUL (U+0000) in free text: PostgreSQL cannot store it and SQLite could, so
+/// the exchange refuses it on input with a field violation, and both backends
+/// answer the same and keep what they had.
+async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let a = cadre(&server, 41).await;
+    let mut org = opinions(&server, "organization").await;
+    let err = org
+        .create_opinion_request(proto::CreateOpinionRequestRequest {
+            cadres: vec![a.name.clone()],
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            note: "请\0回复".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&err), ["note"]);
+
+    let req = ask(&server, vec![a.name.clone()]).await;
+    let mut discipline = opinions(&server, "discipline").await;
+    let mut bad = reply_req(&req.name, &a.name, proto::Verdict::NoIssue);
+    bad.text = "经\0查".into();
+    bad.signer = "张\0某".into();
+    bad.correction_reason = "\0".into();
+    let err = discipline.reply_opinion(bad).await.unwrap_err();
+    assert_eq!(violated(&err), ["text", "signer", "correction_reason"]);
+    let err = org
+        .withdraw_opinion_request(proto::WithdrawOpinionRequestRequest {
+            name: req.name.clone(),
+            reason: "人选\0调整".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&err), ["reason"]);
+    let still = org
+        .get_opinion_request(proto::GetOpinionRequestRequest {
+            name: req.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.state, proto::OpinionRequestState::Pending as i32);
+    assert_eq!(still.update_time, req.update_time, "nothing was written");
+
+    let mut audit = records_client(server.channel("audit", "360821").await);
+    let stored = audit
+        .submit_record(submit(record(&a, "AE-NUL", 1, engagement())))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let err = audit
+        .retract_record(proto::RetractRecordRequest {
+            name: stored.name.clone(),
+            reason: "数据\0错误".into(),
+            etag: stored.etag.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&err), ["reason"]);
+    let again = audit
+        .get_record(proto::GetRecordRequest {
+            name: stored.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state, proto::RecordState::Active as i32);
+    assert_eq!(again.revision, stored.revision);
+
+    let err = server
+        .cadres("organization", "360821")
+        .await
+        .list_cadres(proto::ListCadresRequest {
+            filter: "display_name = \"张\0三\"".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated(&err), ["filter"]);
 }
