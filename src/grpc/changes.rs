@@ -142,7 +142,8 @@ impl ChangeApi {
         views: &mut Views,
     ) -> Result<Scan> {
         let rows = self.state.store.list_changes(after, limit).await?;
-        let fetched = self.prefetch(call, &rows, kinds).await?;
+        let jurisdiction = division::jurisdiction_prefix(&call.principal.division);
+        let fetched = self.prefetch(jurisdiction, &rows, kinds).await?;
         let mut out = Scan {
             events: Vec::new(),
             last_seq: after,
@@ -175,10 +176,11 @@ impl ChangeApi {
     }
 
     /// Reads the current state of every cadre and record a page of changes
-    /// names, in two queries rather than one per event.
+    /// names, in two queries rather than one per event; records only where
+    /// their cadre is managed within `jurisdiction`.
     async fn prefetch(
         &self,
-        call: &Call,
+        jurisdiction: &str,
         rows: &[ChangeRow],
         kinds: &HashSet<&'static str>,
     ) -> Result<Fetched> {
@@ -207,10 +209,7 @@ impl ChangeApi {
                 .map(|c| (c.id.clone(), c))
                 .collect(),
             records: store
-                .get_records(
-                    &record_ids,
-                    division::jurisdiction_prefix(&call.principal.division),
-                )
+                .get_records(&record_ids, jurisdiction)
                 .await?
                 .into_iter()
                 .map(|r| (r.id.clone(), r))

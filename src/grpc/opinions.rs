@@ -13,7 +13,7 @@ use super::{
 use crate::authz::{Action, Resource};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
-use crate::domain::{division, filter, parse_date};
+use crate::domain::{division, filter, free_text, parse_date};
 use crate::error::{Error, FieldViolation, Result};
 use crate::identity::Agency;
 use crate::proto::{self, opinion_service_server::OpinionService};
@@ -335,12 +335,7 @@ impl OpinionApi {
                 }
             }
         };
-        if req.note.chars().count() > 500 || req.note.contains('\0') {
-            violations.push(FieldViolation::new(
-                "note",
-                "at most 500 characters, no NUL",
-            ));
-        }
+        violations.extend(free_text("note", &req.note, 500, false));
         if !violations.is_empty() {
             return Err(Error::InvalidArgument { violations });
         }
@@ -519,11 +514,10 @@ impl OpinionApi {
             ));
         }
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || reason.contains('\0') {
-            return Err(Error::invalid(
-                "reason",
-                "required, at most 500 characters, no NUL",
-            ));
+        if let Some(v) = free_text("reason", reason, 500, true) {
+            return Err(Error::InvalidArgument {
+                violations: vec![v],
+            });
         }
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
@@ -638,28 +632,14 @@ impl OpinionApi {
                 "required: NO_ISSUE, ISSUE_NOT_BLOCKING, DEFER or NOT_AGREE",
             ));
         }
-        if req.text.trim().is_empty() || req.text.chars().count() > 4000 || req.text.contains('\0')
-        {
-            violations.push(FieldViolation::new(
-                "text",
-                "required, at most 4000 characters, no NUL",
-            ));
-        }
-        if req.signer.trim().is_empty()
-            || req.signer.chars().count() > 64
-            || req.signer.contains('\0')
-        {
-            violations.push(FieldViolation::new(
-                "signer",
-                "required, at most 64 characters, no NUL",
-            ));
-        }
-        if req.correction_reason.chars().count() > 500 || req.correction_reason.contains('\0') {
-            violations.push(FieldViolation::new(
-                "correction_reason",
-                "at most 500 characters, no NUL",
-            ));
-        }
+        violations.extend(free_text("text", &req.text, 4000, true));
+        violations.extend(free_text("signer", &req.signer, 64, true));
+        violations.extend(free_text(
+            "correction_reason",
+            &req.correction_reason,
+            500,
+            false,
+        ));
         for (i, r) in req.cited_records.iter().enumerate() {
             if records::parse_record_name(r).is_none_or(|(c, _)| c != id) {
                 violations.push(FieldViolation::new(

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::authz::{Action, Resource};
 use crate::domain::records::{self, Kind, parse_record_name};
-use crate::domain::{division, filter, ids};
+use crate::domain::{division, filter, free_text, ids};
 use crate::error::{Error, FieldViolation, Result};
 use crate::identity::Principal;
 use crate::proto::{self, record::Payload, record_service_server::RecordService};
@@ -901,11 +901,10 @@ impl RecordApi {
         };
         call.resources.push(req.name.clone());
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || reason.contains('\0') {
-            return Err(Error::invalid(
-                "reason",
-                "required, at most 500 characters, no NUL",
-            ));
+        if let Some(v) = free_text("reason", reason, 500, true) {
+            return Err(Error::InvalidArgument {
+                violations: vec![v],
+            });
         }
         let row = self
             .state

@@ -58,7 +58,7 @@ impl Drop for SqliteStore {
 /// connection, so that the writer's commits never pay for it. PASSIVE never
 /// waits for readers or the writer; a page written by several transactions
 /// between two runs is copied once.
-async fn checkpoint_forever(mut conn: sqlx::SqliteConnection) {
+async fn checkpoint_forever(mut conn: SqliteConnection) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, new_cadre};
+use crate::common::{Backend, TestServer, new_cadre, violated_fields};
 
 both_backends!(
     organization_creates_updates_and_lists,
@@ -351,14 +351,7 @@ async fn bad_identifiers_name_their_fields(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<String> = err
-        .get_details_bad_request()
-        .expect("BadRequest details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = violated_fields(&err);
     for f in [
         "cadre.id_number",
         "cadre.posts[0].unit_credit_code",

@@ -590,3 +590,17 @@ pub fn example(file: &str) -> PathBuf {
 pub fn server_url(server: &TestServer) -> String {
     format!("https://localhost:{}", server.addr.port())
 }
+
+/// The field paths of a refusal, which must be INVALID_ARGUMENT with
+/// `google.rpc.BadRequest` details.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}

@@ -242,10 +242,10 @@ fn cut_batch(c: &proto::Cadre, prefix: &str, n: usize) -> proto::BatchSubmitReco
 }
 
 /// Ends every session of `db` but the caller's, as an operator or a failover
-/// would — at a chosen moment: polls until some session of `db` is inside a
-/// transaction that has written (`backend_xid` is set), then terminates every session of `db` in the same
-/// statement. Returns how many were terminated; 0 when `call` ended first or
-/// no write began within 10 s.
+/// would, at a chosen moment: polls until some session of `db` is inside a
+/// transaction that has written (`backend_xid` is set), then terminates every
+/// session of `db` in the same statement. Returns how many were terminated;
+/// 0 when `call` ended first or no write began within 10 s.
 async fn cut_mid_write<T>(admin_url: &str, db: &str, call: &tokio::task::JoinHandle<T>) -> i64 {
     use sqlx::{Connection, Row};
     let mut c = sqlx::PgConnection::connect(admin_url).await.unwrap();

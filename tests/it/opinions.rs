@@ -5,17 +5,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, exec_sql};
+use crate::common::{Backend, TestServer, exec_sql, violated_fields};
 use crate::records::{cadre, engagement, finding, record, records_client, submit};
-
-/// The field paths of an INVALID_ARGUMENT's BadRequest.
-fn violated(status: &tonic::Status) -> Vec<String> {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
 
 both_backends!(
     organization_asks_discipline_replies,
@@ -590,7 +581,7 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(violated(&err), ["note"]);
+    assert_eq!(violated_fields(&err), ["note"]);
 
     let req = ask(&server, vec![a.name.clone()]).await;
     let mut discipline = opinions(&server, "discipline").await;
@@ -599,7 +590,10 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
     bad.signer = "张\0某".into();
     bad.correction_reason = "\0".into();
     let err = discipline.reply_opinion(bad).await.unwrap_err();
-    assert_eq!(violated(&err), ["text", "signer", "correction_reason"]);
+    assert_eq!(
+        violated_fields(&err),
+        ["text", "signer", "correction_reason"]
+    );
     let err = org
         .withdraw_opinion_request(proto::WithdrawOpinionRequestRequest {
             name: req.name.clone(),
@@ -607,7 +601,7 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(violated(&err), ["reason"]);
+    assert_eq!(violated_fields(&err), ["reason"]);
     let still = org
         .get_opinion_request(proto::GetOpinionRequestRequest {
             name: req.name.clone(),
@@ -634,7 +628,7 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(violated(&err), ["reason"]);
+    assert_eq!(violated_fields(&err), ["reason"]);
     let again = audit
         .get_record(proto::GetRecordRequest {
             name: stored.name.clone(),
@@ -654,5 +648,5 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(violated(&err), ["filter"]);
+    assert_eq!(violated_fields(&err), ["filter"]);
 }

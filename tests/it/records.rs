@@ -8,7 +8,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, new_cadre, server_log};
+use crate::common::{Backend, TestServer, new_cadre, server_log, violated_fields};
 
 both_backends!(
     submit_versions_and_retraction,
@@ -401,14 +401,7 @@ async fn ownership_jurisdiction_and_validation(backend: Backend) {
         .submit_record(submit(bad))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<String> = err
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = violated_fields(&err);
     assert!(
         fields.contains(&"record.audit_finding.amount_fen".to_string()),
         "{fields:?}"
