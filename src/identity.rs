@@ -158,15 +158,60 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
         .ok_or_else(|| Error::Unauthenticated("no verified client identity".into()))
 }
 
-/// The `x-cadrex-officer` metadata: the person a system acts for. Recorded in the
-/// access log, never used for authorization.
-pub fn officer<T>(request: &tonic::Request<T>) -> String {
-    request
-        .metadata()
-        .get("x-cadrex-officer")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(128).collect())
-        .unwrap_or_default()
+/// Metadata key naming the person a system acts for.
+pub const OFFICER_KEY: &str = "x-cadrex-officer";
+/// Characters an officer's name may have, like any other name.
+const OFFICER_MAX: usize = 64;
+
+/// The `x-cadrex-officer` metadata: the person a system acts for, recorded in
+/// the access log and never used for authorization. Metadata is ASCII, so the
+/// value is UTF-8 percent-encoded (RFC 3986) on the wire; it is decoded here and
+/// checked like a name. Absent or empty is no officer; a value that does not
+/// decode, is not UTF-8, is too long or holds control or bidirectional override
+/// characters is INVALID_ARGUMENT on the metadata key, rather than logged as
+/// something else than what the client sent.
+pub fn officer<T>(request: &tonic::Request<T>) -> Result<String, Error> {
+    match request.metadata().get(OFFICER_KEY) {
+        None => Ok(String::new()),
+        Some(v) => decode_officer(v.as_bytes()),
+    }
+}
+
+/// Decodes and validates one `x-cadrex-officer` value (see [`officer`]).
+pub fn decode_officer(raw: &[u8]) -> Result<String, Error> {
+    let bad = |why: &str| Error::invalid(OFFICER_KEY, why.to_string());
+    // percent_decode passes a stray `%` through; RFC 3986 does not, and a
+    // value that means two things to two parsers has no place in the log.
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3).unwrap_or_default();
+                if hex.len() != 2 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(bad(
+                        "bad percent-encoding: `%` must be followed by two hex digits",
+                    ));
+                }
+                i += 3;
+            }
+            b' '..=b'~' => i += 1,
+            _ => {
+                return Err(bad(
+                    "must be UTF-8 percent-encoded (RFC 3986) printable ASCII",
+                ));
+            }
+        }
+    }
+    let decoded = percent_encoding::percent_decode(raw)
+        .decode_utf8()
+        .map_err(|_| bad("percent-encoded bytes are not UTF-8"))?;
+    let name = decoded.trim();
+    if let Some(fv) = crate::domain::label(OFFICER_KEY, name, OFFICER_MAX, false) {
+        return Err(Error::InvalidArgument {
+            violations: vec![fv],
+        });
+    }
+    Ok(name.to_string())
 }
 
 #[cfg(test)]
@@ -185,5 +230,27 @@ mod tests {
         assert!(parse_uri("urn:cadrex:system:audit:360821:X").is_err());
         assert!(parse_uri("urn:cadrex:system:audit:360821:x:y").is_err());
         assert_eq!(serial_hex(&[0, 0, 1, 2]), "0102");
+    }
+
+    #[test]
+    fn officers_are_percent_encoded_names() {
+        assert_eq!(decode_officer(b"%E5%BC%A0%E4%B8%89").unwrap(), "张三");
+        assert_eq!(decode_officer(b"Li Si").unwrap(), "Li Si");
+        assert_eq!(decode_officer(b"").unwrap(), "");
+        for bad in [
+            &b"%E5%BC"[..],
+            b"%zz",
+            b"50%",
+            b"%FF",
+            b"a%0Ab",
+            b"%E2%80%AEx",
+            b"\xe5\xbc\xa0",
+        ] {
+            assert!(decode_officer(bad).is_err(), "{bad:?}");
+        }
+        assert!(decode_officer("张".repeat(65).as_bytes()).is_err());
+        let long: String = "%E5%BC%A0".repeat(65);
+        assert!(decode_officer(long.as_bytes()).is_err(), "65 characters");
+        assert!(decode_officer("%E5%BC%A0".repeat(64).as_bytes()).is_ok());
     }
 }

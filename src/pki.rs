@@ -7,11 +7,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+pub use rcgen::ExtendedKeyUsagePurpose;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ED25519, RevokedCertParams, SanType,
-    SerialNumber,
+    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, PKCS_ED25519, RevokedCertParams, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
@@ -181,7 +181,13 @@ pub fn init(dir: &Path, division: &str) -> anyhow::Result<()> {
                 not_after: now + LEAF_VALIDITY,
                 common_name: format!("{agency}-sys"),
             };
-            sign_client(&ca, &paths, &format!("{agency}-{div}"), &spec)?;
+            sign_client(
+                &ca,
+                &paths,
+                &format!("{agency}-{div}"),
+                &spec,
+                &[ExtendedKeyUsagePurpose::ClientAuth],
+            )?;
         }
     }
     Ok(())
@@ -215,13 +221,25 @@ pub fn issue_custom(
     stem: &str,
     spec: &ClientSpec,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
+    issue_with_usages(dir, stem, spec, &[ExtendedKeyUsagePurpose::ClientAuth])
+}
+
+/// Like [`issue_custom`] with the given extended key usages instead of
+/// `clientAuth` alone; tests use it to show that the server refuses a
+/// certificate without `clientAuth` at the handshake.
+pub fn issue_with_usages(
+    dir: &Path,
+    stem: &str,
+    spec: &ClientSpec,
+    usages: &[ExtendedKeyUsagePurpose],
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     if stem.is_empty() || stem.contains(['/', '\\']) || stem.starts_with('.') {
         bail!("bad file stem {stem:?}");
     }
     let paths = PkiPaths::new(dir);
     let ca = load_issuer(&paths)?;
     fs::create_dir_all(paths.clients_dir())?;
-    sign_client(&ca, &paths, stem, spec)
+    sign_client(&ca, &paths, stem, spec, usages)
 }
 
 /// Adds the certificate's serial to `crl.pem`, re-signed by the CA with the next CRL number.
@@ -331,6 +349,7 @@ fn sign_client(
     paths: &PkiPaths,
     stem: &str,
     spec: &ClientSpec,
+    usages: &[ExtendedKeyUsagePurpose],
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
     let key = new_key()?;
     let mut params = leaf_params(&spec.common_name, spec.not_before, spec.not_after)?;
@@ -339,7 +358,7 @@ fn sign_client(
         .iter()
         .map(|u| Ok(SanType::URI(u.as_str().try_into()?)))
         .collect::<Result<_, rcgen::Error>>()?;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = usages.to_vec();
     let cert = params.signed_by(&key, ca)?;
     let (cert_path, key_path) = (paths.stem_cert(stem), paths.stem_key(stem));
     write_private(&key_path, key.serialize_pem().as_bytes())?;

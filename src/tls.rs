@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{CertificateError, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -284,9 +285,11 @@ fn build_material(paths: &TlsPaths) -> anyhow::Result<Material> {
         // nothing for the root and refuse every client as "unknown revocation status".
         verifier = verifier.with_crls(crls).only_check_end_entity_revocation();
     }
-    let verifier = verifier
-        .build()
-        .context("building the client certificate verifier")?;
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(RequireClientAuthEku(
+        verifier
+            .build()
+            .context("building the client certificate verifier")?,
+    ));
 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -306,6 +309,75 @@ fn build_material(paths: &TlsPaths) -> anyhow::Result<Material> {
         revoked,
         stamps,
     })
+}
+
+/// The webpki verifier, plus one rule it leaves out: the leaf must carry the
+/// `clientAuth` extended key usage (DESIGN §1). webpki refuses a certificate
+/// whose EKU list lacks it but, following RFC 5280, accepts one with no EKU
+/// extension at all, which would let any certificate the CA ever signed (a
+/// server's, a signing key's) act as a calling system.
+#[derive(Debug)]
+struct RequireClientAuthEku(Arc<dyn ClientCertVerifier>);
+
+/// True when the certificate's extended key usages include `clientAuth`.
+fn has_client_auth_eku(der: &[u8]) -> bool {
+    use x509_parser::prelude::*;
+    X509Certificate::from_der(der).ok().is_some_and(
+        |(_, cert)| matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.client_auth),
+    )
+}
+
+impl ClientCertVerifier for RequireClientAuthEku {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // The chain first, so that a foreign or expired certificate is
+        // refused for that, whatever its usages.
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        if !has_client_auth_eku(end_entity) {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -47,7 +47,7 @@ impl SystemService for SystemApi {
                 nanos: 0,
             }),
             certificate_serial: p.serial.clone(),
-            officer: identity::officer(&request),
+            officer: identity::officer(&request)?,
         }))
     }
 

@@ -7,9 +7,16 @@ use cadrex::proto::{self, WhoAmIRequest};
 use tonic::Code;
 
 use crate::both_backends;
-use crate::common::{Backend, SystemServiceClient, TestServer, new_cadre, server_log};
+use crate::common::{
+    Backend, SystemServiceClient, TestServer, new_cadre, server_log, violated_fields,
+};
 
-both_backends!(who_am_i_for_each_agency, allowed_methods_differ_by_agency);
+both_backends!(
+    who_am_i_for_each_agency,
+    allowed_methods_differ_by_agency,
+    officer_is_percent_encoded_utf8_and_checked_like_a_name,
+    certificates_without_client_auth_are_refused_at_the_handshake,
+);
 
 async fn who_am_i_for_each_agency(backend: Backend) {
     let server = TestServer::spawn(backend).await;
@@ -291,5 +298,179 @@ async fn health_is_served() {
     assert_eq!(
         resp.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
+
+/// A request carrying `officer` as its `x-cadrex-officer` metadata.
+fn with_officer<T>(message: T, officer: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut()
+        .insert("x-cadrex-officer", officer.parse().unwrap());
+    req
+}
+
+/// Metadata is ASCII: the officer's name travels UTF-8 percent-encoded, is
+/// decoded into the access log as the name it is, and a value that is not a
+/// name is refused rather than logged as something else.
+async fn officer_is_percent_encoded_utf8_and_checked_like_a_name(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let encoded = "%E5%BC%A0%E4%B8%89"; // 张三
+    let me = server
+        .system("organization", "360821")
+        .await
+        .who_am_i(with_officer(WhoAmIRequest {}, encoded))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.officer, "张三");
+    let cadre = new_cadre("李四", "360821", 1);
+    let created = server
+        .cadres("organization", "360821")
+        .await
+        .create_cadre(with_officer(
+            proto::CreateCadreRequest {
+                cadre: Some(cadre),
+                request_id: String::new(),
+            },
+            encoded,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let rows = server
+        .access_log("organization", "360821")
+        .await
+        .list_access_events(proto::ListAccessEventsRequest {
+            cadre: created.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    assert!(
+        rows.iter()
+            .any(|r| r.method.ends_with("/CreateCadre") && r.officer == "张三"),
+        "the officer reads back decoded: {rows:?}"
+    );
+
+    let too_long = "%E5%BC%A0".repeat(65);
+    for bad in [
+        "%E5%BC",      // cut inside a character
+        "%FF%FE",      // not UTF-8
+        "%zz",         // not a percent-encoding
+        "50%",         // a stray percent sign
+        "a%0Ab",       // a line break
+        "%E2%80%AEab", // a right-to-left override
+        too_long.as_str(),
+    ] {
+        let err = server
+            .system("organization", "360821")
+            .await
+            .who_am_i(with_officer(WhoAmIRequest {}, bad))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), ["x-cadrex-officer"], "{bad}");
+        let err = server
+            .cadres("organization", "360821")
+            .await
+            .get_cadre(with_officer(
+                proto::GetCadreRequest {
+                    name: created.name.clone(),
+                },
+                bad,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&err), ["x-cadrex-officer"], "{bad}");
+        assert!(err.message().starts_with("x-cadrex-officer: "), "{err:?}");
+    }
+    // Plain ASCII needs no encoding; 64 characters is still a name.
+    let me = server
+        .system("organization", "360821")
+        .await
+        .who_am_i(with_officer(WhoAmIRequest {}, &"%E5%BC%A0".repeat(64)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.officer, "张".repeat(64));
+}
+
+/// A certificate the CA signed for another purpose (a server's, or one with no
+/// extended key usage at all) cannot act as a calling system.
+async fn certificates_without_client_auth_are_refused_at_the_handshake(backend: Backend) {
+    use cadrex::pki::ExtendedKeyUsagePurpose as Eku;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let maddr = listener.local_addr().unwrap();
+    let server = TestServer::spawn_with(backend, |c| {
+        c.metrics_listener = Some(cadrex::metrics::PreboundListener::new(listener));
+    })
+    .await;
+    let log = server_log();
+    let now = time::OffsetDateTime::now_utc();
+    for (stem, usages) in [
+        ("no-eku", vec![]),
+        ("server-only", vec![Eku::ServerAuth]),
+        ("signing-only", vec![Eku::CodeSigning]),
+    ] {
+        let (crt, key) = cadrex::pki::issue_with_usages(
+            &server.pki,
+            stem,
+            &ClientSpec {
+                uris: vec![format!("urn:cadrex:system:audit:360821:{stem}")],
+                not_before: now - time::Duration::hours(1),
+                not_after: now + time::Duration::days(1),
+                common_name: stem.into(),
+            },
+            &usages,
+        )
+        .unwrap();
+        let ch = server.channel_with(Some((&crt, &key)), None).await;
+        assert_eq!(first_call_code(ch).await, Code::Unavailable, "{stem}");
+    }
+    // With clientAuth, the same CA and URI shape are accepted.
+    let (crt, key) = cadrex::pki::issue_with_usages(
+        &server.pki,
+        "client",
+        &ClientSpec {
+            uris: vec!["urn:cadrex:system:audit:360821:client".into()],
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(1),
+            common_name: "client".into(),
+        },
+        &[Eku::ClientAuth],
+    )
+    .unwrap();
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    assert_eq!(first_call_code(ch).await, Code::Ok);
+
+    let body = crate::metrics::scrape_until(maddr, "refusals by purpose", |t| {
+        crate::metrics::sample(
+            t,
+            "cadrex_tls_handshakes_refused_total",
+            &[("reason", "not a client certificate")],
+        ) == Some(3.0)
+    })
+    .await;
+    assert!(body.contains("cadrex_tls_handshakes_refused_total"));
+    let mut refusals = Vec::new();
+    for _ in 0..50 {
+        refusals = log
+            .text()
+            .lines()
+            .filter(|l| {
+                l.contains("TLS handshake refused") && l.contains("not a client certificate")
+            })
+            .map(str::to_string)
+            .collect();
+        if refusals.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refusals.len() >= 3, "each refusal logged: {refusals:#?}");
+    assert!(
+        refusals.iter().all(|l| l.contains("127.0.0.1")),
+        "{refusals:#?}"
     );
 }
