@@ -49,6 +49,11 @@ pub enum Error {
     Unauthenticated(String),
     #[error("invalid argument: {violations:?}")]
     InvalidArgument { violations: Vec<FieldViolation> },
+    /// The request body does not decode as the method's request message
+    /// (tonic's own INTERNAL, rewritten by `limits`); the detail is the
+    /// decoder's, about the caller's own bytes.
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
     #[error("failed precondition: {message}")]
     FailedPrecondition {
         reason: &'static str,
@@ -113,7 +118,7 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::CadreNotAccessible | Error::PermissionDenied { .. } => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
-            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::InvalidArgument { .. } | Error::MalformedRequest(_) => Code::InvalidArgument,
             Error::FailedPrecondition { .. } | Error::CursorExpired { .. } => {
                 Code::FailedPrecondition
             }
@@ -185,6 +190,7 @@ fn localized(reason: &str) -> &'static str {
         "ALREADY_EXISTS" => "资源已存在",
         "UNAUTHENTICATED" => "未能确认调用系统的身份，请使用交换平台签发的有效证书",
         "INVALID_ARGUMENT" => "请求参数不符合要求，请按字段说明更正后重试",
+        "MALFORMED_REQUEST" => "请求报文无法按接口定义解析，请检查客户端使用的接口定义版本",
         "ETAG_MISMATCH" => "数据已被他人修改，请重新读取后再提交",
         "ACTION_NOT_PERMITTED" => "本系统无权执行该操作",
         "JURISDICTION" => "超出本机关的干部管理权限",
@@ -215,6 +221,7 @@ impl Error {
             | Error::ResourceExhausted { reason, .. } => reason,
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::MalformedRequest(_) => "MALFORMED_REQUEST",
             Error::CursorExpired { .. } => "CURSOR_EXPIRED",
             Error::Unavailable(_) => "STORE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -234,7 +241,16 @@ impl Error {
             | Error::Aborted { message, .. }
             | Error::ResourceExhausted { message, .. } => message.clone(),
             Error::Unauthenticated(m) => m.clone(),
-            Error::InvalidArgument { .. } => "request has invalid fields".to_string(),
+            // Many clients show only the message, so it names the first
+            // offending field and why; the full list stays in BadRequest.
+            Error::InvalidArgument { violations } => match violations.first() {
+                Some(v) if v.field.is_empty() => v.description.clone(),
+                Some(v) => format!("{}: {}", v.field, v.description),
+                None => "request has invalid fields".to_string(),
+            },
+            Error::MalformedRequest(detail) => {
+                format!("the request body does not decode as this method's request message: {detail}")
+            }
             Error::CursorExpired { .. } => {
                 "the cursor is older than the retained changes or from another store epoch; re-snapshot with ListRecords".to_string()
             }
@@ -292,6 +308,7 @@ impl From<Error> for Status {
             | Error::Unauthenticated(_)
             | Error::FailedPrecondition { .. }
             | Error::Aborted { .. }
+            | Error::MalformedRequest(_)
             | Error::Internal(_) => {}
         }
         let reason = e.reason();

@@ -799,7 +799,7 @@ macro_rules! enum_col {
 
 /// 公民身份号码 as the registry stores them: trimmed, check character `X` upper case.
 fn id_number(s: &str) -> String {
-    s.trim().to_ascii_uppercase()
+    crate::domain::ids::canonical_id_number(s.trim())
 }
 
 fn parse_row(kind: ImportKind, row: &Row) -> Result<Pending, Rejection> {

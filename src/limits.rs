@@ -1,7 +1,8 @@
 //! The outer layer that enforces the per-call deadline and reports limits with the codes gRPC specifies.
 //!
-//! tonic answers an oversized request with OUT_OF_RANGE and its own server timeout
-//! with CANCELLED; gRPC says RESOURCE_EXHAUSTED and DEADLINE_EXCEEDED (DESIGN §7).
+//! tonic answers an oversized request with OUT_OF_RANGE, its own server timeout
+//! with CANCELLED and a body that does not decode with INTERNAL; gRPC says
+//! RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED and INVALID_ARGUMENT (DESIGN §7).
 //! tonic applies its timeout outside every user layer, so this layer owns the
 //! deadline itself and rewrites the size status on the way out.
 //!
@@ -88,16 +89,43 @@ fn is_size_limit(message: &[u8]) -> bool {
     m.contains("message length too large")
 }
 
-/// Rewrites tonic's size-limit status in a header map (headers of a
-/// trailers-only response, or the trailers of a normal one).
+/// prost's text for a message that does not decode, which tonic sends as
+/// INTERNAL (`tonic_prost::codec::from_decode_error`); the part after it says
+/// where and why.
+const DECODE_ERROR: &str = "failed to decode Protobuf message: ";
+
+/// The decoder's detail when `message` (percent-encoded as on the wire) is
+/// tonic's status for a request body that does not decode.
+fn decode_failure(message: &[u8]) -> Option<String> {
+    let m = percent_encoding::percent_decode(message).decode_utf8_lossy();
+    m.strip_prefix(DECODE_ERROR).map(str::to_string)
+}
+
+/// Rewrites tonic's own statuses in a header map (headers of a trailers-only
+/// response, or the trailers of a normal one): the size limit to
+/// RESOURCE_EXHAUSTED, and a body that does not decode to INVALID_ARGUMENT
+/// with the same `google.rpc` details as every other refusal. Only these
+/// exact tonic texts match: the handlers' own INTERNAL says "internal error".
 fn rewrite_status(headers: &mut http::HeaderMap) {
-    let out_of_range = headers.get("grpc-status").is_some_and(|s| s == "11");
-    if out_of_range
-        && headers
-            .get("grpc-message")
-            .is_some_and(|m| is_size_limit(m.as_bytes()))
-    {
-        headers.insert("grpc-status", HeaderValue::from_static("8"));
+    let status = headers.get("grpc-status").map(HeaderValue::as_bytes);
+    let message = headers.get("grpc-message").map(HeaderValue::as_bytes);
+    match (status, message) {
+        (Some(b"11"), Some(m)) if is_size_limit(m) => {
+            headers.insert("grpc-status", HeaderValue::from_static("8"));
+        }
+        (Some(b"13"), Some(m)) => {
+            let Some(detail) = decode_failure(m) else {
+                return;
+            };
+            let status = tonic::Status::from(crate::error::Error::MalformedRequest(detail));
+            headers.remove("grpc-message");
+            headers.remove("grpc-status-details-bin");
+            if let Err(e) = status.add_header(headers) {
+                tracing::warn!(error = %e, "cannot rewrite a decode failure's status");
+                headers.insert("grpc-status", HeaderValue::from_static("3"));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -274,5 +302,32 @@ mod tests {
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("S"), None);
         assert_eq!(parse_grpc_timeout("10x"), None);
+    }
+
+    #[test]
+    fn decode_failures_become_invalid_argument() {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", HeaderValue::from_static("13"));
+        h.insert(
+            "grpc-message",
+            HeaderValue::from_static(
+                "failed%20to%20decode%20Protobuf%20message:%20invalid%20wire%20type",
+            ),
+        );
+        rewrite_status(&mut h);
+        let status = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().ends_with("invalid wire type"),
+            "{}",
+            status.message()
+        );
+        assert!(h.contains_key("grpc-status-details-bin"));
+        // The handlers' own INTERNAL stays what it is.
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", HeaderValue::from_static("13"));
+        h.insert("grpc-message", HeaderValue::from_static("internal%20error"));
+        rewrite_status(&mut h);
+        assert_eq!(h["grpc-status"], "13");
     }
 }

@@ -98,6 +98,10 @@ fn describe() {
         "cadrex_tls_calls_refused_total",
         "calls refused by the identity check on an open connection, by reason"
     );
+    describe_counter!(
+        "cadrex_id_number_lookups_not_found_total",
+        "lookups by 公民身份号码 (LookupCadre, records naming their cadre by number) that found no cadre in the caller's jurisdiction, by calling system"
+    );
     describe_histogram!(
         "cadrex_access_log_batch_rows",
         "access-log rows per group commit"
@@ -121,6 +125,19 @@ fn describe() {
         Unit::Seconds,
         "seconds until the CRL's next update is due (negative: overdue)"
     );
+}
+
+/// Counts a lookup by 公民身份号码 whose cadre the caller cannot see: `found` is
+/// the managing division of the cadre registered under the number, if any. A
+/// cadre outside `caller_division`'s jurisdiction counts like a missing one,
+/// because the caller learns the same and it is the guess that an operator
+/// alerts on (DESIGN §2, residual risk).
+pub fn id_number_lookup(system: &str, caller_division: &str, found: Option<&str>) {
+    if found.is_some_and(|d| crate::domain::division::covers(caller_division, d)) {
+        return;
+    }
+    metrics::counter!("cadrex_id_number_lookups_not_found_total", "system" => system.to_string())
+        .increment(1);
 }
 
 /// The `method` label of a call: its path when it names a served method, else

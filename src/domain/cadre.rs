@@ -1,6 +1,6 @@
 //! Validation of a cadre as submitted: id number, dates, gender, division, and every post.
 
-use crate::domain::{division, ids, parse_date};
+use crate::domain::{DATE_RULE, division, ids, label, parse_date};
 use crate::error::FieldViolation;
 use crate::proto;
 
@@ -19,14 +19,10 @@ pub const UPDATABLE: [&str; 5] = [
 pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     let mut v = Vec::new();
     let f = |name: &str| format!("{prefix}.{name}");
-    let name = c.display_name.trim();
-    if name.is_empty() || name.chars().count() > 64 || has_control(name) {
-        v.push(FieldViolation::new(
-            f("display_name"),
-            "required, at most 64 characters, one line",
-        ));
-    }
-    let id_ok = ids::is_valid_id_number(&c.id_number);
+    v.extend(label(&f("display_name"), c.display_name.trim(), 64, true));
+    // The birth date inside the number obeys the one date rule like any other.
+    let id_ok = ids::is_valid_id_number(&c.id_number)
+        && ids::birth_date_of(&c.id_number).is_some_and(|d| parse_date(&d).is_some());
     if !id_ok {
         v.push(FieldViolation::new(
             f("id_number"),
@@ -51,10 +47,7 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     }
     if !c.birth_date.is_empty() {
         match parse_date(&c.birth_date) {
-            None => v.push(FieldViolation::new(
-                f("birth_date"),
-                "must be a date YYYY-MM-DD",
-            )),
+            None => v.push(FieldViolation::new(f("birth_date"), DATE_RULE)),
             Some(_)
                 if id_ok
                     && ids::birth_date_of(&c.id_number).as_deref()
@@ -80,53 +73,26 @@ pub fn validate(c: &proto::Cadre, prefix: &str) -> Vec<FieldViolation> {
     v
 }
 
-/// Names, titles and ranks are single-line labels: control characters (NUL,
-/// which PostgreSQL cannot store, line breaks, escapes) have no place in them.
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
-}
-
 fn validate_post(p: &proto::Post, prefix: &str, v: &mut Vec<FieldViolation>) {
     let f = |name: &str| format!("{prefix}.{name}");
-    if p.unit_name.trim().is_empty()
-        || p.unit_name.chars().count() > 128
-        || has_control(&p.unit_name)
-    {
-        v.push(FieldViolation::new(
-            f("unit_name"),
-            "required, at most 128 characters, one line",
-        ));
-    }
+    v.extend(label(&f("unit_name"), &p.unit_name, 128, true));
     if !ids::is_valid_credit_code(&p.unit_credit_code) {
         v.push(FieldViolation::new(
             f("unit_credit_code"),
             "not a valid 18-character 统一社会信用代码 (GB 32100 check character wrong)",
         ));
     }
-    if p.title.trim().is_empty() || p.title.chars().count() > 64 || has_control(&p.title) {
-        v.push(FieldViolation::new(
-            f("title"),
-            "required, at most 64 characters, one line",
-        ));
-    }
-    if p.rank.chars().count() > 32 || has_control(&p.rank) {
-        v.push(FieldViolation::new(
-            f("rank"),
-            "at most 32 characters, one line",
-        ));
-    }
+    v.extend(label(&f("title"), &p.title, 64, true));
+    v.extend(label(&f("rank"), &p.rank, 32, false));
     let start = parse_date(&p.start_date);
     if start.is_none() {
-        v.push(FieldViolation::new(
-            f("start_date"),
-            "must be a date YYYY-MM-DD",
-        ));
+        v.push(FieldViolation::new(f("start_date"), DATE_RULE));
     }
     if !p.end_date.is_empty() {
         match (parse_date(&p.end_date), start) {
             (None, _) => v.push(FieldViolation::new(
                 f("end_date"),
-                "must be a date YYYY-MM-DD or empty",
+                "must be empty or a date YYYY-MM-DD between 1900-01-01 and 2099-12-31",
             )),
             (Some(e), Some(s)) if e < s => v.push(FieldViolation::new(
                 f("end_date"),

@@ -27,8 +27,8 @@ pub fn parse(input: &str) -> Result<Vec<Term>> {
     let mut terms = Vec::new();
     // A filter is one line of text; PostgreSQL cannot even store NUL, and
     // refusing it here keeps both backends' answers the same.
-    if input.chars().any(char::is_control) {
-        return Err(bad("control characters are not allowed"));
+    if let Some(why) = crate::domain::text_fault(input, crate::domain::Text::Line) {
+        return Err(bad(why));
     }
     let mut rest = input.trim();
     if rest.is_empty() {

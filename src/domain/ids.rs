@@ -15,6 +15,13 @@ pub fn is_valid_id_number(id: &str) -> bool {
     birth_date_of(id).is_some()
 }
 
+/// The canonical form of a 公民身份号码 as submitted: the check character `x`
+/// upper-cased, so that `…x` and `…X` are one person in every lookup, filter,
+/// comparison and stored row. Every input edge applies it before anything else.
+pub fn canonical_id_number(id: &str) -> String {
+    id.to_ascii_uppercase()
+}
+
 /// The check character for the first 17 digits (weights 2^(17-i) mod 11).
 pub fn id_number_check_char(first17: &[u8]) -> u8 {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];

@@ -11,36 +11,96 @@ pub mod rules;
 
 use crate::error::FieldViolation;
 
-/// Checks a free-text field (notes, reasons, reply text): present when
-/// `required`, at most `max` characters, and no NUL. PostgreSQL cannot store
-/// U+0000 in text while SQLite can, so refusing it on input keeps both
-/// backends' answers the same. Line breaks are fine here; single-line labels
-/// (names, titles) refuse every control character instead.
-pub fn free_text(field: &str, v: &str, max: usize, required: bool) -> Option<FieldViolation> {
-    let missing = required && v.trim().is_empty();
-    if !missing && v.chars().count() <= max && !v.contains('\0') {
-        return None;
-    }
-    let why = if required {
-        format!("required, at most {max} characters, no NUL")
-    } else {
-        format!("at most {max} characters, no NUL")
-    };
-    Some(FieldViolation::new(field, why))
+/// The first and last dates any request may carry (DESIGN §4): outside them a
+/// date is a typo (`0024`, `2925`) that would sort and compute periods wrongly.
+pub const MIN_DATE: &str = "1900-01-01";
+pub const MAX_DATE: &str = "2099-12-31";
+
+/// What a text field may contain besides printable characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Text {
+    /// A single-line label (name, title, unit, number): no control character at all.
+    Line,
+    /// Long text (notes, reasons, summaries): line breaks and tabs allowed.
+    Long,
 }
 
-/// Parses an ISO date `YYYY-MM-DD` (the only date form on the wire).
+/// Bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they make text display in another order than it is stored,
+/// so a name or a reason could read differently to its reader than to the log.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Why `v` is not acceptable text of kind `kind`, if it is not: control
+/// characters (NUL above all, which PostgreSQL cannot store while SQLite can)
+/// and bidirectional overrides are refused everywhere; long text keeps `\n`
+/// and `\t`.
+pub fn text_fault(v: &str, kind: Text) -> Option<&'static str> {
+    let allowed = |c: char| kind == Text::Long && (c == '\n' || c == '\t');
+    if v.chars().any(|c| c.is_control() && !allowed(c)) {
+        return Some(match kind {
+            Text::Line => "no control characters (one line)",
+            Text::Long => "no control characters other than line breaks and tabs",
+        });
+    }
+    if v.chars().any(is_bidi_control) {
+        return Some("no bidirectional override characters (U+202A–U+202E, U+2066–U+2069)");
+    }
+    None
+}
+
+/// The one text check: present when `required` (not blank), at most `max`
+/// characters, and no character [`text_fault`] refuses.
+pub fn check_text(
+    field: &str,
+    v: &str,
+    max: usize,
+    required: bool,
+    kind: Text,
+) -> Option<FieldViolation> {
+    if required && v.trim().is_empty() {
+        return Some(FieldViolation::new(
+            field,
+            format!("required, at most {max} characters"),
+        ));
+    }
+    if v.chars().count() > max {
+        return Some(FieldViolation::new(
+            field,
+            format!("at most {max} characters"),
+        ));
+    }
+    text_fault(v, kind).map(|why| FieldViolation::new(field, why))
+}
+
+/// Checks a free-text field (notes, reasons, reply text): [`check_text`] for
+/// long text.
+pub fn free_text(field: &str, v: &str, max: usize, required: bool) -> Option<FieldViolation> {
+    check_text(field, v, max, required, Text::Long)
+}
+
+/// Checks a single-line label (names, titles, numbers): [`check_text`] for one line.
+pub fn label(field: &str, v: &str, max: usize, required: bool) -> Option<FieldViolation> {
+    check_text(field, v, max, required, Text::Line)
+}
+
+/// The one date check: an ISO date `YYYY-MM-DD` (the only date form on the
+/// wire) between [`MIN_DATE`] and [`MAX_DATE`]; `None` for anything else.
 pub fn parse_date(s: &str) -> Option<time::Date> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    if s.len() != 10 {
+    if s.len() != 10 || s < MIN_DATE || s > MAX_DATE {
         return None;
     }
     time::Date::parse(s, &fmt).ok()
 }
 
+/// Description of a date field that [`parse_date`] refused.
+pub const DATE_RULE: &str = "must be a date YYYY-MM-DD between 1900-01-01 and 2099-12-31";
+
 #[cfg(test)]
 mod tests {
-    use super::free_text;
+    use super::*;
 
     #[test]
     fn free_text_limits_length_presence_and_nul() {
@@ -56,5 +116,40 @@ mod tests {
         assert!(free_text("f", "  ", 6, true).is_some(), "blank is missing");
         let v = free_text("reason", "数据\0错误", 500, true).expect("NUL refused");
         assert_eq!(v.field, "reason");
+    }
+
+    #[test]
+    fn text_refuses_controls_and_bidi_overrides() {
+        assert!(free_text("f", "一\t二\n三", 10, true).is_none());
+        assert!(
+            label("f", "一\t二", 10, true).is_some(),
+            "labels are one line"
+        );
+        for bad in [
+            "a\u{1b}[2J",
+            "a\r",
+            "a\u{85}",
+            "a\u{202E}b",
+            "\u{2066}x",
+            "x\u{2069}",
+        ] {
+            assert!(free_text("f", bad, 10, false).is_some(), "{bad:?}");
+            assert!(label("f", bad, 10, false).is_some(), "{bad:?}");
+        }
+        assert!(
+            label("f", "张三\u{200D}", 10, true).is_none(),
+            "joiners are text"
+        );
+    }
+
+    #[test]
+    fn dates_lie_in_the_two_centuries() {
+        assert!(parse_date("1900-01-01").is_some());
+        assert!(parse_date("2099-12-31").is_some());
+        assert!(parse_date("1899-12-31").is_none());
+        assert!(parse_date("2100-01-01").is_none());
+        assert!(parse_date("0024-05-01").is_none());
+        assert!(parse_date("2024-02-30").is_none());
+        assert!(parse_date("2024-2-3").is_none());
     }
 }

@@ -3,7 +3,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{parse_date, rules};
+use crate::domain::{DATE_RULE, Text, check_text, parse_date, rules};
 use crate::error::FieldViolation;
 use crate::identity::Agency;
 use crate::proto::{self, record::Payload};
@@ -155,7 +155,7 @@ impl Check<'_> {
     fn date(&mut self, field: &str, v: &str) -> Option<time::Date> {
         let d = parse_date(v);
         if d.is_none() {
-            self.fail(field, "must be a date YYYY-MM-DD");
+            self.fail(field, DATE_RULE);
         }
         d
     }
@@ -168,14 +168,19 @@ impl Check<'_> {
         }
     }
 
+    /// A single-line label.
     fn text(&mut self, field: &str, v: &str, max: usize, required: bool) {
-        if (required && v.trim().is_empty()) || v.chars().count() > max {
-            let why = if required {
-                format!("required, at most {max} characters")
-            } else {
-                format!("at most {max} characters")
-            };
-            self.fail(field, &why);
+        self.checked(field, v, max, required, Text::Line);
+    }
+
+    /// Long text, which may hold line breaks and tabs.
+    fn long(&mut self, field: &str, v: &str, max: usize, required: bool) {
+        self.checked(field, v, max, required, Text::Long);
+    }
+
+    fn checked(&mut self, field: &str, v: &str, max: usize, required: bool, kind: Text) {
+        if let Some(fv) = check_text(field, v, max, required, kind) {
+            self.fail(field, &fv.description);
         }
     }
 }
@@ -236,7 +241,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             c.en::<ClueSource>("source", k.source);
             c.en::<ClueDisposal>("disposal", k.disposal);
             c.en::<ClueStatus>("status", k.status);
-            c.text("conclusion", &k.conclusion, 2000, false);
+            c.long("conclusion", &k.conclusion, 2000, false);
             let received = c.date("received_date", &k.received_date);
             let due = c.optional_date("reply_due_date", &k.reply_due_date);
             if let (Some(r), Some(d)) = (received, due)
@@ -263,7 +268,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             }
             c.en::<PersonalMattersResult>("result", p.result);
             c.date("check_date", &p.check_date);
-            c.text("handling", &p.handling, 2000, false);
+            c.long("handling", &p.handling, 2000, false);
         }
         Payload::Evaluation(e) => {
             c.prefix = "record.evaluation";
@@ -299,7 +304,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             if f.amount_fen < 0 {
                 c.fail("amount_fen", "must not be negative");
             }
-            c.text("characterisation", &f.characterisation, 2000, false);
+            c.long("characterisation", &f.characterisation, 2000, false);
             c.en::<Responsibility>("responsibility", f.responsibility);
             c.en::<Transfer>("transfer", f.transfer);
             match &f.rectification {
@@ -319,7 +324,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             c.en::<PetitionCategory>("category", p.category);
             c.en::<PetitionStatus>("status", p.status);
             c.text("forwarded_to", &p.forwarded_to, 128, false);
-            c.text("summary", &p.summary, 4000, false);
+            c.long("summary", &p.summary, 4000, false);
             if let Some(i) = &p.informant {
                 let given = !(i.name.is_empty()
                     && i.unit.is_empty()

@@ -31,6 +31,8 @@ impl CadreApi {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum View {
     Full,
+    /// The 公民身份号码 with its 8 birth-date digits masked and the birth date
+    /// hidden: either one in clear would rebuild the other (DESIGN §2).
     IdMasked,
 }
 
@@ -64,13 +66,19 @@ pub(crate) fn cadre_resource(c: &CadreRow) -> Resource {
     }
 }
 
+/// The caller's view of a cadre: the one renderer behind GetCadre, ListCadres,
+/// LookupCadre, create and update answers, the change feed and the dossier.
 pub(crate) fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
     let masked = view == View::IdMasked;
     proto::Cadre {
         name: resource_name(&c.id),
         display_name: c.display_name.clone(),
         gender: c.gender,
-        birth_date: c.birth_date.clone(),
+        birth_date: if masked {
+            String::new()
+        } else {
+            c.birth_date.clone()
+        },
         id_number: if masked {
             ids::mask_id_number(&c.id_number)
         } else {
@@ -164,6 +172,12 @@ impl CadreApi {
         call: &mut Call,
         req: proto::BatchCreateCadresRequest,
     ) -> Result<proto::BatchCreateCadresResponse> {
+        let mut req = req;
+        for r in &mut req.requests {
+            if let Some(c) = r.cadre.as_mut() {
+                c.id_number = ids::canonical_id_number(&c.id_number);
+            }
+        }
         let authz = &self.state.authz;
         let own = Resource::Cadre {
             id: "-".into(),
@@ -217,7 +231,7 @@ impl CadreApi {
                 items.push(Item::Failed(Error::InvalidArgument { violations }));
                 continue;
             }
-            let number = input.id_number.to_ascii_uppercase();
+            let number = input.id_number.clone();
             if !numbers.insert(number.clone()) {
                 items.push(Item::Failed(Error::invalid(
                     format!("{prefix}.id_number"),
@@ -342,6 +356,12 @@ impl CadreApi {
         call: &mut Call,
         req: proto::CreateCadreRequest,
     ) -> Result<proto::Cadre> {
+        // Canonical before the request digest and any lookup: `x` and `X` are
+        // one person and one request (DESIGN §1).
+        let mut req = req;
+        if let Some(c) = req.cadre.as_mut() {
+            c.id_number = ids::canonical_id_number(&c.id_number);
+        }
         let authz = &self.state.authz;
         let own = Resource::Cadre {
             id: "-".into(),
@@ -400,7 +420,7 @@ impl CadreApi {
         let row = CadreRow {
             id: uuid::Uuid::now_v7().simple().to_string(),
             birth_date: ids::birth_date_of(&input.id_number).unwrap_or_default(),
-            id_number: input.id_number.to_ascii_uppercase(),
+            id_number: input.id_number.clone(),
             display_name: input.display_name.trim().to_string(),
             gender: input.gender,
             managing_division: input.managing_division.clone(),
@@ -686,7 +706,7 @@ impl CadreService for CadreApi {
     ) -> Result<Response<proto::Cadre>, Status> {
         let mut call = Call::start(&request, M_LOOKUP_CADRE)?;
         let result = async {
-            let id_number = request.get_ref().id_number.to_ascii_uppercase();
+            let id_number = ids::canonical_id_number(&request.get_ref().id_number);
             if !ids::is_valid_id_number(&id_number) {
                 return Err(Error::invalid(
                     "id_number",
@@ -694,6 +714,11 @@ impl CadreService for CadreApi {
                 ));
             }
             let row = self.state.store.get_cadre_by_id_number(&id_number).await?;
+            crate::metrics::id_number_lookup(
+                &call.principal.uri,
+                &call.principal.division,
+                row.as_ref().map(|r| r.managing_division.as_str()),
+            );
             if let Some(r) = &row {
                 call.resources.push(resource_name(&r.id));
             }

@@ -246,7 +246,7 @@ impl Call {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Ok(Self {
             principal,
-            officer: identity::officer(request),
+            officer: identity::officer(request)?,
             method,
             request_id,
             resources: Vec::new(),
@@ -447,7 +447,7 @@ pub fn request_digest<M: Message>(m: &M) -> String {
 
 /// Checks an AIP-155 request id: at most 128 printable characters.
 pub fn validate_request_id(id: &str, field: &str) -> Result<()> {
-    if id.len() > 128 || id.chars().any(char::is_control) {
+    if id.len() > 128 || crate::domain::text_fault(id, crate::domain::Text::Line).is_some() {
         return Err(Error::invalid(field, "at most 128 printable characters"));
     }
     Ok(())

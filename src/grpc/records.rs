@@ -366,7 +366,13 @@ impl RecordApi {
         } else if !rec.cadre_id_number.is_empty() {
             let number = rec.cadre_id_number.to_ascii_uppercase();
             if ids::is_valid_id_number(&number) {
-                named.by_id_number.get(&number).cloned()
+                let found = named.by_id_number.get(&number).cloned();
+                crate::metrics::id_number_lookup(
+                    &call.principal.uri,
+                    &call.principal.division,
+                    found.as_ref().map(|c| c.managing_division.as_str()),
+                );
+                found
             } else {
                 violations.push(FieldViolation::new(
                     "record.cadre_id_number",

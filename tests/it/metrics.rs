@@ -15,11 +15,12 @@ use crate::common::{Backend, TestServer, new_cadre, server_log};
 
 both_backends!(
     endpoint_reports_calls_refusals_and_dates,
-    expiry_warning_at_start_and_reload
+    expiry_warning_at_start_and_reload,
+    id_number_guesses_are_counted_per_system,
 );
 
 /// GETs `path` over plain HTTP/1.0; returns the status line and the body.
-async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
@@ -34,7 +35,7 @@ async fn get(addr: SocketAddr, path: &str) -> (String, String) {
 }
 
 /// Sum of the samples of `name` whose labels include every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -56,7 +57,11 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// Scrapes until `check` holds (series of finished streams and refused handshakes
 /// appear a moment after the client sees the outcome).
-async fn scrape_until(addr: SocketAddr, what: &str, check: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, body) = get(addr, "/metrics").await;
@@ -291,4 +296,80 @@ async fn expiry_warning_at_start_and_reload(backend: Backend) {
     assert!(!warned(&cert.display().to_string()));
     short_server_cert(&server.pki, 20);
     wait_warning(&cert).await;
+}
+
+/// Lookups by 公民身份号码 that find no cadre the caller may see are counted per
+/// calling system, a cadre out of jurisdiction like a missing one: the guess is
+/// what an operator alerts on (DESIGN §2, residual risk).
+async fn id_number_guesses_are_counted_per_system(backend: Backend) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let maddr = listener.local_addr().unwrap();
+    let server = TestServer::spawn_with(backend, |c| {
+        c.metrics_listener = Some(PreboundListener::new(listener));
+    })
+    .await;
+    const NAME: &str = "cadrex_id_number_lookups_not_found_total";
+    let org = "urn:cadrex:system:organization:360802:organization-sys";
+    let discipline = "urn:cadrex:system:discipline:360802:discipline-sys";
+    let count = |text: &str, system: &str| sample(text, NAME, &[("system", system)]).unwrap_or(0.0);
+    let (_, before) = get(maddr, "/metrics").await;
+
+    let create = |division: &'static str, seq: u32| {
+        let server = &server;
+        async move {
+            server
+                .cadres("organization", division)
+                .await
+                .create_cadre(CreateCadreRequest {
+                    cadre: Some(new_cadre("孔十九", division, seq)),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let elsewhere = create("360821", 19).await;
+    let own = create("360802", 20).await;
+    let missing = crate::common::id_number("360802", "19800101", 999);
+    let mut lookup = server.cadres("organization", "360802").await;
+    for (number, found) in [
+        (&missing, false),
+        (&elsewhere.id_number, false),
+        (&own.id_number, true),
+        (&missing.to_ascii_lowercase(), false),
+    ] {
+        let r = lookup
+            .lookup_cadre(proto::LookupCadreRequest {
+                id_number: number.clone(),
+            })
+            .await;
+        assert_eq!(r.is_ok(), found, "{number}: {r:?}");
+    }
+    // A record naming an unknown and an out-of-jurisdiction number.
+    let mut records = crate::records::records_client(server.channel("discipline", "360802").await);
+    for (i, number) in [&missing, &elsewhere.id_number].into_iter().enumerate() {
+        let mut r = crate::records::record(
+            &own,
+            &format!("AD-{i}"),
+            1,
+            proto::record::Payload::Admonishment(proto::Admonishment {
+                r#type: proto::AdmonishmentType::TalkReminder as i32,
+                date: "2025-02-01".into(),
+                issuer: "县纪委".into(),
+            }),
+        );
+        r.cadre_id_number = number.clone();
+        let err = records
+            .submit_record(crate::records::submit(r))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    let after = scrape_until(maddr, "the guess counter", |t| {
+        count(t, org) - count(&before, org) == 3.0
+    })
+    .await;
+    assert_eq!(count(&after, discipline) - count(&before, discipline), 2.0);
+    assert!(after.contains(&format!("# HELP {NAME}")), "described");
 }
