@@ -27,10 +27,9 @@ async fn who_am_i_for_each_agency(backend: Backend) {
         ("petition", proto::Agency::Petition),
     ] {
         let mut req = tonic::Request::new(WhoAmIRequest {});
-        req.metadata_mut().insert(
-            "x-cadrex-officer",
-            "王五".parse().unwrap_or_else(|_| "wangwu".parse().unwrap()),
-        );
+        // 王五, UTF-8 percent-encoded as metadata must be.
+        req.metadata_mut()
+            .insert("x-cadrex-officer", "%E7%8E%8B%E4%BA%94".parse().unwrap());
         let me = server
             .system(agency, "360802")
             .await
@@ -45,6 +44,7 @@ async fn who_am_i_for_each_agency(backend: Backend) {
             me.principal,
             format!("urn:cadrex:system:{agency}:360802:{agency}-sys")
         );
+        assert_eq!(me.officer, "王五");
         assert_eq!(me.certificate_fingerprint.len(), 64);
         assert!(me.certificate_expire_time.unwrap().seconds > 0);
     }
@@ -362,6 +362,7 @@ async fn officer_is_percent_encoded_utf8_and_checked_like_a_name(backend: Backen
         "50%",         // a stray percent sign
         "a%0Ab",       // a line break
         "%E2%80%AEab", // a right-to-left override
+        "张三",        // raw UTF-8: not percent-encoded
         too_long.as_str(),
     ] {
         let err = server
