@@ -234,7 +234,11 @@ async fn appender(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, batch_max:
 
 /// Answers one call of a batch: a row written sanitized fails its call, after
 /// the sanitized row is durable.
-fn answer(done: oneshot::Sender<Result<i64>>, refused: &Option<Vec<&'static str>>, seq: Result<i64>) {
+fn answer(
+    done: oneshot::Sender<Result<i64>>,
+    refused: &Option<Vec<&'static str>>,
+    seq: Result<i64>,
+) {
     let _ = done.send(match (seq, refused) {
         (Ok(_), Some(fields)) => Err(refused_row(fields)),
         (r, _) => r,

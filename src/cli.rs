@@ -80,7 +80,8 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
                 external: external.clone(),
                 max_unsigned_age: Some(max_unsigned_age),
             };
-            let report = access_log::verify_with(&*s, public_key.as_deref(), None, &options).await?;
+            let report =
+                access_log::verify_with(&*s, public_key.as_deref(), None, &options).await?;
             s.close().await;
             if report.intact {
                 println!(
@@ -137,7 +138,10 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
 pub fn checkpoint_json(cp: &CheckpointRow, public_key: &[u8]) -> serde_json::Value {
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cp.time_us) * 1000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     let mut m = serde_json::Map::new();
     m.insert("seq".into(), cp.seq.to_string().into());

@@ -246,7 +246,10 @@ pub async fn run(
 }
 
 /// Signs a checkpoint of the chain head unless the newest one already covers it.
-async fn final_checkpoint(store: &dyn store::Store, signer: &LogSigner) -> crate::error::Result<()> {
+async fn final_checkpoint(
+    store: &dyn store::Store,
+    signer: &LogSigner,
+) -> crate::error::Result<()> {
     let mut last = store.latest_checkpoint().await?.map(|c| c.seq).unwrap_or(0);
     if let Some(cp) = crate::access_log::checkpoint_once(store, signer, &mut last).await? {
         tracing::info!(seq = cp.seq, "final access-log checkpoint signed");

@@ -13,8 +13,8 @@ use sqlx::{Connection, Row, SqliteConnection};
 
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
-    Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow, ReplyRow,
-    SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow,
+    ReplyRow, SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
