@@ -237,3 +237,32 @@ pub async fn restore(
     s.close().await;
     epoch.map_err(|e| anyhow::anyhow!("{}", e.public_message()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_json_round_trips_in_proto3_canonical_form() {
+        let cp = CheckpointRow {
+            seq: 9_007_199_254_740_993,
+            hash: "ab".repeat(32),
+            time_us: 1_764_800_000_123_456,
+            key_id: "0123456789abcdef".into(),
+            signature: vec![0xfb; 64],
+        };
+        let json = checkpoint_json(&cp, &[7; 32]);
+        assert_eq!(json["seq"], "9007199254740993", "int64 as a string");
+        assert_eq!(json["time"], "2025-12-03T22:13:20.123456Z");
+        assert!(json.get("key_id").is_none() && json["keyId"].is_string());
+        let back = checkpoint_from_json(&json.to_string()).unwrap();
+        assert_eq!(back, cp);
+        // Numbers for int64 and original field names are accepted too.
+        let alt = serde_json::json!({
+            "seq": 3, "hash": "h", "time": "2026-01-01T00:00:00Z",
+            "key_id": "k", "signature": STANDARD.encode([1u8, 2])
+        });
+        assert_eq!(checkpoint_from_json(&alt.to_string()).unwrap().seq, 3);
+        assert!(checkpoint_from_json("{\"seq\": \"x\"}").is_err());
+    }
+}
