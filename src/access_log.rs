@@ -55,6 +55,43 @@ impl LogSigner {
     }
 }
 
+/// DER of an Ed25519 SubjectPublicKeyInfo (RFC 8410) before its 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The raw Ed25519 public key as PEM `PUBLIC KEY` (SubjectPublicKeyInfo, the
+/// form `openssl pkey -pubout` writes), for `log-signing.pub`.
+pub fn public_key_pem(raw: &[u8]) -> String {
+    use base64::Engine;
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(raw);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+}
+
+/// Reads a log-signing public key: PEM `PUBLIC KEY` (Ed25519
+/// SubjectPublicKeyInfo, as `cadrex pki init` writes `log-signing.pub`).
+/// Returns the raw 32 key bytes.
+pub fn load_public_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading public key {}: {e}", path.display()))?;
+    let body = text
+        .split("-----BEGIN PUBLIC KEY-----")
+        .nth(1)
+        .and_then(|r| r.split("-----END PUBLIC KEY-----").next())
+        .ok_or_else(|| anyhow::anyhow!("{} holds no PEM PUBLIC KEY", path.display()))?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| anyhow::anyhow!("{}: not base64: {e}", path.display()))?;
+    match der.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+        Some(raw) if raw.len() == 32 => Ok(raw.to_vec()),
+        _ => anyhow::bail!("{} is not an Ed25519 public key", path.display()),
+    }
+}
+
 /// Key id: the first 16 hex digits of SHA-256 over the raw public key.
 pub fn key_id(public_key: &[u8]) -> String {
     hex::encode(Sha256::digest(public_key))[..16].to_string()
@@ -131,10 +168,33 @@ pub mod bench_nolog {
 
 /// Takes whatever has queued up since the last commit and commits it in one
 /// transaction: concurrent requests share the cost of one durable write.
+///
+/// One caller cannot fail another's call: a row holding a value a store could
+/// refuse is written sanitized (and its call answered INVALID_ARGUMENT once
+/// that row is durable), and a batch the store still refuses for a reason
+/// other than an outage is retried row by row, so only the row it refuses
+/// fails, and only its own call.
 async fn appender(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
-        let entries: Vec<LogEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let mut refused: Vec<Option<Vec<&'static str>>> = Vec::with_capacity(batch.len());
+        let entries: Vec<LogEntry> = batch
+            .iter()
+            .map(|(e, _)| match sanitize(e) {
+                Some((clean, fields)) => {
+                    refused.push(Some(fields));
+                    clean
+                }
+                None => {
+                    refused.push(None);
+                    e.clone()
+                }
+            })
+            .collect();
+        let sanitized = refused.iter().filter(|r| r.is_some()).count();
+        if sanitized > 0 {
+            metrics::counter!("cadrex_access_log_rows_sanitized").increment(sanitized as u64);
+        }
         let started = std::time::Instant::now();
         let appended = store.append_log(&entries).await;
         metrics::histogram!("cadrex_access_log_batch_rows").record(entries.len() as f64);
@@ -142,17 +202,117 @@ async fn appender(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, batch_max:
             .record(started.elapsed().as_secs_f64());
         match appended {
             Ok(seqs) => {
-                for ((_, done), seq) in batch.drain(..).zip(seqs) {
-                    let _ = done.send(Ok(seq));
+                for (((_, done), fields), seq) in batch.drain(..).zip(&refused).zip(seqs) {
+                    answer(done, fields, Ok(seq));
                 }
             }
-            Err(e) => {
+            Err(e) if is_transient(&e) || entries.len() == 1 => {
                 tracing::error!(error = %e, rows = entries.len(), "access log append failed");
                 for (_, done) in batch.drain(..) {
                     let _ = done.send(Err(Error::Unavailable("access log unavailable".into())));
                 }
             }
+            Err(e) => {
+                tracing::error!(error = %e, rows = entries.len(), "access log batch refused; writing its rows one by one");
+                for (((_, done), fields), entry) in batch.drain(..).zip(&refused).zip(&entries) {
+                    let seq = match store.append_log(std::slice::from_ref(entry)).await {
+                        Ok(seqs) => seqs
+                            .first()
+                            .copied()
+                            .ok_or_else(|| Error::Unavailable("access log unavailable".into())),
+                        Err(e) => {
+                            tracing::error!(error = %e, principal = %entry.principal, "access log row refused");
+                            Err(Error::Unavailable("access log unavailable".into()))
+                        }
+                    };
+                    answer(done, fields, seq);
+                }
+            }
         }
+    }
+}
+
+/// Answers one call of a batch: a row written sanitized fails its call, after
+/// the sanitized row is durable.
+fn answer(
+    done: oneshot::Sender<Result<i64>>,
+    refused: &Option<Vec<&'static str>>,
+    seq: Result<i64>,
+) {
+    let _ = done.send(match (seq, refused) {
+        (Ok(_), Some(fields)) => Err(refused_row(fields)),
+        (r, _) => r,
+    });
+}
+
+/// Longest value (in bytes) one field of a log row may hold. A cadre or record
+/// name is under 150 bytes, a principal URI under 100, an officer at most 128
+/// characters; anything longer is not a value a well-formed call produces.
+pub const MAX_FIELD_BYTES: usize = 512;
+
+/// True when a store could refuse `value` (PostgreSQL refuses NUL in text) or
+/// it is longer than any well-formed call produces.
+pub fn refused_value(value: &str) -> bool {
+    value.len() > MAX_FIELD_BYTES || value.contains('\0')
+}
+
+/// What a refused value becomes in a sanitized row: its length and SHA-256,
+/// enough to match it against the caller's own copy, nothing a store refuses.
+pub fn sanitized_value(value: &str) -> String {
+    format!(
+        "sanitized:len={}:sha256={}",
+        value.len(),
+        hex::encode(Sha256::digest(value.as_bytes()))
+    )
+}
+
+/// The entry with every refused value replaced by [`sanitized_value`], and the
+/// names of the fields that held one; `None` when nothing needed replacing.
+pub fn sanitize(entry: &LogEntry) -> Option<(LogEntry, Vec<&'static str>)> {
+    let mut out = entry.clone();
+    let mut fields = Vec::new();
+    let mut fix = |name: &'static str, v: &mut String| {
+        if refused_value(v) {
+            *v = sanitized_value(v);
+            if !fields.contains(&name) {
+                fields.push(name);
+            }
+        }
+    };
+    fix("principal", &mut out.principal);
+    fix("fingerprint", &mut out.fingerprint);
+    fix("officer", &mut out.officer);
+    fix("method", &mut out.method);
+    for r in &mut out.resources {
+        fix("resources", r);
+    }
+    fix("purpose", &mut out.purpose);
+    fix("decision", &mut out.decision);
+    for p in &mut out.policy_ids {
+        fix("policy_ids", p);
+    }
+    fix("request_id", &mut out.request_id);
+    fix("response_sha256", &mut out.response_sha256);
+    (!fields.is_empty()).then_some((out, fields))
+}
+
+/// A store error that says "try again" rather than "this row is wrong".
+fn is_transient(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(_) | Error::Aborted { .. })
+}
+
+/// The error a call gets whose row had to be written sanitized.
+fn refused_row(fields: &[&'static str]) -> Error {
+    Error::InvalidArgument {
+        violations: fields
+            .iter()
+            .map(|f| {
+                crate::error::FieldViolation::new(
+                    *f,
+                    "holds a value the access log cannot store (NUL or over-long)",
+                )
+            })
+            .collect(),
     }
 }
 
@@ -216,6 +376,30 @@ pub async fn verify(
     public_key: Option<&[u8]>,
     from: Option<(i64, String)>,
 ) -> Result<VerifyReport> {
+    verify_with(store, public_key, from, &VerifyOptions::default()).await
+}
+
+/// What `cadrex log verify` checks beyond the stored chain and checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// A checkpoint exported earlier and kept elsewhere, which a rewriter of
+    /// the store cannot have deleted or re-signed.
+    pub external: Option<CheckpointRow>,
+    /// Rows that no checkpoint covers and that are older than this are a
+    /// break: a running server signs every few seconds and a stopping one
+    /// signs its last row, so an old unsigned tail means checkpoints were
+    /// deleted (or the chain rewritten and its checkpoints dropped).
+    pub max_unsigned_age: Option<Duration>,
+}
+
+/// [`verify`] with the checks of `options`.
+pub async fn verify_with(
+    store: &dyn Store,
+    public_key: Option<&[u8]>,
+    from: Option<(i64, String)>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let external = options.external.as_ref();
     let (start_after, start_hash) = from.unwrap_or((0, GENESIS.to_string()));
     let mut report = VerifyReport {
         start_seq: start_after + 1,
@@ -232,11 +416,16 @@ pub async fn verify(
     // Checkpoints are read first: every one of them names a row that existed
     // before the rows are read, so a live server appending meanwhile cannot
     // make a checkpoint look as if it pointed past the end of the chain.
-    let checkpoints = store.checkpoints().await?;
+    let mut checkpoints = store.checkpoints().await?;
+    if let Some(cp) = external {
+        checkpoints.push(cp.clone());
+        checkpoints.sort_by_key(|c| (c.seq, c.time_us));
+    }
     let mut v = Verifier::new(start_after, &start_hash);
     let mut catch_up = 0;
     loop {
         let rows = store.read_log(v.last_seq, 2000).await?;
+        let before = v.last_seq;
         for row in &rows {
             if let Err(b) = v.check(row) {
                 report.end_seq = v.last_seq;
@@ -246,6 +435,12 @@ pub async fn verify(
             }
         }
         if !rows.is_empty() {
+            if let Some(b) = check_index(store, before, &rows).await? {
+                report.end_seq = v.last_seq;
+                report.first_broken_seq = Some(b.seq);
+                report.problem = b.problem;
+                return Ok(report);
+            }
             continue;
         }
         let (head_seq, head_hash) = store.log_head().await?;
@@ -276,21 +471,30 @@ pub async fn verify(
         }
         break;
     }
+
     for cp in checkpoints {
         if cp.seq < start_after {
             continue;
         }
+        let which = if external == Some(&cp) {
+            "the exported checkpoint"
+        } else {
+            "the stored checkpoint"
+        };
         if let Some(pk) = public_key
             && !signature_valid(pk, &cp)
         {
             report.first_broken_seq = Some(cp.seq);
-            report.problem = format!("checkpoint at seq {} has an invalid signature", cp.seq);
+            report.problem = format!(
+                "{which} at seq {} has an invalid signature (or is signed by another key)",
+                cp.seq
+            );
             return Ok(report);
         }
         if cp.seq > v.last_seq {
             report.first_broken_seq = Some(v.last_seq + 1);
             report.problem = format!(
-                "rows {}..={} are missing below the signed checkpoint at seq {}",
+                "rows {}..={} are missing below {which} at seq {}",
                 v.last_seq + 1,
                 cp.seq,
                 cp.seq
@@ -304,13 +508,94 @@ pub async fn verify(
             }
             _ => {
                 report.first_broken_seq = Some(cp.seq);
-                report.problem = format!("row {} does not match its signed checkpoint", cp.seq);
+                report.problem = format!("row {} does not match {which}", cp.seq);
+                return Ok(report);
+            }
+        }
+    }
+    if let Some((cadre, seq)) = store.log_cadre_index(v.last_seq, None).await?.first() {
+        report.first_broken_seq = Some(*seq);
+        report.problem = format!(
+            "the per-cadre index names {cadre} at seq {seq}, after the last row of the chain"
+        );
+        return Ok(report);
+    }
+    if let Some(max_age) = options.max_unsigned_age {
+        let covered = report
+            .last_good_checkpoint
+            .as_ref()
+            .map(|c| c.0)
+            .unwrap_or(start_after);
+        if v.last_seq > covered
+            && let Some(oldest) = store.read_log(covered, 1).await?.first()
+        {
+            let age_us = now_us().saturating_sub(oldest.time_us);
+            if age_us > max_age.as_micros() as i64 {
+                report.first_broken_seq = Some(oldest.seq);
+                report.problem = format!(
+                    "rows {}..={} are covered by no signed checkpoint, and the oldest is {}s old",
+                    oldest.seq,
+                    v.last_seq,
+                    age_us / 1_000_000
+                );
                 return Ok(report);
             }
         }
     }
     report.intact = true;
     Ok(report)
+}
+
+/// Compares the per-cadre index rows for the seqs of `rows` (which follow
+/// `after_seq` without a gap) with what the rows themselves name: an index
+/// row deleted or added changes "who read this cadre" and is a break.
+async fn check_index(
+    store: &dyn Store,
+    after_seq: i64,
+    rows: &[chain::LogRow],
+) -> Result<Option<chain::Break>> {
+    let Some(last) = rows.last() else {
+        return Ok(None);
+    };
+    let stored = store.log_cadre_index(after_seq, Some(last.seq)).await?;
+    let mut expected: Vec<(String, i64)> = rows
+        .iter()
+        .flat_map(|r| {
+            crate::store::cadres_touched(&r.entry.resources)
+                .into_iter()
+                .map(move |c| (c, r.seq))
+        })
+        .collect();
+    expected.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    if stored == expected {
+        return Ok(None);
+    }
+    let first = stored
+        .iter()
+        .zip(&expected)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| a.1.min(b.1))
+        .or_else(|| {
+            let n = stored.len().min(expected.len());
+            stored.get(n).or(expected.get(n)).map(|x| x.1)
+        })
+        .unwrap_or(last.seq);
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|e| e.1 == first && !stored.contains(e))
+        .map(|e| &e.0)
+        .collect();
+    let added: Vec<&String> = stored
+        .iter()
+        .filter(|e| e.1 == first && !expected.contains(e))
+        .map(|e| &e.0)
+        .collect();
+    Ok(Some(chain::Break {
+        seq: first,
+        problem: format!(
+            "the per-cadre index does not match row {first} (missing {missing:?}, not in the row {added:?})"
+        ),
+    }))
 }
 
 /// Hex SHA-256 of an encoded response: the evidence of what a read disclosed.

@@ -280,20 +280,44 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum LogCommand {
-    /// Recomputes the hash chain and checks every signed checkpoint.
+    /// Recomputes the hash chain, checks the per-cadre index against it, and
+    /// checks every signed checkpoint (and an exported one) with a public key
+    /// you supply. Fails unless signatures can be checked or --no-signatures.
     Verify {
         #[arg(long)]
         store: String,
-        /// Log-signing key, to check checkpoint signatures.
-        #[arg(long, default_value = "./cadrex-data/pki/log-signing.key")]
-        key: PathBuf,
+        /// The exchange's log-signing public key (PEM `PUBLIC KEY`, as
+        /// `cadrex pki init` writes `log-signing.pub`). Keys stored in the
+        /// database are never trusted.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The log-signing private key, at the exchange itself: its public half is used.
+        #[arg(long, conflicts_with = "public_key")]
+        key: Option<PathBuf>,
+        /// Checks the chain without checking checkpoint signatures.
+        #[arg(long, conflicts_with_all = ["public_key", "key"])]
+        no_signatures: bool,
+        /// A checkpoint exported earlier (the protobuf JSON of
+        /// `cadrex.v1.Checkpoint` that `GetCheckpoint` returns and
+        /// `cadrex log checkpoint` prints), kept outside this database.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Rows covered by no signed checkpoint and older than this fail the
+        /// check (a running server signs every few seconds, a stopping one
+        /// signs its last row).
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        max_unsigned_age: std::time::Duration,
     },
-    /// Prints the newest signed checkpoint as JSON.
+    /// Prints the newest signed checkpoint as the protobuf JSON of `cadrex.v1.Checkpoint`.
     Checkpoint {
         #[arg(long)]
         store: String,
-        #[arg(long, default_value = "./cadrex-data/pki/log-signing.key")]
-        key: PathBuf,
+        /// Checks the checkpoint's signature with this public key and includes it.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The log-signing private key: its public half is used.
+        #[arg(long, conflicts_with = "public_key")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -577,8 +601,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn command_parts(c: LogCommand) -> cadrex::cli::LogArgs {
+    use cadrex::cli::{LogArgs, LogKey};
+    let key = |public_key: Option<PathBuf>, key: Option<PathBuf>| match (public_key, key) {
+        (Some(p), _) => LogKey::Public(p),
+        (None, Some(k)) => LogKey::Private(k),
+        (None, None) => LogKey::None,
+    };
     match c {
-        LogCommand::Verify { store, key } => cadrex::cli::LogArgs::Verify { store, key },
-        LogCommand::Checkpoint { store, key } => cadrex::cli::LogArgs::Checkpoint { store, key },
+        LogCommand::Verify {
+            store,
+            public_key,
+            key: private,
+            no_signatures,
+            checkpoint,
+            max_unsigned_age,
+        } => LogArgs::Verify {
+            store,
+            key: key(public_key, private),
+            no_signatures,
+            checkpoint,
+            max_unsigned_age,
+        },
+        LogCommand::Checkpoint {
+            store,
+            public_key,
+            key: private,
+        } => LogArgs::Checkpoint {
+            store,
+            key: key(public_key, private),
+        },
     }
 }

@@ -71,6 +71,11 @@ impl PkiPaths {
         self.dir.join("log-signing.key")
     }
 
+    /// The log-signing public key, PEM `PUBLIC KEY` (Ed25519 SubjectPublicKeyInfo).
+    pub fn log_signing_pub(&self) -> PathBuf {
+        self.dir.join("log-signing.pub")
+    }
+
     pub fn informant_key(&self) -> PathBuf {
         self.dir.join("informant.key")
     }
@@ -158,6 +163,12 @@ pub fn init(dir: &Path, division: &str) -> anyhow::Result<()> {
     // PKCS#8 "PRIVATE KEY" PEM, the form ring's Ed25519KeyPair::from_pkcs8 reads back.
     let log_key = KeyPair::generate_for(&PKCS_ED25519)?;
     write_private(&paths.log_signing_key(), log_key.serialize_pem().as_bytes())?;
+    // What other agencies and `cadrex log verify --public-key` need; the
+    // private key stays with the exchange.
+    write_public(
+        &paths.log_signing_pub(),
+        crate::access_log::public_key_pem(log_key.public_key_raw()).as_bytes(),
+    )?;
 
     let mut informant = [0u8; 32];
     fill_random(&mut informant)?;

@@ -11,6 +11,7 @@ use super::{
 use crate::access_log;
 use crate::authz::{Action, Resource};
 use crate::domain::chain::{self, LogRow};
+use crate::domain::division;
 use crate::error::{Error, Result};
 use crate::proto::{self, access_log_service_server::AccessLogService};
 use crate::store::{CheckpointRow, LogQuery};
@@ -48,6 +49,23 @@ fn event(r: LogRow) -> proto::AccessEvent {
         prev_hash: r.prev_hash,
         hash: r.hash,
     }
+}
+
+/// A row as its subject reads it: never more than the call's own answer told.
+/// The deciding policy ids are dropped (a denial for a cadre outside the
+/// caller's jurisdiction names a policy that a denial for a missing cadre does
+/// not), and so are the resource names of a call that did not succeed (a
+/// refused lookup may have resolved a cadre the caller was never shown); so is
+/// the chain position (`hash`, `prev_hash`), from which what was left out could
+/// be recomputed. The stored row keeps all of it for auditors.
+pub fn subject_view(mut e: proto::AccessEvent) -> proto::AccessEvent {
+    e.policy_ids.clear();
+    e.prev_hash.clear();
+    e.hash.clear();
+    if e.status_code != 0 {
+        e.resources.clear();
+    }
+    e
 }
 
 /// A checkpoint as exported, with the exact signed bytes and the public key.
@@ -122,24 +140,57 @@ impl AccessLogApi {
             after_seq,
             limit: limit + 1,
             principal_prefix: None,
+            scope: None,
+            cadre_ok_only: false,
         };
         if !sees_all {
             // "Own calls": any system of the caller's own agency and division.
             let p = &call.principal;
             query.principal_prefix =
                 Some(format!("urn:cadrex:system:{}:{}:", p.agency, p.division));
+        } else {
+            // Discipline reads rows about cadres in its jurisdiction and calls
+            // by systems in it; `000000` reads everything.
+            let prefix = division::jurisdiction_prefix(&call.principal.division);
+            query.scope = (!prefix.is_empty()).then(|| prefix.to_string());
+        }
+        if let Some(name) = &query.cadre {
+            // Rows outside the caller's full view show no resources when their
+            // call failed, so the cadre filter must not find them either.
+            query.cadre_ok_only = match &query.scope {
+                _ if !sees_all => true,
+                None => false,
+                Some(prefix) => {
+                    let id = name.trim_start_matches("cadres/");
+                    !self
+                        .state
+                        .store
+                        .get_cadre(id)
+                        .await?
+                        .is_some_and(|c| c.managing_division.starts_with(prefix.as_str()))
+                }
+            };
         }
         let mut rows = self.state.store.list_access_events(&query).await?;
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()
-                .map(|r| page_token::encode("log", &r.seq.to_string()))
+                .map(|h| page_token::encode("log", &h.row.seq.to_string()))
                 .unwrap_or_default()
         } else {
             String::new()
         };
         Ok(proto::ListAccessEventsResponse {
-            access_events: rows.into_iter().map(event).collect(),
+            access_events: rows
+                .into_iter()
+                .map(|h| {
+                    if sees_all && h.about_scope {
+                        event(h.row)
+                    } else {
+                        subject_view(event(h.row))
+                    }
+                })
+                .collect(),
             next_page_token,
         })
     }

@@ -59,7 +59,7 @@ impl DossierApi {
         };
         let id = name
             .strip_prefix("opinionRequests/")
-            .filter(|s| !s.is_empty())
+            .filter(|s| records::is_resource_id(s))
             .ok_or_else(|| {
                 Error::invalid(
                     "opinion_request",
@@ -117,6 +117,19 @@ impl DossierApi {
         let purpose = purpose_name(req.purpose)
             .ok_or_else(|| Error::invalid("purpose", "a purpose of use is required"))?;
         call.purpose = purpose.to_string();
+        // Checked before anything is looked up, so the answer cannot depend on
+        // whether the cadre exists.
+        if !req.opinion_request.is_empty()
+            && !req
+                .opinion_request
+                .strip_prefix("opinionRequests/")
+                .is_some_and(records::is_resource_id)
+        {
+            return Err(Error::invalid(
+                "opinion_request",
+                "must be opinionRequests/{request} (1-64 letters, digits or '-')",
+            ));
+        }
         let Some(cadre) = self.state.store.get_cadre(&id).await? else {
             return Err(if call.principal.division == division::NATIONAL {
                 Error::NotFound(format!("cadres/{id}"))
@@ -132,7 +145,12 @@ impl DossierApi {
             self.check_vetting_request(call, &req.opinion_request, &id)
                 .await?;
         } else if !req.opinion_request.is_empty() {
-            call.resources.push(req.opinion_request.clone());
+            // Only validated names enter the log: a free-form value here once
+            // made the log say a caller touched records it never read.
+            return Err(Error::invalid(
+                "opinion_request",
+                "names an opinion request only for organization's APPOINTMENT_VETTING",
+            ));
         }
         let authz = &self.state.authz;
         let view = if call.authorize(authz, Action::ReadFull, &resource).allowed {

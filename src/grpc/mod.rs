@@ -342,6 +342,16 @@ impl Call {
         state: &AppState,
         result: Result<R>,
     ) -> Result<Response<R>, Status> {
+        // Only validated values enter the log: a value the store could refuse
+        // (NUL, over-long) fails this call at validation, with its row written
+        // sanitized, before it could fail the other calls of its batch.
+        let result = match result {
+            Ok(resp) if !self.logged => match access_log::sanitize(&self.entry(0, String::new())) {
+                Some((_, fields)) => Err(refused_fields(&fields)),
+                None => Ok(resp),
+            },
+            other => other,
+        };
         match result {
             Ok(resp) if self.logged => Ok(Response::new(resp)),
             Ok(resp) => {
@@ -351,6 +361,17 @@ impl Call {
             }
             Err(e) => {
                 let mut call = self;
+                let mut e = e;
+                if let Some((clean, fields)) =
+                    access_log::sanitize(&call.entry(e.code() as i32, String::new()))
+                {
+                    e = refused_fields(&fields);
+                    call.resources = clean.resources;
+                    call.officer = clean.officer;
+                    call.purpose = clean.purpose;
+                    call.request_id = clean.request_id;
+                    call.policy_ids = clean.policy_ids;
+                }
                 if matches!(
                     e,
                     Error::CadreNotAccessible | Error::PermissionDenied { .. }
@@ -365,6 +386,24 @@ impl Call {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// INVALID_ARGUMENT naming the log fields that held a value the log refuses.
+fn refused_fields(fields: &[&'static str]) -> Error {
+    Error::InvalidArgument {
+        violations: fields
+            .iter()
+            .map(|f| {
+                crate::error::FieldViolation::new(
+                    *f,
+                    format!(
+                        "must not contain NUL or exceed {} bytes",
+                        access_log::MAX_FIELD_BYTES
+                    ),
+                )
+            })
+            .collect(),
     }
 }
 

@@ -104,6 +104,53 @@ pub struct LogQuery {
     pub end_us: Option<i64>,
     pub after_seq: i64,
     pub limit: i64,
+    /// A jurisdiction prefix (`PP`, `PPCC`, a county code): only rows about a
+    /// cadre whose managing division starts with it, or made by a system whose
+    /// division does. `None` reads every row.
+    pub scope: Option<String>,
+    /// The `cadre` filter matches only rows of calls that succeeded: a
+    /// subject view shows no resources of a failed call, so a filter on them
+    /// must not find it either.
+    pub cadre_ok_only: bool,
+}
+
+/// A row read by `list_access_events`, and whether it is about a cadre inside
+/// the query's scope (always true without a scope): such rows are shown in
+/// full to the scope's discipline system, the others in the subject view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogHit {
+    pub row: LogRow,
+    pub about_scope: bool,
+}
+
+/// The one `list_access_events` query of both backends. `$9` is the scope,
+/// `$10` is 1 for `cadre_ok_only`.
+pub(crate) fn list_access_events_sql() -> String {
+    let about = "EXISTS (SELECT 1 FROM access_log_cadres c JOIN cadres k ON c.cadre = 'cadres/' || k.id \
+                 WHERE c.seq = l.seq AND substr(k.managing_division, 1, length($9)) = $9)";
+    let by: Vec<String> = crate::identity::Agency::ALL
+        .iter()
+        .map(|a| {
+            format!(
+                "substr(l.principal, 1, length('urn:cadrex:system:{a}:' || $9)) = 'urn:cadrex:system:{a}:' || $9",
+                a = a.as_str()
+            )
+        })
+        .collect();
+    format!(
+        "SELECT l.*, ($9 IS NULL OR {about}) AS about_scope FROM access_log l \
+         WHERE l.seq > $1 \
+           AND ($2 IS NULL OR l.principal = $2) \
+           AND ($3 IS NULL OR l.method = $3) \
+           AND ($4 IS NULL OR l.time_us >= $4) \
+           AND ($5 IS NULL OR l.time_us < $5) \
+           AND ($6 IS NULL OR (EXISTS (SELECT 1 FROM access_log_cadres c WHERE c.cadre = $6 AND c.seq = l.seq) \
+                AND ($10 = 0 OR l.status_code = 0))) \
+           AND ($8 IS NULL OR substr(l.principal, 1, length($8)) = $8) \
+           AND ($9 IS NULL OR {about} OR {by}) \
+         ORDER BY l.seq LIMIT $7",
+        by = by.join(" OR ")
+    )
 }
 
 /// A signed checkpoint of the access-log chain.
@@ -302,10 +349,18 @@ pub trait Store: Send + Sync {
     async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>>;
 
     /// Rows matching `query`, in seq order.
-    async fn list_access_events(&self, query: &LogQuery) -> Result<Vec<LogRow>>;
+    async fn list_access_events(&self, query: &LogQuery) -> Result<Vec<LogHit>>;
 
     /// Chain head (seq, hash); (0, GENESIS) when empty.
     async fn log_head(&self) -> Result<(i64, String)>;
+
+    /// Rows of the per-cadre index (`cadres/{id}`, seq) with `after_seq < seq`
+    /// (and `seq <= through_seq` when given), ordered by seq then cadre.
+    async fn log_cadre_index(
+        &self,
+        after_seq: i64,
+        through_seq: Option<i64>,
+    ) -> Result<Vec<(String, i64)>>;
 
     /// Row hash at `seq`, if the row exists.
     async fn log_hash_at(&self, seq: i64) -> Result<Option<String>>;

@@ -13,8 +13,8 @@ use sqlx::{Connection, Row, SqliteConnection};
 
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
-    Idempotency, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow, ReplyRow,
-    SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow,
+    ReplyRow, SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
@@ -806,29 +806,47 @@ impl Store for SqliteStore {
         rows.iter().map(log_from_row).collect()
     }
 
-    async fn list_access_events(&self, q: &LogQuery) -> Result<Vec<LogRow>> {
+    async fn list_access_events(&self, q: &LogQuery) -> Result<Vec<LogHit>> {
+        let sql = super::list_access_events_sql();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(q.after_seq)
+            .bind(&q.principal)
+            .bind(&q.method)
+            .bind(q.start_us)
+            .bind(q.end_us)
+            .bind(&q.cadre)
+            .bind(q.limit)
+            .bind(&q.principal_prefix)
+            .bind(&q.scope)
+            .bind(i32::from(q.cadre_ok_only))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogHit {
+                    row: log_from_row(r)?,
+                    about_scope: r.try_get("about_scope")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_cadre_index(
+        &self,
+        after_seq: i64,
+        through_seq: Option<i64>,
+    ) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT * FROM access_log l \
-             WHERE l.seq > $1 \
-               AND ($2 IS NULL OR l.principal = $2) \
-               AND ($3 IS NULL OR l.method = $3) \
-               AND ($4 IS NULL OR l.time_us >= $4) \
-               AND ($5 IS NULL OR l.time_us < $5) \
-               AND ($6 IS NULL OR EXISTS (SELECT 1 FROM access_log_cadres c WHERE c.cadre = $6 AND c.seq = l.seq)) \
-               AND ($8 IS NULL OR substr(l.principal, 1, length($8)) = $8) \
-             ORDER BY l.seq LIMIT $7",
+            "SELECT cadre, seq FROM access_log_cadres WHERE seq > $1 AND ($2 IS NULL OR seq <= $2) \
+             ORDER BY seq, cadre",
         )
-        .bind(q.after_seq)
-        .bind(&q.principal)
-        .bind(&q.method)
-        .bind(q.start_us)
-        .bind(q.end_us)
-        .bind(&q.cadre)
-        .bind(q.limit)
-        .bind(&q.principal_prefix)
+        .bind(after_seq)
+        .bind(through_seq)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(log_from_row).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("cadre")?, r.try_get("seq")?)))
+            .collect()
     }
 
     async fn log_head(&self) -> Result<(i64, String)> {

@@ -108,7 +108,11 @@ async fn concurrent_appends_keep_one_chain(url: &str) {
         .await
         .unwrap();
     assert!(!by_cadre.is_empty());
-    assert!(by_cadre.iter().all(|r| r.entry.resources == ["cadres/c1"]));
+    assert!(
+        by_cadre
+            .iter()
+            .all(|h| h.row.entry.resources == ["cadres/c1"])
+    );
     a.close().await;
     b.close().await;
 }

@@ -1,4 +1,4 @@
-//! The access log through the real server: rows for allowed and denied calls, own-calls visibility, and tamper detection by `cadrex log verify`.
+//! The access log through the real server: rows for allowed and denied calls, own-calls visibility and the subject view, discipline's jurisdiction, validated names only, the final checkpoint, and tamper detection by `cadrex log verify`.
 
 use std::time::Duration;
 
@@ -6,7 +6,9 @@ use cadrex::proto::{self, GetCadreRequest, ListAccessEventsRequest};
 use tonic::Code;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, cadrex_bin, exec_sql, new_cadre};
+use std::path::PathBuf;
+
+use crate::common::{Backend, TestServer, cadrex_bin, count_rows, exec_sql, new_cadre};
 
 both_backends!(
     allowed_and_denied_calls_are_logged,
@@ -16,6 +18,14 @@ both_backends!(
     log_verify_detects_an_inserted_row,
     log_verify_detects_reordered_rows,
     log_verify_detects_truncation_below_a_checkpoint,
+    log_verify_detects_a_rewritten_chain_whose_checkpoints_were_deleted,
+    log_verify_detects_a_rewritten_chain_re_signed_with_another_key,
+    log_verify_detects_deleted_and_added_index_rows,
+    log_verify_needs_a_public_key_or_no_signatures,
+    subject_view_reads_the_same_for_missing_and_out_of_jurisdiction,
+    discipline_reads_the_log_of_its_jurisdiction,
+    dossier_opinion_request_is_validated_before_the_log,
+    graceful_shutdown_signs_a_final_checkpoint,
 );
 
 /// A server with a cadre and a dozen logged calls, and the intact chain verified.
@@ -51,19 +61,70 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
         .unwrap();
     let (ok, out) = verify(&server);
     assert!(ok, "an untouched chain verifies: {out}");
+    // Let the server's own checkpoint cover the GetCheckpoint row too, so that
+    // nothing the server signs later races a test's tampering.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Another agency keeps a copy of the newest checkpoint, as `log checkpoint` prints it.
+    let (ok, json) = cadrex_bin(&[
+        "log",
+        "checkpoint",
+        "--store",
+        &server.store_url,
+        "--public-key",
+        public_key(&server).to_str().unwrap(),
+    ]);
+    assert!(ok, "{json}");
+    std::fs::write(exported(&server), json).unwrap();
+    let (ok, out) = verify_with(
+        &server,
+        &["--checkpoint", exported(&server).to_str().unwrap()],
+    );
+    assert!(
+        ok,
+        "an untouched chain verifies against its exported checkpoint: {out}"
+    );
     (server, cadre)
 }
 
+fn public_key(server: &TestServer) -> PathBuf {
+    server.pki.join("log-signing.pub")
+}
+
+fn exported(server: &TestServer) -> PathBuf {
+    server.dir.path().join("exported-checkpoint.json")
+}
+
+/// `cadrex log verify` with the operator's public key (never the private one).
 fn verify(server: &TestServer) -> (bool, String) {
-    let key = server.pki.join("log-signing.key");
-    cadrex_bin(&[
+    verify_with(server, &[])
+}
+
+fn verify_with(server: &TestServer, extra: &[&str]) -> (bool, String) {
+    let key = public_key(server);
+    let mut args = vec![
         "log",
         "verify",
         "--store",
         &server.store_url,
-        "--key",
+        "--public-key",
         key.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    cadrex_bin(&args)
+}
+
+/// The tamper is found at `seq` by a plain verify, and found (wherever) by a
+/// verify against the exported checkpoint.
+fn assert_detected(server: &TestServer, seq: i64) {
+    let (ok, out) = verify(server);
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), seq, "{out}");
+    let (ok, out) = verify_with(
+        server,
+        &["--checkpoint", exported(server).to_str().unwrap()],
+    );
+    assert!(!ok, "with the exported checkpoint too: {out}");
+    assert!(out.contains("BROKEN"), "{out}");
 }
 
 async fn allowed_and_denied_calls_are_logged(backend: Backend) {
@@ -191,18 +252,53 @@ async fn verify_rpc_and_checkpoints(backend: Backend) {
     key.verify(&cp.signed_bytes, &cp.signature)
         .expect("checkpoint signature verifies");
 
-    // The CLI prints the newest checkpoint with a valid signature.
-    let key_path = server.pki.join("log-signing.key");
+    // The CLI prints the newest checkpoint as the protobuf JSON of
+    // cadrex.v1.Checkpoint, checked with the public key alone.
     let (ok, out) = cadrex_bin(&[
         "log",
         "checkpoint",
         "--store",
         &server.store_url,
-        "--key",
-        key_path.to_str().unwrap(),
+        "--public-key",
+        public_key(&server).to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
-    assert!(out.contains("\"signature_valid\": true"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b64 = |k: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(json[k].as_str().unwrap_or_else(|| panic!("{k} in {out}")))
+            .unwrap()
+    };
+    assert!(
+        json["seq"].as_str().unwrap().parse::<i64>().unwrap() >= cp.seq,
+        "int64 as a string: {out}"
+    );
+    assert_eq!(json["keyId"], cp.key_id.as_str());
+    assert_eq!(
+        b64("publicKey"),
+        cp.public_key,
+        "the same key GetCheckpoint names"
+    );
+    let time = json["time"].as_str().unwrap();
+    assert!(
+        time.ends_with('Z') && time.contains('T'),
+        "RFC 3339: {time}"
+    );
+    key.verify(&b64("signedBytes"), &b64("signature"))
+        .expect("the printed checkpoint's signature verifies");
+    // The private key is not needed, and a wrong public key is refused.
+    let other = tempfile::tempdir().unwrap();
+    cadrex::pki::init(other.path(), "360821").unwrap();
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "checkpoint",
+        "--store",
+        &server.store_url,
+        "--public-key",
+        other.path().join("log-signing.pub").to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
 }
 
 fn broken_at(out: &str) -> i64 {
@@ -220,17 +316,13 @@ async fn log_verify_detects_an_edited_row(backend: Backend) {
         "UPDATE access_log SET decision = 'ALLOW', status_code = 0 WHERE seq = 5",
     )
     .await;
-    let (ok, out) = verify(&server);
-    assert!(!ok);
-    assert_eq!(broken_at(&out), 5, "{out}");
+    assert_detected(&server, 5);
 }
 
 async fn log_verify_detects_a_deleted_row(backend: Backend) {
     let (server, _) = busy_server(backend).await;
     exec_sql(&server.store_url, "DELETE FROM access_log WHERE seq = 4").await;
-    let (ok, out) = verify(&server);
-    assert!(!ok);
-    assert_eq!(broken_at(&out), 4, "{out}");
+    assert_detected(&server, 4);
 }
 
 async fn log_verify_detects_an_inserted_row(backend: Backend) {
@@ -253,9 +345,7 @@ async fn log_verify_detects_an_inserted_row(backend: Backend) {
         ),
     )
     .await;
-    let (ok, out) = verify(&server);
-    assert!(!ok);
-    assert_eq!(broken_at(&out), 3, "{out}");
+    assert_detected(&server, 3);
 }
 
 async fn log_verify_detects_reordered_rows(backend: Backend) {
@@ -265,9 +355,7 @@ async fn log_verify_detects_reordered_rows(backend: Backend) {
         "UPDATE access_log SET seq = -1 WHERE seq = 3; UPDATE access_log SET seq = 3 WHERE seq = 4; UPDATE access_log SET seq = 4 WHERE seq = -1;",
     )
     .await;
-    let (ok, out) = verify(&server);
-    assert!(!ok);
-    assert_eq!(broken_at(&out), 3, "{out}");
+    assert_detected(&server, 3);
 }
 
 async fn log_verify_detects_truncation_below_a_checkpoint(backend: Backend) {
@@ -284,4 +372,536 @@ async fn log_verify_detects_truncation_below_a_checkpoint(backend: Backend) {
     assert!(!ok, "{out}");
     assert_eq!(broken_at(&out), 7, "{out}");
     assert!(out.contains("checkpoint"), "{out}");
+    // Also with the stored checkpoints deleted: the exported one still names row 7 and after.
+    exec_sql(&server.store_url, "DELETE FROM log_checkpoints").await;
+    let (ok, out) = verify_with(
+        &server,
+        &["--checkpoint", exported(&server).to_str().unwrap()],
+    );
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), 7, "{out}");
+    assert!(out.contains("exported checkpoint"), "{out}");
+}
+
+/// Rewrites the chain as an insider with database access would: edits row
+/// `seq`, recomputes every hash from there on and the head, so that the
+/// chain alone verifies again, and deletes every stored checkpoint.
+async fn rewrite_chain(server: &TestServer, seq: i64) -> (i64, String) {
+    use cadrex::domain::chain::{GENESIS, row_hash};
+    let store = cadrex::store::connect(&server.store_url).await.unwrap();
+    let rows = store.read_log(0, 100_000).await.unwrap();
+    store.close().await;
+    let mut prev = GENESIS.to_string();
+    let mut sql = String::from("DELETE FROM log_checkpoints;");
+    for mut row in rows {
+        if row.seq == seq {
+            row.entry.decision = "ALLOW".into();
+            row.entry.status_code = 0;
+        }
+        let hash = row_hash(&prev, row.seq, row.time_us, &row.entry);
+        if row.seq >= seq {
+            sql.push_str(&format!(
+                "UPDATE access_log SET decision = '{}', status_code = {}, prev_hash = '{prev}', hash = '{hash}' WHERE seq = {};",
+                row.entry.decision, row.entry.status_code, row.seq
+            ));
+        }
+        prev = hash;
+    }
+    let head = count_rows(&server.store_url, "SELECT MAX(seq) FROM access_log").await;
+    sql.push_str(&format!(
+        "UPDATE access_log_head SET hash = '{prev}' WHERE id = 1;"
+    ));
+    exec_sql(&server.store_url, &sql).await;
+    (head, prev)
+}
+
+async fn log_verify_detects_a_rewritten_chain_whose_checkpoints_were_deleted(backend: Backend) {
+    let (server, _) = busy_server(backend).await;
+    let (head, _) = rewrite_chain(&server, 5).await;
+    // The exported checkpoint, kept elsewhere, names a row that no longer matches.
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported(&server)).unwrap()).unwrap();
+    let cp_seq: i64 = cp["seq"].as_str().unwrap().parse().unwrap();
+    assert!(cp_seq >= 5 && cp_seq <= head);
+    let (ok, out) = verify_with(
+        &server,
+        &["--checkpoint", exported(&server).to_str().unwrap()],
+    );
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), cp_seq, "{out}");
+    assert!(out.contains("exported checkpoint"), "{out}");
+    // Without the exported copy, what is left is a chain no signature covers:
+    // found once those rows are older than the server's signing interval.
+    let (ok, out) = verify_with(&server, &["--max-unsigned-age", "0s"]);
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), 1, "{out}");
+    assert!(out.contains("no signed checkpoint"), "{out}");
+}
+
+async fn log_verify_detects_a_rewritten_chain_re_signed_with_another_key(backend: Backend) {
+    let (server, _) = busy_server(backend).await;
+    let (head, hash) = rewrite_chain(&server, 5).await;
+    // The rewriter signs its chain with a key of its own, stored beside the
+    // checkpoints; verification trusts only the operator's public key.
+    let other = tempfile::tempdir().unwrap();
+    cadrex::pki::init(other.path(), "360821").unwrap();
+    let forger =
+        cadrex::access_log::LogSigner::load(&other.path().join("log-signing.key")).unwrap();
+    let store = cadrex::store::connect(&server.store_url).await.unwrap();
+    store
+        .insert_checkpoint(&forger.sign(head, &hash))
+        .await
+        .unwrap();
+    store.close().await;
+    let (ok, out) = verify(&server);
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), head, "{out}");
+    assert!(out.contains("invalid signature"), "{out}");
+    let (ok, out) = verify_with(
+        &server,
+        &["--checkpoint", exported(&server).to_str().unwrap()],
+    );
+    assert!(!ok, "{out}");
+}
+
+async fn log_verify_detects_deleted_and_added_index_rows(backend: Backend) {
+    let (server, cadre) = busy_server(backend).await;
+    let url = server.store_url.clone();
+    // "Who read this cadre" loses a reader.
+    let seq = count_rows(&url, "SELECT MAX(seq) FROM access_log_cadres").await;
+    exec_sql(
+        &url,
+        &format!("DELETE FROM access_log_cadres WHERE seq = {seq}"),
+    )
+    .await;
+    assert_detected(&server, seq);
+    exec_sql(
+        &url,
+        &format!(
+            "INSERT INTO access_log_cadres (cadre, seq) VALUES ('{}', {seq})",
+            cadre.name
+        ),
+    )
+    .await;
+    let (ok, out) = verify(&server);
+    assert!(ok, "restored: {out}");
+
+    // ... or gains one it never had.
+    exec_sql(
+        &url,
+        "INSERT INTO access_log_cadres (cadre, seq) VALUES ('cadres/forged', 2)",
+    )
+    .await;
+    assert_detected(&server, 2);
+    exec_sql(
+        &url,
+        "DELETE FROM access_log_cadres WHERE cadre = 'cadres/forged'",
+    )
+    .await;
+
+    // ... or one past the end of the chain.
+    exec_sql(
+        &url,
+        "INSERT INTO access_log_cadres (cadre, seq) VALUES ('cadres/forged', 1000000)",
+    )
+    .await;
+    let (ok, out) = verify(&server);
+    assert!(!ok, "{out}");
+    assert_eq!(broken_at(&out), 1_000_000, "{out}");
+}
+
+async fn log_verify_needs_a_public_key_or_no_signatures(backend: Backend) {
+    let (server, _) = busy_server(backend).await;
+    let (ok, out) = cadrex_bin(&["log", "verify", "--store", &server.store_url]);
+    assert!(!ok, "no key, no pass: {out}");
+    assert!(out.contains("--no-signatures"), "{out}");
+    let (ok, out) = cadrex_bin(&[
+        "log",
+        "verify",
+        "--store",
+        &server.store_url,
+        "--no-signatures",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("NOT checked"), "{out}");
+    // A checkpoint with a zeroed signature fails with the key; passes only without it.
+    let zero = match backend {
+        Backend::Sqlite => "zeroblob(64)",
+        Backend::Postgres => "decode(repeat('00', 64), 'hex')",
+    };
+    exec_sql(
+        &server.store_url,
+        &format!("UPDATE log_checkpoints SET signature = {zero}"),
+    )
+    .await;
+    let (ok, out) = verify(&server);
+    assert!(!ok, "{out}");
+    assert!(out.contains("invalid signature"), "{out}");
+}
+
+/// `msg` with an `x-request-id`, so the call's row can be found again.
+fn tagged<T>(msg: T, id: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert("x-request-id", id.parse().unwrap());
+    r
+}
+
+async fn own_rows(server: &TestServer, agency: &str, division: &str) -> Vec<proto::AccessEvent> {
+    server
+        .access_log(agency, division)
+        .await
+        .list_access_events(ListAccessEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events
+}
+
+fn row<'a>(rows: &'a [proto::AccessEvent], request_id: &str) -> &'a proto::AccessEvent {
+    rows.iter()
+        .find(|e| e.request_id == request_id)
+        .unwrap_or_else(|| panic!("no row {request_id} in {rows:#?}"))
+}
+
+/// What a twin comparison keeps: everything but seq, time and request id,
+/// with the two cadres' names replaced by one placeholder.
+fn comparable(e: &proto::AccessEvent, names: &[&str]) -> proto::AccessEvent {
+    let mut e = e.clone();
+    e.seq = 0;
+    e.time = None;
+    e.request_id.clear();
+    for r in &mut e.resources {
+        if names.contains(&r.as_str()) {
+            *r = "NAME".into();
+        }
+    }
+    e
+}
+
+async fn subject_view_reads_the_same_for_missing_and_out_of_jurisdiction(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let there = server
+        .cadres("organization", "360821")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("郑二", "360821", 11)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let missing_id_number = new_cadre("无", "360821", 13).id_number;
+    let missing_name = "cadres/nosuchcadre";
+    let mut county = server.cadres("audit", "360802").await;
+    let mut answers = Vec::new();
+    for (tag, name) in [
+        ("get-there", &there.name),
+        ("get-missing", &missing_name.to_string()),
+    ] {
+        let e = county
+            .get_cadre(tagged(GetCadreRequest { name: name.clone() }, tag))
+            .await
+            .unwrap_err();
+        answers.push((e.code(), e.details().to_vec()));
+    }
+    for (tag, id_number) in [
+        ("lookup-there", &there.id_number),
+        ("lookup-missing", &missing_id_number),
+    ] {
+        let e = county
+            .lookup_cadre(tagged(
+                proto::LookupCadreRequest {
+                    id_number: id_number.clone(),
+                },
+                tag,
+            ))
+            .await
+            .unwrap_err();
+        answers.push((e.code(), e.details().to_vec()));
+    }
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "the answers are identical"
+    );
+
+    let rows = own_rows(&server, "audit", "360802").await;
+    let names = [there.name.as_str(), missing_name];
+    for (a, b) in [
+        ("get-there", "get-missing"),
+        ("lookup-there", "lookup-missing"),
+    ] {
+        assert_eq!(
+            comparable(row(&rows, a), &names),
+            comparable(row(&rows, b), &names),
+            "the caller's own rows of {a} and {b} read the same"
+        );
+    }
+    let lookup = row(&rows, "lookup-there");
+    assert!(
+        !lookup.resources.contains(&there.name),
+        "a refused lookup does not show the cadre it resolved: {lookup:?}"
+    );
+    for e in &rows {
+        assert!(
+            e.hash.is_empty() && e.prev_hash.is_empty(),
+            "subject view: {e:?}"
+        );
+        assert!(e.policy_ids.is_empty(), "subject view: {e:?}");
+    }
+    // Filtering its own rows by the cadre's name does not find the refused calls either.
+    let by_cadre = server
+        .access_log("audit", "360802")
+        .await
+        .list_access_events(ListAccessEventsRequest {
+            cadre: there.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    assert!(by_cadre.is_empty(), "{by_cadre:#?}");
+
+    // The stored row keeps the truth for the auditor in the cadre's jurisdiction.
+    let truth = server
+        .access_log("discipline", "360821")
+        .await
+        .list_access_events(ListAccessEventsRequest {
+            cadre: there.name.clone(),
+            method: "/cadrex.v1.CadreService/LookupCadre".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    let full = row(&truth, "lookup-there");
+    assert_eq!(full.resources, std::slice::from_ref(&there.name));
+    assert!(!full.policy_ids.is_empty() || full.decision == proto::Decision::Deny as i32);
+    assert_eq!(full.hash.len(), 64, "{full:?}");
+}
+
+async fn discipline_reads_the_log_of_its_jurisdiction(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let mut cadres = Vec::new();
+    for (division, seq) in [("360821", 21), ("360802", 22)] {
+        let c = server
+            .cadres("organization", division)
+            .await
+            .create_cadre(proto::CreateCadreRequest {
+                cadre: Some(new_cadre("冯一", division, seq)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // Read by a system of its own county, and refused to the other county.
+        server
+            .cadres("audit", division)
+            .await
+            .get_cadre(tagged(
+                GetCadreRequest {
+                    name: c.name.clone(),
+                },
+                &format!("read-{division}"),
+            ))
+            .await
+            .unwrap();
+        cadres.push(c);
+    }
+    let _ = server
+        .cadres("petition", "360802")
+        .await
+        .get_cadre(tagged(
+            GetCadreRequest {
+                name: cadres[0].name.clone(),
+            },
+            "probe-from-360802",
+        ))
+        .await
+        .unwrap_err();
+
+    let rows = own_rows(&server, "discipline", "360802").await;
+    assert!(
+        rows.iter().all(|e| e.request_id != "read-360821"),
+        "discipline-360802 does not read a 360821 system's call about a 360821 cadre: {rows:#?}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|e| e.resources.contains(&cadres[0].name) && e.principal.contains(":360821:")),
+        "{rows:#?}"
+    );
+    let own = row(&rows, "read-360802");
+    assert_eq!(
+        own.resources,
+        [cadres[1].name.clone()],
+        "about its cadre: the full row"
+    );
+    assert_eq!(own.hash.len(), 64);
+    let probe = row(&rows, "probe-from-360802");
+    assert!(
+        probe.hash.is_empty() && probe.policy_ids.is_empty() && probe.resources.is_empty(),
+        "a call by a system in its jurisdiction about a cadre outside it: subject view: {probe:?}"
+    );
+    // Filtering by the other county's cadre finds nothing its full view does not cover.
+    let by_cadre = server
+        .access_log("discipline", "360802")
+        .await
+        .list_access_events(ListAccessEventsRequest {
+            cadre: cadres[0].name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    assert!(by_cadre.is_empty(), "{by_cadre:#?}");
+
+    let province = own_rows(&server, "discipline", "360000").await;
+    for tag in ["read-360821", "read-360802", "probe-from-360802"] {
+        let e = row(&province, tag);
+        assert_eq!(
+            e.hash.len(),
+            64,
+            "discipline-360000 reads both counties in full: {e:?}"
+        );
+        assert!(!e.resources.is_empty());
+    }
+}
+
+async fn dossier_opinion_request_is_validated_before_the_log(backend: Backend) {
+    use tonic_types::StatusExt;
+    let server = TestServer::spawn(backend).await;
+    let far = server
+        .cadres("organization", "360821")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("褚一", "360821", 31)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let near = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("褚二", "360802", 32)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut dossiers = proto::dossier_service_client::DossierServiceClient::new(
+        server.channel("audit", "360802").await,
+    );
+    let far_record = format!("{}/records/forged", far.name);
+    let big = "x".repeat(1 << 20);
+    for (tag, value) in [
+        ("false-entry", far_record.as_str()),
+        ("request-not-for-audit", "opinionRequests/abc123"),
+        ("one-megabyte", big.as_str()),
+        ("nul", "opinionRequests/a\0b"),
+    ] {
+        let e = dossiers
+            .get_cadre_dossier(tagged(
+                proto::GetCadreDossierRequest {
+                    cadre: near.name.clone(),
+                    purpose: proto::Purpose::AuditPlanning as i32,
+                    opinion_request: value.to_string(),
+                },
+                tag,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{tag}: {e:?}");
+        let fields: Vec<String> = e
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["opinion_request"], "{tag}");
+    }
+    // Nothing of it entered the log: not in the rows, not in "who read this cadre".
+    let rows = own_rows(&server, "audit", "360802").await;
+    for tag in [
+        "false-entry",
+        "request-not-for-audit",
+        "one-megabyte",
+        "nul",
+    ] {
+        let e = row(&rows, tag);
+        assert_eq!(e.status_code, Code::InvalidArgument as i32);
+    }
+    let url = &server.store_url;
+    assert_eq!(
+        count_rows(url, "SELECT COUNT(*) FROM access_log WHERE resources LIKE '%forged%' OR resources LIKE '%abc123%' OR length(resources) > 10000").await,
+        0
+    );
+    let readers = server
+        .access_log("discipline", "360821")
+        .await
+        .list_access_events(ListAccessEventsRequest {
+            cadre: far.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    assert!(
+        readers.iter().all(|e| !e.principal.contains(":360802:")),
+        "who read this cadre is unaffected: {readers:#?}"
+    );
+}
+
+async fn graceful_shutdown_signs_a_final_checkpoint(backend: Backend) {
+    // No periodic checkpoint will come: only the one signed at shutdown.
+    let mut server = TestServer::spawn_with(backend, |c| {
+        c.checkpoint_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let cadre = server
+        .cadres("organization", "360821")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("卫一", "360821", 41)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..5 {
+        server
+            .cadres("discipline", "360821")
+            .await
+            .get_cadre(GetCadreRequest {
+                name: cadre.name.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+    let store = cadrex::store::connect(&server.store_url).await.unwrap();
+    let (head, hash) = store.log_head().await.unwrap();
+    let cp = store
+        .latest_checkpoint()
+        .await
+        .unwrap()
+        .expect("a final checkpoint");
+    store.close().await;
+    assert!(head >= 6);
+    assert_eq!(
+        (cp.seq, cp.hash),
+        (head, hash),
+        "the final checkpoint covers the last row"
+    );
+    let (ok, out) = verify_with(&server, &["--max-unsigned-age", "0s"]);
+    assert!(ok, "{out}");
 }

@@ -14,6 +14,7 @@ mod keys;
 mod load;
 mod metrics;
 mod opinions;
+mod poison;
 mod props;
 mod records;
 mod server;
