@@ -36,7 +36,7 @@ fn forms(canary: &str) -> Vec<(String, Vec<u8>)> {
         if end > start + 8 {
             out.push((
                 format!("base64/{shift}"),
-                enc[start..end].as_bytes().to_vec(),
+                enc.as_bytes()[start..end].to_vec(),
             ));
         }
     }
