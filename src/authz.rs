@@ -484,18 +484,23 @@ impl Authorizer {
                 divisions.add(division)?;
                 let uid = Types::uid(&self.types.record, id);
                 let s = |v: &String| RestrictedExpression::new_string(v.clone());
-                entities.push(Entity::new(
-                    uid.clone(),
-                    HashMap::from([
-                        ("division".to_string(), self.division_expr(division)),
-                        ("kind".to_string(), s(kind)),
-                        ("owner_agency".to_string(), s(owner_agency)),
-                        ("owner_division".to_string(), s(owner_division)),
-                        ("transfer_agency".to_string(), s(transfer_agency)),
-                        ("transfer_division".to_string(), s(transfer_division)),
-                    ]),
-                    HashSet::new(),
-                )?);
+                let mut attrs = HashMap::from([
+                    ("division".to_string(), self.division_expr(division)),
+                    ("kind".to_string(), s(kind)),
+                    ("owner_agency".to_string(), s(owner_agency)),
+                    ("transfer_agency".to_string(), s(transfer_agency)),
+                    ("transfer_division".to_string(), s(transfer_division)),
+                ]);
+                // A record not yet stored has no owner; the schema makes the
+                // attribute optional rather than a Division with an empty code.
+                if !owner_division.is_empty() {
+                    divisions.add(owner_division)?;
+                    attrs.insert(
+                        "owner_division".to_string(),
+                        self.division_expr(owner_division),
+                    );
+                }
+                entities.push(Entity::new(uid.clone(), attrs, HashSet::new())?);
                 uid
             }
         };
@@ -535,8 +540,9 @@ impl Authorizer {
 
 impl Resource {
     /// The resource with its id blanked: what a decision depends on when no
-    /// policy names an individual cadre or record.
-    fn without_id(&self) -> Resource {
+    /// policy names an individual cadre or record. Every attribute passed to
+    /// Cedar stays in it, so a cache keyed by it cannot forget one.
+    pub fn without_id(&self) -> Resource {
         let mut r = self.clone();
         match &mut r {
             Resource::Cadre { id, .. } | Resource::Record { id, .. } => id.clear(),
@@ -718,6 +724,7 @@ mod tests {
                 "discipline-submits",
                 "dossier-readers",
                 "exchange-introspection",
+                "informant-filed-within-jurisdiction",
                 "informant-protection",
                 "informant-readers",
                 "opinion-readers",
@@ -921,6 +928,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn petition_record(division: &str, owner: (&str, &str)) -> Resource {
+        Resource::Record {
+            id: "r-1".into(),
+            division: division.into(),
+            kind: "PETITION".into(),
+            owner_agency: owner.0.into(),
+            owner_division: owner.1.into(),
+            transfer_agency: String::new(),
+            transfer_division: String::new(),
+        }
+    }
+
+    #[test]
+    fn petition_reads_informants_filed_within_its_jurisdiction_only() {
+        let authz = shipped();
+        let informant = |agency, division: &str, owner: &str| {
+            authz
+                .authorize(
+                    &principal(agency, division),
+                    Action::ReadInformant,
+                    &petition_record("360821", ("petition", owner)),
+                )
+                .allowed
+        };
+        assert!(informant(Agency::Petition, "360821", "360821"));
+        assert!(!informant(Agency::Petition, "360821", "360000"));
+        assert!(!informant(Agency::Petition, "360821", "360802"));
+        assert!(informant(Agency::Petition, "360000", "360821"));
+        assert!(informant(Agency::Petition, "360800", "360821"));
+        assert!(informant(Agency::Discipline, "360821", "360000"));
+        assert!(!informant(Agency::Organization, "360821", "360821"));
+        // A petition without a stored owner is never opened for a petition system.
+        assert!(
+            !authz
+                .authorize(
+                    &principal(Agency::Petition, "360821"),
+                    Action::ReadInformant,
+                    &petition_record("360821", ("", "")),
+                )
+                .allowed
+        );
     }
 
     #[test]

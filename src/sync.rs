@@ -280,6 +280,21 @@ struct Item {
     event: Option<(String, i64, String)>,
 }
 
+/// The record as the agent may keep it: never with an informant block, which
+/// an entitled system reads with `GetRecord` so that every read of an
+/// informant's identity is in the access log. The provenance digest covers
+/// the informant too, so it goes with it: a kept digest would confirm a
+/// guessed informant offline.
+fn without_informant(mut r: proto::Record) -> proto::Record {
+    if let Some(proto::record::Payload::Petition(p)) = &mut r.payload
+        && p.informant.take().is_some()
+        && let Some(provenance) = &mut r.provenance
+    {
+        provenance.payload_sha256.clear();
+    }
+    r
+}
+
 fn micros(t: Option<&prost_types::Timestamp>) -> i64 {
     t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
         .unwrap_or(0)
@@ -291,7 +306,7 @@ impl Item {
         let (body, retracted_view) = match &e.view {
             Some(change_event::View::Cadre(c)) => (c.encode_to_vec(), false),
             Some(change_event::View::Record(r)) => (
-                r.encode_to_vec(),
+                without_informant(r.clone()).encode_to_vec(),
                 r.state == proto::RecordState::Retracted as i32,
             ),
             _ => (Vec::new(), false),
@@ -314,7 +329,7 @@ impl Item {
             revision: r.revision,
             retracted: r.state == proto::RecordState::Retracted as i32,
             commit_time_us: micros(r.update_time.as_ref()),
-            body: r.encode_to_vec(),
+            body: without_informant(r).encode_to_vec(),
             event: None,
         })
     }

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     AppState, Call, M_BATCH_CREATE_CADRES, M_CREATE_CADRE, M_GET_CADRE, M_LIST_CADRES,
-    M_LOOKUP_CADRE, M_UPDATE_CADRE, item_error, page_size, page_token, replay, request_digest,
-    timestamp, validate_request_id,
+    M_LOOKUP_CADRE, M_UPDATE_CADRE, Outcome, item_error, page_size, page_token, replay,
+    request_digest, timestamp, validate_request_id,
 };
 use crate::authz::{Action, Resource};
 use crate::domain::{cadre, division, filter, ids};
@@ -202,15 +202,45 @@ impl CadreApi {
             call,
             &req.request_id,
             &request_sha,
+            batch_outcome,
         )
         .await?
         {
-            call.resources = previous
-                .results
+            // Re-rendered in the caller's current view, as a read would be.
+            let ids: Vec<String> = previous
+                .items
                 .iter()
-                .filter_map(|r| r.cadre.as_ref().map(|c| c.name.clone()))
+                .filter_map(|i| i.name.strip_prefix("cadres/").map(str::to_string))
                 .collect();
-            return Ok(previous);
+            let rows: std::collections::HashMap<String, CadreRow> = self
+                .state
+                .store
+                .get_cadres(&ids)
+                .await?
+                .into_iter()
+                .map(|c| (resource_name(&c.id), c))
+                .collect();
+            let mut results = Vec::with_capacity(previous.items.len());
+            for (index, item) in previous.items.into_iter().enumerate() {
+                let (mut cadre, mut error) = (None, item.error);
+                if error.is_none() {
+                    call.resources.push(item.name.clone());
+                    match rows.get(&item.name) {
+                        Some(row) => match self.view_of(call, &cadre_resource(row)) {
+                            Ok(view) => cadre = Some(to_proto(row, view)),
+                            Err(e) => error = Some(item_error(&e)),
+                        },
+                        None => error = Some(item_error(&Error::NotFound(item.name))),
+                    }
+                }
+                results.push(proto::BatchCreateCadreResult {
+                    index: index as i32,
+                    cadre,
+                    created: item.flag,
+                    error,
+                });
+            }
+            return Ok(proto::BatchCreateCadresResponse { results });
         }
         enum Item {
             Failed(Error),
@@ -342,7 +372,7 @@ impl CadreApi {
                 request_id: request_id.clone(),
                 method: method.clone(),
                 request_sha256: request_sha.clone(),
-                response: response.encode_to_vec(),
+                response: batch_outcome(response).to_stored(),
             });
             (log, idempotency)
         };
@@ -379,10 +409,21 @@ impl CadreApi {
             call.request_id = req.request_id.clone();
         }
         if let Some(previous) =
-            replay::<proto::Cadre>(&self.state, call, &req.request_id, &request_sha).await?
+            replay::<proto::Cadre>(&self.state, call, &req.request_id, &request_sha, |c| {
+                Outcome::one(c.name, 0)
+            })
+            .await?
         {
-            call.resources.push(previous.name.clone());
-            return Ok(previous);
+            // Re-rendered in the caller's current view, as a read would be.
+            let name = previous.single()?;
+            let row = self
+                .state
+                .store
+                .get_cadre(&parse_name(name, "name")?)
+                .await?;
+            let (row, view) = self.readable(call, Action::GetCadre, row, name).await?;
+            call.resources.push(name.to_string());
+            return Ok(to_proto(&row, view));
         }
         let Some(input) = req.cadre else {
             return Err(Error::invalid("cadre", "required"));
@@ -473,7 +514,7 @@ impl CadreApi {
                 request_id,
                 method: call.method.to_string(),
                 request_sha256,
-                response: bytes,
+                response: Outcome::one(resource_name(&row.id), row.revision).to_stored(),
             }),
         };
         match expected {
@@ -730,4 +771,14 @@ impl CadreService for CadreApi {
         .await;
         call.finish(&self.state, result).await
     }
+}
+
+/// What the replay cache keeps of a batch of cadres: names, created flags and
+/// refusals, never a cadre's content.
+fn batch_outcome(r: proto::BatchCreateCadresResponse) -> Outcome {
+    Outcome::from_items(
+        r.results
+            .into_iter()
+            .map(|r| (r.cadre.map(|c| c.name), r.created, r.error)),
+    )
 }

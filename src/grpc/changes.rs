@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::cadres::{self, cadre_resource};
-use super::records::{RecordApi, View, is_owner, resource_of};
+use super::records::{RecordApi, ViewCache, is_owner};
 use super::{AppState, Call, M_LIST_CHANGES, M_WATCH_CHANGES, cursor, timestamp};
 use crate::access_log;
 use crate::authz::{Action, Resource};
@@ -91,12 +91,13 @@ fn kinds_filter(kinds: &[i32]) -> Result<HashSet<&'static str>> {
         .collect()
 }
 
-/// View decisions reused across a scan: they depend on the kind (and the
-/// transferring body for clues), not on each row.
+/// View decisions reused across a scan, keyed by the authorization resource
+/// without its id: they depend on the attributes a policy can tell apart, not
+/// on each row.
 #[derive(Default)]
 struct Views {
-    cadre: Option<Option<cadres::View>>,
-    records: HashMap<(String, String, String), Option<View>>,
+    cadre: HashMap<crate::authz::Resource, Option<cadres::View>>,
+    records: ViewCache,
 }
 
 /// Current state of the cadres and records a page of changes names, by id.
@@ -240,11 +241,11 @@ impl ChangeApi {
             {
                 return Ok(None);
             }
-            let view = match views.cadre {
-                Some(v) => v,
+            let r = cadre_resource(c);
+            let view = match views.cadre.get(&r.without_id()) {
+                Some(v) => *v,
                 None => {
                     let authz = &self.state.authz;
-                    let r = cadre_resource(c);
                     let v = if call.authorize(authz, Action::ReadFull, &r).allowed {
                         Some(cadres::View::Full)
                     } else if call.authorize(authz, Action::ReadSummary, &r).allowed {
@@ -252,7 +253,7 @@ impl ChangeApi {
                     } else {
                         None
                     };
-                    views.cadre = Some(v);
+                    views.cadre.insert(r.without_id(), v);
                     v
                 }
             };
@@ -261,9 +262,9 @@ impl ChangeApi {
         if row.kind == "OPINION_REQUEST" || row.kind == "OPINION_REPLY" {
             return self.render_opinion(call, row).await;
         }
-        let Some(kind) = Kind::parse(&row.kind) else {
+        if Kind::parse(&row.kind).is_none() {
             return Ok(None);
-        };
+        }
         let Some((_, id)) = parse_record_name(&row.resource) else {
             return Ok(None);
         };
@@ -273,29 +274,14 @@ impl ChangeApi {
         if r.revision != row.revision || !division::covers(&principal.division, &r.division) {
             return Ok(None);
         }
-        let key = (
-            r.kind.clone(),
-            r.transfer_agency.clone(),
-            r.transfer_division.clone(),
-        );
-        let level = match views.records.get(&key) {
-            Some(v) => *v,
-            None => {
-                let v = self.records.level(call, &resource_of(r), kind);
-                views.records.insert(key, v);
-                v
-            }
+        let Some(view) = views.records.view(&self.records, call, r)? else {
+            return Ok(None);
         };
-        let Some(level) = level else { return Ok(None) };
-        let owner = is_owner(&principal, r);
-        let view = if r.state == "RETRACTED" && !owner {
-            View::Tombstone
-        } else {
-            level
-        };
-        Ok(Some(change_event::View::Record(
-            self.records.render(r, view, owner)?,
-        )))
+        Ok(Some(change_event::View::Record(self.records.render(
+            r,
+            view,
+            is_owner(&principal, r),
+        )?)))
     }
 
     /// An opinion request or reply, to those who may read the request.

@@ -492,14 +492,17 @@ pub fn validate_request_id(id: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// The stored response of an earlier call with the same request id, or
-/// ABORTED REQUEST_ID_REUSED when that id named a different request.
-pub async fn replay<R: Message + Default>(
+/// The outcome of an earlier call with the same request id, or ABORTED
+/// REQUEST_ID_REUSED when that id named a different request. The caller
+/// re-renders it in the caller's current view (see [`Outcome`]). A response
+/// stored whole by an older version (`L`) is read as the outcome it names.
+pub async fn replay<L: Message + Default>(
     state: &AppState,
     call: &Call,
     request_id: &str,
     request_sha: &str,
-) -> Result<Option<R>> {
+    legacy: impl FnOnce(L) -> Outcome,
+) -> Result<Option<Outcome>> {
     if request_id.is_empty() {
         return Ok(None);
     }
@@ -516,9 +519,94 @@ pub async fn replay<R: Message + Default>(
             message: "request_id was already used for a different request".into(),
         });
     }
-    Ok(Some(
-        R::decode(stored.response.as_slice()).map_err(Error::internal)?,
-    ))
+    Ok(Some(match stored.response.split_first() {
+        Some((&OUTCOME_TAG, rest)) => Outcome::decode(rest).map_err(Error::internal)?,
+        _ => legacy(L::decode(stored.response.as_slice()).map_err(Error::internal)?),
+    }))
+}
+
+/// Marks a stored [`Outcome`]. No protobuf message starts with a zero byte
+/// (field numbers start at 1), so a response stored whole by an older version
+/// is told apart from it.
+const OUTCOME_TAG: u8 = 0;
+
+/// What the `request_id` replay cache keeps of a create-like call: per item
+/// the resource it wrote (or found), with its revision and one flag (created
+/// for cadres, stale for records), or the item's refusal. Never content: a
+/// replay reads the resources again and renders them through the same view
+/// path as a read, so the cache holds nothing a view leaves out (a
+/// petition's informant above all), and a replay answers in the caller's
+/// current view.
+#[derive(Clone, PartialEq, Message)]
+pub struct Outcome {
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<OutcomeItem>,
+}
+
+/// One item of an [`Outcome`].
+#[derive(Clone, PartialEq, Message)]
+pub struct OutcomeItem {
+    /// Resource name of what the item wrote or found; empty on a refusal.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The revision the original call answered with.
+    #[prost(int64, tag = "2")]
+    pub revision: i64,
+    /// Created (cadres) or stale (records).
+    #[prost(bool, tag = "3")]
+    pub flag: bool,
+    /// The refusal as the original call answered it: the server's own texts
+    /// (reason, message, field paths), never input values.
+    #[prost(message, optional, tag = "4")]
+    pub error: Option<crate::proto::ItemError>,
+}
+
+impl Outcome {
+    /// The outcome of a call that wrote one resource.
+    pub fn one(name: impl Into<String>, revision: i64) -> Self {
+        Outcome {
+            items: vec![OutcomeItem {
+                name: name.into(),
+                revision,
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// The outcome of a batch from its items: (resource name when the item
+    /// succeeded, flag, refusal).
+    pub fn from_items(
+        items: impl IntoIterator<Item = (Option<String>, bool, Option<crate::proto::ItemError>)>,
+    ) -> Self {
+        Outcome {
+            items: items
+                .into_iter()
+                .map(|(name, flag, error)| OutcomeItem {
+                    name: name.unwrap_or_default(),
+                    revision: 0,
+                    flag,
+                    error,
+                })
+                .collect(),
+        }
+    }
+
+    /// The bytes the replay cache stores.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let mut out = vec![OUTCOME_TAG];
+        out.extend(self.encode_to_vec());
+        out
+    }
+
+    /// The only item's resource name, for calls that write one resource.
+    pub fn single(&self) -> Result<&str> {
+        match self.items.as_slice() {
+            [item] if item.error.is_none() => Ok(&item.name),
+            _ => Err(Error::internal(anyhow::anyhow!(
+                "stored outcome is not one resource"
+            ))),
+        }
+    }
 }
 
 /// Opaque change-feed cursors: the store's epoch and a change seq, so a cursor

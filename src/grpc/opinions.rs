@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use super::records::RecordApi;
 use super::{
     AppState, Call, M_CREATE_OPINION_REQUEST, M_DRAFT_OPINION, M_GET_OPINION_REQUEST,
-    M_LIST_OPINION_REQUESTS, M_REPLY_OPINION, M_WITHDRAW_OPINION_REQUEST, micros, page_size,
-    page_token, replay, request_digest, timestamp, today, validate_request_id,
+    M_LIST_OPINION_REQUESTS, M_REPLY_OPINION, M_WITHDRAW_OPINION_REQUEST, Outcome, micros,
+    page_size, page_token, replay, request_digest, timestamp, today, validate_request_id,
 };
 use crate::authz::{Action, Resource};
 use crate::domain::records::{self, Kind};
@@ -292,11 +292,14 @@ impl OpinionApi {
             call.request_id = req.request_id.clone();
         }
         if let Some(previous) =
-            replay::<proto::OpinionRequest>(&self.state, call, &req.request_id, &request_sha)
-                .await?
+            replay::<proto::OpinionRequest>(&self.state, call, &req.request_id, &request_sha, |r| {
+                Outcome::one(r.name, 0)
+            })
+            .await?
         {
-            call.resources.push(previous.name.clone());
-            return Ok(previous);
+            // Re-rendered in the caller's current view, as a read would be.
+            let row = self.load(call, previous.single()?).await?;
+            return self.render(&row).await;
         }
         let mut violations = Vec::new();
         if req.cadres.is_empty() || req.cadres.len() > 100 {
@@ -397,7 +400,7 @@ impl OpinionApi {
                 request_id: req.request_id.clone(),
                 method: call.method.to_string(),
                 request_sha256: request_sha.clone(),
-                response: prost::Message::encode_to_vec(&response),
+                response: Outcome::one(request_name(&row.id), row.revision).to_stored(),
             }),
         };
         self.state.store.create_opinion_request(&row, meta).await?;
@@ -619,10 +622,20 @@ impl OpinionApi {
             .request_cadre(call, &req.name, &req.cadre, Action::ReplyOpinion)
             .await?;
         if let Some(previous) =
-            replay::<proto::OpinionReply>(&self.state, call, &req.request_id, &request_sha).await?
+            replay::<proto::OpinionReply>(&self.state, call, &req.request_id, &request_sha, |r| {
+                Outcome::one(r.name, 0)
+            })
+            .await?
         {
-            call.resources.push(previous.name.clone());
-            return Ok(previous);
+            // Re-rendered in the caller's current view, as a read would be.
+            let name = previous.single()?.to_string();
+            call.resources.push(name.clone());
+            let replies = self.state.store.opinion_replies(&row.id).await?;
+            let reply = replies
+                .iter()
+                .find(|r| format!("{}/replies/{}", request_name(&r.request_id), r.id) == name)
+                .ok_or_else(|| Error::NotFound(name.clone()))?;
+            return self.reply_proto(reply).await;
         }
         let mut violations = Vec::new();
         let verdict = verdict_name(req.verdict);
@@ -707,7 +720,7 @@ impl OpinionApi {
                 request_id: req.request_id.clone(),
                 method: call.method.to_string(),
                 request_sha256: request_sha.clone(),
-                response: prost::Message::encode_to_vec(&response),
+                response: Outcome::one(response.name.clone(), reply.revision).to_stored(),
             }),
         };
         self.state.store.add_opinion_reply(&reply, meta).await?;

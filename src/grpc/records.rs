@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     AppState, Call, M_BATCH_SUBMIT_RECORDS, M_GET_RECORD, M_LIST_RECORDS, M_RETRACT_RECORD,
-    M_SUBMIT_RECORD, cursor, item_error, page_size, page_token, replay, request_digest, timestamp,
-    validate_request_id,
+    M_SUBMIT_RECORD, Outcome, OutcomeItem, cursor, item_error, page_size, page_token, replay,
+    request_digest, timestamp, validate_request_id,
 };
 use crate::authz::{Action, Resource};
 use crate::domain::records::{self, Kind, parse_record_name};
@@ -82,6 +82,52 @@ fn new_resource(kind: Kind, division: &str) -> Resource {
     }
 }
 
+/// View levels decided once per distinct authorization resource of a page.
+/// The key is the Cedar resource itself with its id blanked, so every
+/// attribute a policy can test (kind, cadre division, owner agency and
+/// division, transferring body, …) is in it, including any added later.
+#[derive(Default)]
+pub(crate) struct ViewCache(HashMap<Resource, Option<View>>);
+
+impl ViewCache {
+    /// The base view level of `row` for the caller (no tombstoning).
+    pub(crate) fn level(
+        &mut self,
+        api: &RecordApi,
+        call: &mut Call,
+        row: &RecordRow,
+    ) -> Result<Option<View>> {
+        let resource = resource_of(row);
+        let key = resource.without_id();
+        if let Some(v) = self.0.get(&key) {
+            return Ok(*v);
+        }
+        let kind = Kind::parse(&row.kind)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind)))?;
+        let v = api.level(call, &resource, kind);
+        self.0.insert(key, v);
+        Ok(v)
+    }
+
+    /// The view of `row` for the caller: its level, or a tombstone for a
+    /// retracted record the caller does not own.
+    pub(crate) fn view(
+        &mut self,
+        api: &RecordApi,
+        call: &mut Call,
+        row: &RecordRow,
+    ) -> Result<Option<View>> {
+        let level = self.level(api, call, row)?;
+        Ok(level.map(|v| {
+            if row.state == "RETRACTED" && !is_owner(&call.principal, row) {
+                View::Tombstone
+            } else {
+                v
+            }
+        }))
+    }
+}
+
 pub(crate) fn is_owner(p: &Principal, row: &RecordRow) -> bool {
     p.agency.as_str() == row.owner_agency && p.division == row.owner_division
 }
@@ -124,54 +170,25 @@ impl RecordApi {
     }
 
     fn view_of(&self, call: &mut Call, row: &RecordRow) -> Result<Option<View>> {
-        let kind = Kind::parse(&row.kind)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind)))?;
-        let level = self.level(call, &resource_of(row), kind);
-        Ok(level.map(|v| {
-            if row.state == "RETRACTED" && !is_owner(&call.principal, row) {
-                View::Tombstone
-            } else {
-                v
-            }
-        }))
+        ViewCache::default().view(self, call, row)
     }
 
     /// Renders rows in the caller's view with one Cedar decision per distinct
-    /// (kind, transferring body) rather than per row; rows the caller may not
-    /// see are left out, and retracted ones become tombstones for non-owners.
+    /// set of attributes a policy can tell apart rather than per row; rows the
+    /// caller may not see are left out, and retracted ones become tombstones
+    /// for non-owners.
     pub(crate) fn render_rows(
         &self,
         call: &mut Call,
         rows: &[RecordRow],
     ) -> Result<Vec<proto::Record>> {
-        let principal = call.principal.clone();
-        let mut cache: HashMap<(String, String, String), Option<View>> = HashMap::new();
+        let mut views = ViewCache::default();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let key = (
-                row.kind.clone(),
-                row.transfer_agency.clone(),
-                row.transfer_division.clone(),
-            );
-            let level = match cache.get(&key) {
-                Some(v) => *v,
-                None => {
-                    let kind = Kind::parse(&row.kind).ok_or_else(|| {
-                        Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind))
-                    })?;
-                    let v = self.level(call, &resource_of(row), kind);
-                    cache.insert(key, v);
-                    v
-                }
+            let Some(view) = views.view(self, call, row)? else {
+                continue;
             };
-            let Some(level) = level else { continue };
-            let owner = is_owner(&principal, row);
-            let view = if row.state == "RETRACTED" && !owner {
-                View::Tombstone
-            } else {
-                level
-            };
-            out.push(self.render(row, view, owner)?);
+            out.push(self.render(row, view, is_owner(&call.principal, row))?);
         }
         Ok(out)
     }
@@ -200,10 +217,21 @@ impl RecordApi {
         out.source_version = row.source_version;
         out.event_date = row.event_date.clone();
         out.classification = records::classification_from_name(&row.classification) as i32;
+        // The digest covers the whole payload, informant included; a view that
+        // leaves out any of it carries none, or a guessed informant (or any
+        // other hidden field) could be confirmed offline against it.
+        let shows_everything = match view {
+            View::Full { informant } => informant || row.informant.is_none(),
+            View::Summary | View::Tombstone => false,
+        };
         out.provenance = Some(proto::Provenance {
             submitting_system: row.submitting_system.clone(),
             submit_time: Some(timestamp(row.update_time_us)),
-            payload_sha256: row.payload_sha256.clone(),
+            payload_sha256: if shows_everything {
+                row.payload_sha256.clone()
+            } else {
+                String::new()
+            },
         });
         if owner {
             out.retraction_reason = row.retraction_reason.clone();
@@ -348,7 +376,23 @@ impl RecordApi {
             ));
         }
         violations.extend(records::validate_payload(payload));
+        // A record naming its cadre both ways must name one cadre; the number
+        // is compared, canonicalized, once the named cadre is known to be
+        // accessible, so that the answer confirms nothing about a cadre the
+        // caller may not see.
+        let mut number_to_check = None;
         let cadre = if !rec.cadre.is_empty() {
+            if !rec.cadre_id_number.is_empty() {
+                let number = rec.cadre_id_number.to_ascii_uppercase();
+                if ids::is_valid_id_number(&number) {
+                    number_to_check = Some(number);
+                } else {
+                    violations.push(FieldViolation::new(
+                        "record.cadre_id_number",
+                        "not a valid 18-character 公民身份号码",
+                    ));
+                }
+            }
             match rec
                 .cadre
                 .strip_prefix("cadres/")
@@ -399,6 +443,12 @@ impl RecordApi {
             &new_resource(kind, &cadre.managing_division),
             || Error::CadreNotAccessible,
         )?;
+        if number_to_check.is_some_and(|n| n != cadre.id_number.to_ascii_uppercase()) {
+            return Err(Error::invalid(
+                "record.cadre_id_number",
+                "names a different cadre than record.cadre",
+            ));
+        }
 
         let mut payload = payload.clone();
         let sha =
@@ -503,14 +553,31 @@ impl RecordApi {
         if !req.request_id.is_empty() {
             call.request_id = req.request_id.clone();
         }
-        if let Some(previous) =
-            replay::<proto::SubmitRecordResponse>(&self.state, call, &req.request_id, &request_sha)
-                .await?
+        if let Some(previous) = replay::<proto::SubmitRecordResponse>(
+            &self.state,
+            call,
+            &req.request_id,
+            &request_sha,
+            |r| Outcome::from_items([(r.record.map(|r| r.name), r.stale, None)]),
+        )
+        .await?
         {
-            if let Some(r) = &previous.record {
-                call.resources.push(r.name.clone());
-            }
-            return Ok(previous);
+            let mut items = self.rerender(call, &previous).await?;
+            return match items.pop() {
+                Some(Ok((record, stale))) => Ok(proto::SubmitRecordResponse {
+                    record: Some(record),
+                    stale,
+                }),
+                Some(Err(e)) if e.code == tonic::Code::NotFound as i32 => {
+                    Err(Error::NotFound("the record this request_id wrote".into()))
+                }
+                // A single submission stores only a success; anything else is
+                // not an outcome this code wrote.
+                _ => Err(Error::internal(anyhow::anyhow!(
+                    "stored outcome of request {} is not one record",
+                    req.request_id
+                ))),
+            };
         }
         let named = self.named(&call.principal, &[&req]).await?;
         let row = self.prepare(call, &req, &named).await?;
@@ -541,15 +608,13 @@ impl RecordApi {
             match outcomes.first() {
                 Some(Ok(o)) => {
                     log.resources = vec![record_name(o.row())];
-                    if let Ok(resp) = render(o)
-                        && !request_id.is_empty()
-                    {
+                    if !request_id.is_empty() {
                         idempotency = Some(Idempotency {
                             system: system.clone(),
                             request_id: request_id.clone(),
                             method: method.clone(),
                             request_sha256: request_sha.clone(),
-                            response: resp.encode_to_vec(),
+                            response: outcome_of(std::iter::once(Ok(o))).to_stored(),
                         });
                     }
                 }
@@ -589,15 +654,37 @@ impl RecordApi {
             call,
             &req.request_id,
             &request_sha,
+            |r| {
+                Outcome::from_items(
+                    r.results
+                        .into_iter()
+                        .map(|r| (r.record.map(|r| r.name), r.stale, r.error)),
+                )
+            },
         )
         .await?
         {
-            call.resources = previous
-                .results
-                .iter()
-                .filter_map(|r| r.record.as_ref().map(|r| r.name.clone()))
+            let results = self
+                .rerender(call, &previous)
+                .await?
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| match item {
+                    Ok((record, stale)) => proto::BatchSubmitResult {
+                        index: index as i32,
+                        record: Some(record),
+                        stale,
+                        error: None,
+                    },
+                    Err(error) => proto::BatchSubmitResult {
+                        index: index as i32,
+                        record: None,
+                        stale: false,
+                        error: Some(error),
+                    },
+                })
                 .collect();
-            return Ok(previous);
+            return Ok(proto::BatchSubmitRecordsResponse { results });
         }
         let mut prepared: Vec<std::result::Result<RecordRow, Error>> =
             Vec::with_capacity(req.requests.len());
@@ -683,6 +770,8 @@ impl RecordApi {
         let request_id = req.request_id.clone();
         let method = call.method.to_string();
         let system = call.principal.uri.clone();
+        let missing: Result<SubmitOutcome> =
+            Err(Error::internal(anyhow::anyhow!("missing outcome")));
         let finish = |outcomes: &[Result<SubmitOutcome>]| {
             let mut log = base.clone();
             // One row for the batch, naming every record it touched.
@@ -695,7 +784,14 @@ impl RecordApi {
                 request_id: request_id.clone(),
                 method: method.clone(),
                 request_sha256: request_sha.clone(),
-                response: assemble(outcomes).encode_to_vec(),
+                response: {
+                    let mut stored = outcomes.iter();
+                    outcome_of(prepared.iter().map(|p| match p {
+                        Err(e) => Err(e),
+                        Ok(_) => stored.next().unwrap_or(&missing).as_ref(),
+                    }))
+                    .to_stored()
+                },
             });
             (log, idempotency)
         };
@@ -954,6 +1050,76 @@ impl RecordApi {
             .await?;
         call.logged = true;
         self.owner_view(call, &retracted)
+    }
+}
+
+/// The outcome of a record submission as the replay cache keeps it.
+fn outcome_of<'a>(
+    outcomes: impl Iterator<Item = std::result::Result<&'a SubmitOutcome, &'a Error>>,
+) -> Outcome {
+    Outcome {
+        items: outcomes
+            .map(|o| match o {
+                Ok(o) => OutcomeItem {
+                    name: record_name(o.row()),
+                    revision: o.row().revision,
+                    flag: matches!(o, SubmitOutcome::Stale(_)),
+                    error: None,
+                },
+                Err(e) => OutcomeItem {
+                    error: Some(item_error(e)),
+                    ..Default::default()
+                },
+            })
+            .collect(),
+    }
+}
+
+impl RecordApi {
+    /// A stored submission outcome in the caller's current view: each record
+    /// read again and rendered as a read of it would be. A record the caller
+    /// can no longer see answers NOT_FOUND for its item.
+    async fn rerender(
+        &self,
+        call: &mut Call,
+        stored: &Outcome,
+    ) -> Result<Vec<std::result::Result<(proto::Record, bool), proto::ItemError>>> {
+        let ids: Vec<String> = stored
+            .items
+            .iter()
+            .filter(|i| i.error.is_none())
+            .filter_map(|i| parse_record_name(&i.name).map(|(_, id)| id))
+            .collect();
+        let rows: HashMap<String, RecordRow> = self
+            .state
+            .store
+            .get_records(&ids, "")
+            .await?
+            .into_iter()
+            .map(|r| (record_name(&r), r))
+            .collect();
+        let mut views = ViewCache::default();
+        let mut out = Vec::with_capacity(stored.items.len());
+        for item in &stored.items {
+            if let Some(e) = &item.error {
+                out.push(Err(e.clone()));
+                continue;
+            }
+            call.resources.push(item.name.clone());
+            let view = match rows.get(&item.name) {
+                Some(row) => views.view(self, call, row)?.map(|v| (row, v)),
+                None => None,
+            };
+            let Some((row, view)) = view else {
+                out.push(Err(item_error(&Error::NotFound(item.name.clone()))));
+                continue;
+            };
+            out.push(Ok((
+                self.render(row, view, is_owner(&call.principal, row))?,
+                item.flag,
+            )));
+        }
+        Ok(out)
     }
 }
 

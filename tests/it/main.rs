@@ -4,6 +4,7 @@
 mod common;
 
 mod access_log;
+mod at_rest;
 mod bench;
 mod cadres;
 mod changes;

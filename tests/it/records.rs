@@ -16,6 +16,10 @@ both_backends!(
     batch_stores_good_items_and_logs_one_row,
     access_matrix_for_every_agency_kind_and_read_rpc,
     informant_never_reaches_other_agencies,
+    replay_cache_holds_no_informant_and_rerenders,
+    petition_reads_informants_filed_within_its_jurisdiction,
+    views_that_omit_fields_carry_no_digest,
+    record_naming_two_cadres_is_refused,
 );
 
 fn reason(status: &tonic::Status) -> String {
@@ -679,5 +683,435 @@ async fn informant_never_reaches_other_agencies(backend: Backend) {
                 .any(|w| w == planted.as_bytes()),
             "informant {field} stored in clear"
         );
+    }
+}
+
+/// A petition whose informant fields are `{canary}-name` etc.
+pub fn petition_with_informant(canary: &str) -> Payload {
+    Payload::Petition(proto::Petition {
+        received_date: "2025-03-01".into(),
+        channel: proto::PetitionChannel::Letter as i32,
+        anonymous: false,
+        category: proto::PetitionCategory::AccusationDiscipline as i32,
+        specific: true,
+        status: proto::PetitionStatus::Accepted as i32,
+        forwarded_to: String::new(),
+        summary: format!("{canary}-summary"),
+        informant: Some(proto::Informant {
+            name: format!("{canary}-name"),
+            unit: format!("{canary}-unit"),
+            contact: format!("{canary}-contact"),
+            address: format!("{canary}-address"),
+        }),
+    })
+}
+
+fn informant_of(r: &proto::Record) -> Option<proto::Informant> {
+    match &r.payload {
+        Some(Payload::Petition(p)) => p.informant.clone(),
+        other => panic!("{} is not a full petition: {other:?}", r.name),
+    }
+}
+
+/// The replay cache of `request_id` keeps which records a submission wrote,
+/// not what they say: no informant byte is stored in it, and a replay reads
+/// the record again, so it answers in the caller's current view (here: after
+/// a retraction, the record as retracted).
+async fn replay_cache_holds_no_informant_and_rerenders(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 16).await;
+    let mut client = rec(&server, "petition").await;
+    let single_canary = format!("RPLSINGLE{}", uuid::Uuid::new_v4().simple());
+    let batch_canary = format!("RPLBATCH{}", uuid::Uuid::new_v4().simple());
+    let single = proto::SubmitRecordRequest {
+        record: Some(record(
+            &c,
+            "XF-R-1",
+            1,
+            petition_with_informant(&single_canary),
+        )),
+        request_id: "replay-single-1".into(),
+    };
+    let first = client
+        .submit_record(single.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let batch = proto::BatchSubmitRecordsRequest {
+        requests: vec![
+            submit(record(
+                &c,
+                "XF-R-2",
+                1,
+                petition_with_informant(&batch_canary),
+            )),
+            // Refused (no cadre named): its error is part of the outcome.
+            submit(proto::Record {
+                cadre_id_number: String::new(),
+                ..record(&c, "XF-R-3", 1, petition_with_informant(&batch_canary))
+            }),
+        ],
+        request_id: "replay-batch-1".into(),
+    };
+    let first_batch = client
+        .batch_submit_records(batch.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first_batch.results[0].error.is_none());
+    assert!(first_batch.results[1].error.is_some());
+
+    // Nothing of either informant in the replay cache, in any form.
+    let informants: Vec<String> = [&single_canary, &batch_canary]
+        .iter()
+        .flat_map(|c| ["name", "unit", "contact", "address"].map(|f| format!("{c}-{f}")))
+        .collect();
+    let hits = crate::at_rest::plaintext_cells(&server.store_url, &informants).await;
+    assert!(hits.is_empty(), "informant stored in clear: {hits:?}");
+
+    // Same id, same request: the same outcome.
+    let again = client
+        .submit_record(single.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, first, "a replay answers as the original call");
+    let again = client
+        .batch_submit_records(batch.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        again, first_batch,
+        "a batch replay answers as the original call"
+    );
+    // Same id, another request: refused as before.
+    let mut other = single.clone();
+    other.record.as_mut().unwrap().source_record_id = "XF-R-9".into();
+    let err = client.submit_record(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+
+    // A replay renders the record as it is now.
+    let name = first.record.as_ref().unwrap().name.clone();
+    client
+        .retract_record(proto::RetractRecordRequest {
+            name: name.clone(),
+            reason: "重复登记".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let replayed = client.submit_record(single).await.unwrap().into_inner();
+    let r = replayed.record.unwrap();
+    assert_eq!(r.name, name);
+    assert_eq!(r.state, proto::RecordState::Retracted as i32);
+    assert_eq!(
+        informant_of(&r).unwrap().name,
+        format!("{single_canary}-name"),
+        "the owner still reads its informant"
+    );
+}
+
+/// 检举人保护 by jurisdiction: a county petition bureau does not read the
+/// informant of a petition filed with the province; the province reads the
+/// county's. Lists and the feed decide per owner, not once per kind.
+async fn petition_reads_informants_filed_within_its_jurisdiction(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 17).await;
+    let province_canary = format!("PROV{}", uuid::Uuid::new_v4().simple());
+    let county_canary = format!("CNTY{}", uuid::Uuid::new_v4().simple());
+    let mut province = records_client(server.channel("petition", "360000").await);
+    let mut county = rec(&server, "petition").await;
+    let filed_province = province
+        .submit_record(submit(record(
+            &c,
+            "XF-P-1",
+            1,
+            petition_with_informant(&province_canary),
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let filed_county = county
+        .submit_record(submit(record(
+            &c,
+            "XF-C-1",
+            1,
+            petition_with_informant(&county_canary),
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+
+    // GetRecord.
+    let get = |name: &str| proto::GetRecordRequest { name: name.into() };
+    let seen = county
+        .get_record(get(&filed_province.name))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.view, proto::RecordView::Full as i32);
+    assert_eq!(
+        informant_of(&seen),
+        None,
+        "county reads a province informant"
+    );
+    let seen = province
+        .get_record(get(&filed_county.name))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        informant_of(&seen).unwrap().name,
+        format!("{county_canary}-name")
+    );
+    for division in ["360821", "360000"] {
+        let mut d = records_client(server.channel("discipline", division).await);
+        for (filed, canary) in [
+            (&filed_province, &province_canary),
+            (&filed_county, &county_canary),
+        ] {
+            let r = d.get_record(get(&filed.name)).await.unwrap().into_inner();
+            assert_eq!(informant_of(&r).unwrap().name, format!("{canary}-name"));
+        }
+    }
+
+    // A page holding both: each row decided by its own owner.
+    for order in 0..2 {
+        let listed = county
+            .list_records(proto::ListRecordsRequest {
+                parent: c.name.clone(),
+                filter: r#"kind = "PETITION""#.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.records.len(), 2, "pass {order}");
+        for r in &listed.records {
+            let expect = (r.name == filed_county.name).then(|| format!("{county_canary}-name"));
+            assert_eq!(informant_of(r).map(|i| i.name), expect, "{}", r.name);
+        }
+    }
+    let feed = proto::change_feed_service_client::ChangeFeedServiceClient::new(
+        server.channel("petition", "360821").await,
+    )
+    .list_changes(proto::ListChangesRequest::default())
+    .await
+    .unwrap()
+    .into_inner();
+    let mut seen = 0;
+    for e in &feed.events {
+        if let Some(proto::change_event::View::Record(r)) = &e.view {
+            seen += 1;
+            let expect = (r.name == filed_county.name).then(|| format!("{county_canary}-name"));
+            assert_eq!(informant_of(r).map(|i| i.name), expect, "feed {}", r.name);
+        }
+    }
+    assert_eq!(seen, 2);
+    let everything = [
+        county
+            .list_records(proto::ListRecordsRequest {
+                parent: "cadres/-".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec(),
+        feed.encode_to_vec(),
+    ];
+    for bytes in everything {
+        let informant = format!("{province_canary}-name");
+        assert!(
+            !bytes
+                .windows(informant.len())
+                .any(|w| w == informant.as_bytes()),
+            "a province informant reached the county bureau"
+        );
+    }
+}
+
+/// A view that leaves fields out carries no digest over them: summaries and a
+/// full view without the informant have no `payload_sha256`, which would let
+/// a guessed informant (or any hidden field) be confirmed offline.
+async fn views_that_omit_fields_carry_no_digest(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 18).await;
+    let canary = format!("DIGEST{}", uuid::Uuid::new_v4().simple());
+    let all = one_of_each_kind(&server, &c, &canary).await;
+    let digest = |r: &proto::Record| {
+        r.provenance
+            .as_ref()
+            .map(|p| p.payload_sha256.clone())
+            .unwrap_or_default()
+    };
+    let mut summaries = 0;
+    for agency in ["discipline", "organization", "audit", "petition"] {
+        let mut client = rec(&server, agency).await;
+        let mut seen: Vec<proto::Record> = Vec::new();
+        for stored in all.values() {
+            if let Ok(r) = client
+                .get_record(proto::GetRecordRequest {
+                    name: stored.name.clone(),
+                })
+                .await
+            {
+                seen.push(r.into_inner());
+            }
+        }
+        seen.extend(
+            client
+                .list_records(proto::ListRecordsRequest {
+                    parent: "cadres/-".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .records,
+        );
+        for r in &seen {
+            let full_with_everything = r.view == proto::RecordView::Full as i32
+                && match &r.payload {
+                    Some(Payload::Petition(p)) => p.informant.is_some(),
+                    _ => true,
+                };
+            if full_with_everything {
+                assert_eq!(digest(r).len(), 64, "{agency}: {} full view", r.name);
+            } else {
+                summaries += 1;
+                assert_eq!(digest(r), "", "{agency}: {} view {}", r.name, r.view);
+            }
+        }
+    }
+    // organization: clue and petition; audit: sanction (and its own clue
+    // transfer when any); discipline: evaluation — each by get and by list.
+    assert!(summaries >= 8, "{summaries} summaries seen");
+    // A full petition view without the informant (a county bureau reading a
+    // province petition) carries none either.
+    let province = records_client(server.channel("petition", "360000").await)
+        .submit_record(submit(record(
+            &c,
+            "XF-D-1",
+            1,
+            petition_with_informant(&canary),
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(digest(&province).len(), 64, "the owner's view keeps it");
+    let r = rec(&server, "petition")
+        .await
+        .get_record(proto::GetRecordRequest {
+            name: province.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.view, proto::RecordView::Full as i32);
+    assert_eq!(informant_of(&r), None);
+    assert_eq!(digest(&r), "");
+}
+
+/// A record naming its cadre by resource name and by a 公民身份号码 must name
+/// one cadre: another cadre's number, or a number of no cadre, is refused
+/// with a violation on `record.cadre_id_number`, alone and in a batch; the
+/// matching number in lowercase is the same number.
+async fn record_naming_two_cadres_is_refused(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let a = cadre(&server, 19).await;
+    let b = cadre(&server, 20).await;
+    let unregistered = crate::common::id_number("360821", "19800101", 777);
+    let mut client = rec(&server, "discipline").await;
+    let sanction = || {
+        Payload::Admonishment(proto::Admonishment {
+            r#type: proto::AdmonishmentType::Admonition as i32,
+            date: "2025-02-01".into(),
+            issuer: "县纪委".into(),
+        })
+    };
+    let naming = |number: &str, source: &str| proto::Record {
+        cadre: a.name.clone(),
+        cadre_id_number: number.into(),
+        ..record(&a, source, 1, sanction())
+    };
+    for (i, number) in [b.id_number.clone(), unregistered.clone()]
+        .iter()
+        .enumerate()
+    {
+        let err = client
+            .submit_record(submit(naming(number, &format!("AD-X-{i}"))))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&err),
+            ["record.cadre_id_number"],
+            "{number}"
+        );
+    }
+    let batch = client
+        .batch_submit_records(proto::BatchSubmitRecordsRequest {
+            requests: vec![
+                submit(naming(&b.id_number, "AD-X-3")),
+                submit(naming(&a.id_number.to_ascii_lowercase(), "AD-X-4")),
+            ],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let fields: Vec<String> = batch.results[0]
+        .error
+        .as_ref()
+        .expect("refused item")
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["record.cadre_id_number"]);
+    let stored = batch.results[1].record.as_ref().expect("stored item");
+    assert_eq!(stored.cadre, a.name);
+    // Nothing was filed under either cadre by the refused items.
+    let listed = client
+        .list_records(proto::ListRecordsRequest {
+            parent: b.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.records.is_empty());
+
+    // A cadre outside the caller's jurisdiction is not accessible whatever
+    // number comes with it: the mismatch answer must not confirm a number.
+    let outside = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(crate::common::new_cadre("外县干部", "360802", 21)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for number in [outside.id_number.clone(), b.id_number.clone()] {
+        let err = client
+            .submit_record(submit(proto::Record {
+                cadre: outside.name.clone(),
+                cadre_id_number: number,
+                ..record(&a, "AD-X-5", 1, sanction())
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert_eq!(reason(&err), "CADRE_NOT_ACCESSIBLE");
     }
 }

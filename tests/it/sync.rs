@@ -15,12 +15,15 @@ use tokio::sync::watch;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, example, server_url};
-use crate::records::{cadre, engagement, finding, record, records_client, submit};
+use crate::records::{
+    cadre, engagement, finding, petition_with_informant, record, records_client, submit,
+};
 
 both_backends!(
     mirror_follows_ten_thousand_findings,
     sigkill_mid_sync_loses_and_duplicates_nothing,
     expired_cursor_resnapshots,
+    sync_never_keeps_an_informant,
 );
 
 const DIVISION: &str = "360821";
@@ -888,5 +891,134 @@ async fn refused_certificates_end_the_agent() {
             "{what}: fails at once rather than retrying: {out}"
         );
         eprintln!("{what}: {}", out.trim());
+    }
+}
+
+/// `cadrex sync` as discipline and as petition, both entitled to informants:
+/// neither the SQLite mirror nor the NDJSON file holds an informant block
+/// (snapshot or feed) or a digest over one; the petitions are there, and
+/// `GetRecord`, which is logged, still reads the informant.
+async fn sync_never_keeps_an_informant(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 62).await;
+    let base = format!("SYNC{}", uuid::Uuid::new_v4().simple());
+    let mut petitions = records_client(server.channel("petition", DIVISION).await);
+    let file =
+        |tag: String, source: &str| submit(record(&c, source, 1, petition_with_informant(&tag)));
+    let first = petitions
+        .submit_record(file(format!("{base}snap"), "XF-S-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let mut filed = vec![format!("{base}snap")];
+    for agency in ["discipline", "petition"] {
+        let dir = server.dir.path().join(agency);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mirror, out) = (dir.join("mirror.db"), dir.join("events.ndjson"));
+        let (cert, key) = server.client_files(agency, DIVISION);
+        let run = |into: bool| {
+            let mut a = SyncArgs::new(vec![ChangeKind::Petition], cert.clone(), key.clone());
+            a.server = server_url(&server);
+            a.mode = SyncMode::Once;
+            if into {
+                a.into = Some(sqlite_url(&mirror));
+            } else {
+                a.out = Some(out.clone());
+            }
+            cadrex::sync::run(a)
+        };
+        // The snapshot, then a petition that arrives through the feed.
+        run(true).await.unwrap();
+        run(false).await.unwrap();
+        let tag = format!("{base}{agency}feed");
+        let source = if agency == "discipline" {
+            "XF-S-2"
+        } else {
+            "XF-S-3"
+        };
+        petitions
+            .submit_record(file(tag.clone(), source))
+            .await
+            .unwrap();
+        filed.push(tag);
+        assert_eq!(run(true).await.unwrap().applied, 1);
+        assert_eq!(run(false).await.unwrap().applied, 1);
+
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let mut conn = SqliteConnection::connect(&sqlite_url(&mirror))
+            .await
+            .unwrap();
+        for r in sqlx::query("SELECT body FROM mirror_resources")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        {
+            bodies.push(r.get::<Option<Vec<u8>>, _>(0).unwrap_or_default());
+        }
+        let _ = conn.close().await;
+        assert_eq!(
+            bodies.len(),
+            filed.len(),
+            "{agency}: every petition mirrored"
+        );
+        let lines = ndjson_lines(&out);
+        assert_eq!(
+            lines.len(),
+            filed.len(),
+            "{agency}: every petition written out"
+        );
+        for l in &lines {
+            bodies.push(
+                base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    l["body_base64"].as_str().unwrap(),
+                )
+                .unwrap(),
+            );
+        }
+        for body in &bodies {
+            let r = proto::Record::decode(body.as_slice()).unwrap();
+            let Some(Payload::Petition(p)) = &r.payload else {
+                panic!("{agency}: {} is not a full petition", r.name)
+            };
+            assert!(p.summary.starts_with(&base), "{agency}: content is kept");
+            assert_eq!(p.informant, None, "{agency}: informant block kept");
+            assert_eq!(
+                r.provenance.as_ref().map(|p| p.payload_sha256.as_str()),
+                Some(""),
+                "{agency}: a digest over the informant kept"
+            );
+        }
+        let mut files: Vec<Vec<u8>> = vec![std::fs::read(&out).unwrap()];
+        for f in [mirror.clone(), dir.join("mirror.db-wal")] {
+            if let Ok(b) = std::fs::read(&f) {
+                files.push(b);
+            }
+        }
+        let informants = filed
+            .iter()
+            .flat_map(|tag| ["name", "unit", "contact", "address"].map(|f| format!("{tag}-{f}")));
+        for canary in informants {
+            for bytes in bodies.iter().chain(files.iter()) {
+                assert!(
+                    !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                    "{agency}: {canary} stored by the agent"
+                );
+            }
+        }
+        // The entitled system reads the informant where it is logged.
+        let r = records_client(server.channel(agency, DIVISION).await)
+            .get_record(proto::GetRecordRequest {
+                name: first.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Payload::Petition(p)) = r.payload else {
+            panic!("{agency}: not a full petition")
+        };
+        assert_eq!(p.informant.unwrap().name, format!("{base}snap-name"));
     }
 }
