@@ -17,4 +17,5 @@ mod opinions;
 mod props;
 mod records;
 mod server;
+mod sweep;
 mod sync;
