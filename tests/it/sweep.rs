@@ -69,6 +69,13 @@ struct World {
     spanning: BTreeMap<&'static str, String>,
     /// A request naming both, replied by both (so REPLIED as a whole).
     replied: String,
+    /// The province's creates of the requests naming both, with request ids:
+    /// sent again, each is a replay for the province and refused elsewhere.
+    creates: Vec<proto::CreateOpinionRequestRequest>,
+    /// The counties' replies, with request ids: a replay for the system that
+    /// sent it, refused for every other (no one else may reply without a
+    /// correction reason, or at all).
+    replies: Vec<proto::ReplyOpinionRequest>,
     /// Requests of the province naming only that county's cadre (unanswered).
     single: BTreeMap<&'static str, String>,
 }
@@ -172,16 +179,20 @@ enum ReadPath {
     WatchChanges,
     VettingDossier,
     DraftOpinion,
+    CreateReplay,
+    ReplyReplay,
 }
 
 impl ReadPath {
-    const ALL: [ReadPath; 6] = [
+    const ALL: [ReadPath; 8] = [
         ReadPath::GetOpinionRequest,
         ReadPath::ListOpinionRequests,
         ReadPath::ListChanges,
         ReadPath::WatchChanges,
         ReadPath::VettingDossier,
         ReadPath::DraftOpinion,
+        ReadPath::CreateReplay,
+        ReadPath::ReplyReplay,
     ];
 }
 
@@ -288,6 +299,25 @@ async fn read(
                         .await;
                     out.push(answer(label(name), r, name));
                 }
+            }
+        }
+        ReadPath::CreateReplay => {
+            let mut c = Opinions::new(ch);
+            for body in &world.creates {
+                let r = c.create_opinion_request(body.clone()).await;
+                out.push(answer(label(&body.request_id), r, ""));
+            }
+        }
+        ReadPath::ReplyReplay => {
+            let mut c = Opinions::new(ch);
+            for body in &world.replies {
+                // Only a reply about its own cadre is sent: the answer for
+                // another echoes nothing but what the caller sent.
+                if !own.iter().any(|p| p.cadre.name == body.cadre) {
+                    continue;
+                }
+                let r = c.reply_opinion(body.clone()).await;
+                out.push(answer(label(&body.name), r, &body.name));
             }
         }
     }
@@ -415,18 +445,25 @@ async fn build_world(server: &TestServer) -> World {
         );
     }
     let mut province = Opinions::new(server.channel("organization", PROVINCE).await);
+    let mut creates = Vec::new();
     let mut ask = async |cadres: Vec<String>, note: &str| {
-        province
-            .create_opinion_request(proto::CreateOpinionRequestRequest {
-                cadres,
-                purpose: proto::OpinionPurpose::Promotion as i32,
-                note: note.into(),
-                ..Default::default()
-            })
+        let body = proto::CreateOpinionRequestRequest {
+            cadres,
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            note: note.into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        };
+        let name = province
+            .create_opinion_request(body.clone())
             .await
             .unwrap()
             .into_inner()
-            .name
+            .name;
+        if body.cadres.len() > 1 {
+            creates.push(body);
+        }
+        name
     };
     let both: Vec<String> = pieces.values().map(|p| p.cadre.name.clone()).collect();
     let mut spanning = BTreeMap::new();
@@ -444,26 +481,32 @@ async fn build_world(server: &TestServer) -> World {
         .iter()
         .map(|(c, r)| (*c, r))
         .chain(COUNTIES.into_iter().map(|c| (c, &replied)));
+    let mut replies = Vec::new();
     for (county, request) in answers {
         let p = &pieces[county];
+        let body = proto::ReplyOpinionRequest {
+            name: request.clone(),
+            cadre: p.cadre.name.clone(),
+            verdict: proto::Verdict::IssueNotBlocking as i32,
+            text: p.text.clone(),
+            cited_records: vec![p.cited.clone()],
+            signer: p.signer.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        };
         Opinions::new(server.channel("discipline", county).await)
-            .reply_opinion(proto::ReplyOpinionRequest {
-                name: request.clone(),
-                cadre: p.cadre.name.clone(),
-                verdict: proto::Verdict::IssueNotBlocking as i32,
-                text: p.text.clone(),
-                cited_records: vec![p.cited.clone()],
-                signer: p.signer.clone(),
-                ..Default::default()
-            })
+            .reply_opinion(body.clone())
             .await
             .unwrap();
+        replies.push(body);
     }
     World {
         pieces,
         spanning,
         single,
         replied,
+        creates,
+        replies,
     }
 }
 
@@ -484,17 +527,26 @@ fn expected(world: &World, agency: &str, division: &str, path: ReadPath) -> Vec<
         if !covers(division, piece.county) {
             continue;
         }
+        let replays = matches!(path, ReadPath::CreateReplay | ReadPath::ReplyReplay);
+        let own_reply = matches!(path, ReadPath::ReplyReplay) && division == piece.county;
         match agency {
             "discipline" => {
-                out.push(piece.cadre.name.clone());
-                if shows_requests {
+                if !replays {
+                    out.push(piece.cadre.name.clone());
+                }
+                if shows_requests || own_reply {
                     out.push(piece.text.clone());
                     out.push(piece.signer.clone());
+                }
+                if shows_requests {
                     // It sees every cadre of the request naming its own alone.
                     out.push(piece.note.clone());
                 }
             }
-            "organization" if division == PROVINCE && shows_requests => {
+            "organization"
+                if division == PROVINCE
+                    && (shows_requests || matches!(path, ReadPath::CreateReplay)) =>
+            {
                 out.push(piece.cadre.name.clone());
                 out.push(piece.text.clone());
                 out.push(NOTE_CANARY.into());
