@@ -734,13 +734,15 @@ async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backe
         .unwrap()
         .into_inner();
     let mut province = opinions_at(&server, "organization", "360000").await;
+    let create = proto::CreateOpinionRequestRequest {
+        cadres: vec![a.name.clone(), b.name.clone()],
+        purpose: proto::OpinionPurpose::Promotion as i32,
+        note: "两县人选一并征求意见".into(),
+        request_id: "7f1c2d3e-2222-4000-8000-000000000002".into(),
+        ..Default::default()
+    };
     let req = province
-        .create_opinion_request(proto::CreateOpinionRequestRequest {
-            cadres: vec![a.name.clone(), b.name.clone()],
-            purpose: proto::OpinionPurpose::Promotion as i32,
-            note: "两县人选一并征求意见".into(),
-            ..Default::default()
-        })
+        .create_opinion_request(create.clone())
         .await
         .unwrap()
         .into_inner();
@@ -784,6 +786,13 @@ async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backe
     let whole = get_at(&server, "organization", "360000", &req.name).await;
     assert_eq!(whole.state, proto::OpinionRequestState::Pending as i32);
     assert!(whole.overdue);
+    // A replay answers as things are now, not as they were stored.
+    let replayed = province
+        .create_opinion_request(create)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed, whole);
     for (division, replied) in [("360821", true), ("360802", false)] {
         let r = listed(&server, division, r#"state = "REPLIED""#).await;
         let p = listed(&server, division, r#"state = "PENDING""#).await;
