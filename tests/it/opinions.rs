@@ -761,7 +761,7 @@ async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backe
     // Each county sees its own cadre only, and no note.
     for (division, cadre) in [("360821", &a), ("360802", &b)] {
         let got = get_at(&server, "discipline", division, &req.name).await;
-        assert_eq!(got.cadres, [cadre.name.clone()], "{division}");
+        assert_eq!(got.cadres, std::slice::from_ref(&cadre.name), "{division}");
         assert_eq!(got.cadre_opinions.len(), 1, "{division}");
         assert_eq!(got.note, "", "{division} does not see every cadre");
         assert_eq!(got.state, proto::OpinionRequestState::Pending as i32);
