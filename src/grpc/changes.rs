@@ -284,7 +284,12 @@ impl ChangeApi {
         )?)))
     }
 
-    /// An opinion request or reply, to those who may read the request.
+    /// An opinion request or reply in the caller's view of the request
+    /// (DESIGN §1, §6): a reply only when the caller sees its cadre, a request
+    /// change only at the newest revision that changed what the caller sees.
+    /// Anything else is skipped; the cursor still moves past it (bookmark
+    /// frames on a stream), so a reply about a cadre the caller cannot see
+    /// leaves no trace in its feed.
     async fn render_opinion(
         &self,
         call: &mut Call,
@@ -297,22 +302,23 @@ impl ChangeApi {
         let Some(req) = self.state.store.get_opinion_request(id).await? else {
             return Ok(None);
         };
-        if !self.opinions.visible(call, &req).await? {
+        let Some(view) = self.opinions.view(call, &req).await? else {
             return Ok(None);
-        }
+        };
         if row.kind == "OPINION_REQUEST" {
-            if req.revision != row.revision {
+            if view.revision != row.revision {
                 return Ok(None);
             }
-            return Ok(Some(change_event::View::OpinionRequest(
-                self.opinions.render(&req).await?,
-            )));
+            return Ok(Some(change_event::View::OpinionRequest(view.request)));
         }
         let (Some("replies"), Some(reply_id)) = (parts.next(), parts.next()) else {
             return Ok(None);
         };
         let replies = self.state.store.opinion_replies(id).await?;
-        let Some(reply) = replies.iter().find(|r| r.id == reply_id) else {
+        let Some(reply) = replies
+            .iter()
+            .find(|r| r.id == reply_id && view.sees(&r.cadre_id))
+        else {
             return Ok(None);
         };
         Ok(Some(change_event::View::OpinionReply(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::cadres::{self, cadre_resource};
-use super::opinions::{barred, reasons_proto, verdict_proto, visible_records};
+use super::opinions::{OpinionApi, barred, reasons_proto, verdict_proto, visible_records};
 use super::records::RecordApi;
 use super::{AppState, Call, M_GET_CADRE_DOSSIER, timestamp, today};
 use crate::authz::Action;
@@ -20,12 +20,14 @@ use crate::store::now_us;
 pub struct DossierApi {
     state: Arc<AppState>,
     records: RecordApi,
+    opinions: OpinionApi,
 }
 
 impl DossierApi {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
             records: RecordApi::new(state.clone()),
+            opinions: OpinionApi::new(state.clone()),
             state,
         }
     }
@@ -44,7 +46,8 @@ fn purpose_name(p: i32) -> Option<&'static str> {
 
 impl DossierApi {
     /// DESIGN §2: organization's APPOINTMENT_VETTING must name an open request
-    /// of its own for this cadre — pending, or replied and not stale.
+    /// of its own for this cadre — not withdrawn, and this cadre's reply
+    /// absent or not stale.
     async fn check_vetting_request(
         &self,
         call: &mut Call,
@@ -70,36 +73,24 @@ impl DossierApi {
         let Some(req) = self.state.store.get_opinion_request(id).await? else {
             return Err(refused());
         };
-        let p = &call.principal;
-        let own = p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
-        if !own || !req.cadres.iter().any(|c| c == cadre_id) {
+        // Judged on the request as the caller sees it (its own requests only,
+        // the cadre's own piece): open means not withdrawn, and this cadre's
+        // reply absent or not stale, whatever the other cadres' replies say.
+        let Some(view) = self.opinions.view(call, &req).await? else {
             return Err(refused());
-        }
-        match req.state.as_str() {
-            "PENDING" => Ok(()),
-            "REPLIED" => {
-                let replies = self.state.store.opinion_replies(id).await?;
-                let latest = replies
-                    .iter()
-                    .rev()
-                    .find(|r| r.cadre_id == cadre_id)
-                    .ok_or_else(refused)?;
-                let aged = now_us()
-                    >= latest.as_of_us + self.state.config.opinion_stale_after.as_micros() as i64;
-                let written = self
-                    .state
-                    .store
-                    .last_matter_write_us(cadre_id)
-                    .await?
-                    .is_some_and(|t| t > latest.as_of_us);
-                if aged || written {
-                    Err(refused())
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Err(refused()),
-        }
+        };
+        let cadre = format!("cadres/{cadre_id}");
+        let Some(piece) = view
+            .request
+            .cadre_opinions
+            .iter()
+            .find(|c| c.cadre == cadre)
+        else {
+            return Err(refused());
+        };
+        let open = view.request.state != proto::OpinionRequestState::Withdrawn as i32
+            && piece.reply.as_ref().is_none_or(|r| !r.stale);
+        if open { Ok(()) } else { Err(refused()) }
     }
 
     async fn dossier(

@@ -1,5 +1,6 @@
 //! `OpinionService`: integrity-opinion requests from organization departments, rule-computed drafts and immutable replies from discipline commissions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -156,49 +157,179 @@ fn cadre_resource(id: &str, division: &str) -> Resource {
     }
 }
 
+/// An opinion request as one caller sees it (DESIGN §1 "jurisdiction applies
+/// to every piece", §6): only the cadres the caller may read opinions about
+/// and their replies, with state, OVERDUE and update time computed from those
+/// pieces alone. Every answer, feed event, stream frame and replay that shows
+/// a request is built here, so what a caller sees is decided in one place.
+pub(crate) struct RequestView {
+    pub request: proto::OpinionRequest,
+    /// Cadre ids of the visible pieces, in request order.
+    pub cadres: Vec<String>,
+    /// The request's newest revision that changed what this caller sees: a
+    /// feed event of an older revision is superseded, one of a newer revision
+    /// told this caller nothing.
+    pub revision: i64,
+}
+
+impl RequestView {
+    /// Whether the caller sees the piece about this cadre.
+    pub fn sees(&self, cadre_id: &str) -> bool {
+        self.cadres.iter().any(|c| c == cadre_id)
+    }
+}
+
 impl OpinionApi {
-    /// Whether the caller may see a request: organization its own body's,
-    /// discipline any naming a cadre in its jurisdiction.
-    pub(crate) async fn visible(&self, call: &mut Call, req: &OpinionRequestRow) -> Result<bool> {
-        let p = call.principal.clone();
-        if p.agency == Agency::Organization {
-            let own =
-                p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
-            if own {
-                let d = call.authorize(
-                    &self.state.authz,
-                    Action::ReadOpinions,
-                    &cadre_resource("-", &p.division),
-                );
-                return Ok(d.allowed);
-            }
-            return Ok(false);
+    /// The cadres of a request whose pieces the caller sees, in request order:
+    /// organization only in its own body's requests, and everyone only cadres
+    /// the policies let it read opinions about, judged by where each cadre is
+    /// managed now (the jurisdiction forbid decides per cadre, not per request).
+    async fn visible_cadres(
+        &self,
+        call: &mut Call,
+        req: &OpinionRequestRow,
+    ) -> Result<Vec<String>> {
+        let p = &call.principal;
+        if p.agency == Agency::Organization
+            && !(p.agency.as_str() == req.requester_agency && p.division == req.requester_division)
+        {
+            return Ok(Vec::new());
         }
+        let managed: HashMap<String, String> = self
+            .state
+            .store
+            .get_cadres(&req.cadres)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.managing_division))
+            .collect();
+        // Policies tell cadres apart only by division: one decision per division.
+        let mut decided: HashMap<&str, bool> = HashMap::new();
+        let mut out = Vec::new();
         for id in &req.cadres {
-            if let Some(c) = self.state.store.get_cadre(id).await?
-                && call
-                    .authorize(
-                        &self.state.authz,
-                        Action::ReadOpinions,
-                        &cadre_resource(id, &c.managing_division),
-                    )
-                    .allowed
-            {
-                return Ok(true);
+            let Some(division) = managed.get(id) else {
+                continue;
+            };
+            let allowed = match decided.get(division.as_str()) {
+                Some(a) => *a,
+                None => {
+                    let a = call
+                        .authorize(
+                            &self.state.authz,
+                            Action::ReadOpinions,
+                            &cadre_resource(id, division),
+                        )
+                        .allowed;
+                    decided.insert(division, a);
+                    a
+                }
+            };
+            if allowed {
+                out.push(id.clone());
             }
         }
-        Ok(false)
+        Ok(out)
     }
 
-    /// A request the caller may see, or NOT_FOUND for missing and invisible alike.
-    async fn load(&self, call: &mut Call, name: &str) -> Result<OpinionRequestRow> {
+    /// The request in `call`'s view, or `None` when the caller sees no piece
+    /// of it (then it is answered as if it did not exist). The one renderer of
+    /// a request: Get, List, Create, Withdraw, their replays, the change feed
+    /// and watch streams, and the dossier's vetting check all come here.
+    pub(crate) async fn view(
+        &self,
+        call: &mut Call,
+        req: &OpinionRequestRow,
+    ) -> Result<Option<RequestView>> {
+        let cadres = self.visible_cadres(call, req).await?;
+        if cadres.is_empty() {
+            return Ok(None);
+        }
+        let whole = cadres.len() == req.cadres.len();
+        let replies = self.state.store.opinion_replies(&req.id).await?;
+        let mut cadre_opinions = Vec::with_capacity(cadres.len());
+        let mut answered = 0;
+        let mut update_time_us = req.create_time_us;
+        for id in &cadres {
+            // Replies come oldest first; the last is the one in force.
+            let mut latest = None;
+            for r in replies.iter().filter(|r| &r.cadre_id == id) {
+                update_time_us = update_time_us.max(r.create_time_us);
+                latest = Some(r);
+            }
+            let reply = match latest {
+                Some(r) => {
+                    answered += 1;
+                    Some(self.reply_proto(r).await?)
+                }
+                None => None,
+            };
+            cadre_opinions.push(proto::CadreOpinion {
+                cadre: format!("cadres/{id}"),
+                reply,
+            });
+        }
+        // The stored state is the whole request's; a caller's is its pieces'.
+        // Withdrawal concerns every piece, so it shows (with its time) to all.
+        let state = if req.state == "WITHDRAWN" {
+            update_time_us = update_time_us.max(req.update_time_us);
+            proto::OpinionRequestState::Withdrawn
+        } else if answered == cadres.len() {
+            proto::OpinionRequestState::Replied
+        } else {
+            proto::OpinionRequestState::Pending
+        };
+        let overdue = state == proto::OpinionRequestState::Pending
+            && parse_date(&req.due_date).is_some_and(|d| today() > d);
+        // The note and the withdrawal reason are the requester's own words about
+        // the whole request and may name any of its cadres (DESIGN §6).
+        let (note, withdraw_reason) = if whole {
+            (req.note.clone(), req.withdraw_reason.clone())
+        } else {
+            (String::new(), String::new())
+        };
+        // Revisions: 1 at creation, then at most one more, when the request is
+        // withdrawn (which every caller is told of) or when its last cadre gets a
+        // reply (REPLIED, which nothing follows). That last one is about every
+        // cadre at once, so only a caller seeing every cadre is told of it; one
+        // seeing some learns of its own pieces' replies from their reply events,
+        // and its view last changed as a request at the revision before.
+        let revision = if whole || req.state != "REPLIED" {
+            req.revision
+        } else {
+            req.revision - 1
+        };
+        Ok(Some(RequestView {
+            request: proto::OpinionRequest {
+                name: request_name(&req.id),
+                requester: req.requester.clone(),
+                cadres: cadres.iter().map(|c| format!("cadres/{c}")).collect(),
+                purpose: purpose_proto(&req.purpose) as i32,
+                due_date: req.due_date.clone(),
+                state: state as i32,
+                overdue,
+                cadre_opinions,
+                warnings: req.warnings.clone(),
+                create_time: Some(timestamp(req.create_time_us)),
+                update_time: Some(timestamp(update_time_us)),
+                withdraw_reason,
+                note,
+            },
+            cadres,
+            revision,
+        }))
+    }
+
+    /// A request the caller sees some piece of, with its view, or NOT_FOUND
+    /// for missing and invisible alike.
+    async fn load(&self, call: &mut Call, name: &str) -> Result<(OpinionRequestRow, RequestView)> {
         let id = parse_request_name(name)?;
         call.resources.push(request_name(&id));
-        let req = self.state.store.get_opinion_request(&id).await?;
-        match req {
-            Some(r) if self.visible(call, &r).await? => Ok(r),
-            _ => Err(Error::NotFound(request_name(&id))),
+        if let Some(req) = self.state.store.get_opinion_request(&id).await?
+            && let Some(view) = self.view(call, &req).await?
+        {
+            return Ok((req, view));
         }
+        Err(Error::NotFound(request_name(&id)))
     }
 
     /// Whether a reply is stale now: past its age limit, or a matter record
@@ -234,40 +365,6 @@ impl OpinionApi {
         })
     }
 
-    /// The request with each cadre's latest reply, and its computed flags.
-    pub(crate) async fn render(&self, req: &OpinionRequestRow) -> Result<proto::OpinionRequest> {
-        let replies = self.state.store.opinion_replies(&req.id).await?;
-        let mut cadre_opinions = Vec::with_capacity(req.cadres.len());
-        for id in &req.cadres {
-            let latest = replies.iter().rev().find(|r| &r.cadre_id == id);
-            let reply = match latest {
-                Some(r) => Some(self.reply_proto(r).await?),
-                None => None,
-            };
-            cadre_opinions.push(proto::CadreOpinion {
-                cadre: format!("cadres/{id}"),
-                reply,
-            });
-        }
-        let overdue =
-            req.state == "PENDING" && parse_date(&req.due_date).is_some_and(|d| today() > d);
-        Ok(proto::OpinionRequest {
-            name: request_name(&req.id),
-            requester: req.requester.clone(),
-            cadres: req.cadres.iter().map(|c| format!("cadres/{c}")).collect(),
-            purpose: purpose_proto(&req.purpose) as i32,
-            due_date: req.due_date.clone(),
-            state: state_proto(&req.state) as i32,
-            overdue,
-            cadre_opinions,
-            warnings: req.warnings.clone(),
-            create_time: Some(timestamp(req.create_time_us)),
-            update_time: Some(timestamp(req.update_time_us)),
-            withdraw_reason: req.withdraw_reason.clone(),
-            note: req.note.clone(),
-        })
-    }
-
     async fn create(
         &self,
         call: &mut Call,
@@ -297,9 +394,8 @@ impl OpinionApi {
             })
             .await?
         {
-            // Re-rendered in the caller's current view, as a read would be.
-            let row = self.load(call, previous.single()?).await?;
-            return self.render(&row).await;
+            // A replay answers in the caller's view of now, not as stored.
+            return Ok(self.load(call, previous.single()?).await?.1.request);
         }
         let mut violations = Vec::new();
         if req.cadres.is_empty() || req.cadres.len() > 100 {
@@ -382,7 +478,15 @@ impl OpinionApi {
             update_time_us: now,
             cadres: ids.clone(),
         };
-        let response = self.render(&row).await?;
+        let response = self
+            .view(call, &row)
+            .await?
+            .ok_or_else(|| {
+                Error::internal(anyhow::anyhow!(
+                    "policies let a requester ask about cadres it may not read opinions about"
+                ))
+            })?
+            .request;
         call.resources = std::iter::once(response.name.clone())
             .chain(response.cadres.iter().cloned())
             .collect();
@@ -436,7 +540,7 @@ impl OpinionApi {
         } else {
             query.cadre_prefix = Some(division::jurisdiction_prefix(&p.division).to_string());
         }
-        let (mut want_overdue, mut want_stale) = (None, None);
+        let (mut want_state, mut want_overdue, mut want_stale) = (None, None, None);
         for term in filter::parse(&req.filter)? {
             let flag = || match term.value.as_str() {
                 "true" => Ok(true),
@@ -455,7 +559,12 @@ impl OpinionApi {
                             "state is PENDING, REPLIED or WITHDRAWN",
                         ));
                     }
-                    query.state = Some(s.to_string());
+                    want_state = Some(state_proto(s));
+                    // The stored state is the whole request's: a caller seeing
+                    // some cadres sees REPLIED once its own are, while the
+                    // request is still PENDING. Stored REPLIED and WITHDRAWN
+                    // read the same to everyone, so only those narrow the query.
+                    query.state = (s != "REPLIED").then(|| s.to_string());
                 }
                 ("overdue", filter::Op::Eq) => want_overdue = Some(flag()?),
                 ("stale", filter::Op::Eq) => want_stale = Some(flag()?),
@@ -478,12 +587,16 @@ impl OpinionApi {
         };
         let mut out = Vec::new();
         for r in &rows {
-            let rendered = self.render(r).await?;
+            let Some(view) = self.view(call, r).await? else {
+                continue;
+            };
+            let rendered = view.request;
             let stale = rendered
                 .cadre_opinions
                 .iter()
                 .any(|c| c.reply.as_ref().is_some_and(|r| r.stale));
-            if want_overdue.is_some_and(|w| w != rendered.overdue)
+            if want_state.is_some_and(|w| w as i32 != rendered.state)
+                || want_overdue.is_some_and(|w| w != rendered.overdue)
                 || want_stale.is_some_and(|w| w != stale)
             {
                 continue;
@@ -502,7 +615,7 @@ impl OpinionApi {
         call: &mut Call,
         req: proto::WithdrawOpinionRequestRequest,
     ) -> Result<proto::OpinionRequest> {
-        let row = self.load(call, &req.name).await?;
+        let (row, _) = self.load(call, &req.name).await?;
         let p = call.principal.clone();
         if !(p.agency.as_str() == row.requester_agency && p.division == row.requester_division) {
             let d = self.state.authz.authorize(
@@ -539,7 +652,10 @@ impl OpinionApi {
             .withdraw_opinion_request(&row.id, reason, meta)
             .await?;
         call.logged = true;
-        self.render(&updated).await
+        match self.view(call, &updated).await? {
+            Some(view) => Ok(view.request),
+            None => Err(Error::NotFound(request_name(&updated.id))),
+        }
     }
 
     /// The cadre of a request that discipline drafts or replies for.
@@ -550,9 +666,11 @@ impl OpinionApi {
         cadre: &str,
         action: Action,
     ) -> Result<(OpinionRequestRow, String)> {
-        let row = self.load(call, name).await?;
+        let (row, view) = self.load(call, name).await?;
         let id = cadre_id(cadre, "cadre")?;
-        if !row.cadres.contains(&id) {
+        // A cadre of the request the caller does not see gets the same answer
+        // as one the request does not name: no oracle for who else is asked about.
+        if !view.sees(&id) {
             return Err(Error::invalid("cadre", "not a cadre of this request"));
         }
         call.resources.push(format!("cadres/{id}"));
@@ -627,15 +745,17 @@ impl OpinionApi {
             })
             .await?
         {
-            // Re-rendered in the caller's current view, as a read would be.
             let name = previous.single()?.to_string();
             call.resources.push(name.clone());
-            let replies = self.state.store.opinion_replies(&row.id).await?;
-            let reply = replies
-                .iter()
-                .find(|r| format!("{}/replies/{}", request_name(&r.request_id), r.id) == name)
-                .ok_or_else(|| Error::NotFound(name.clone()))?;
-            return self.reply_proto(reply).await;
+            // A replay answers in the caller's view of now (staleness included).
+            let reply_id = name.rsplit('/').next().unwrap_or_default();
+            let stored = self.state.store.opinion_replies(&row.id).await?;
+            return match stored.iter().find(|r| r.id == reply_id && r.cadre_id == id) {
+                Some(r) => self.reply_proto(r).await,
+                None => Err(Error::internal(anyhow::anyhow!(
+                    "a replayed reply is not stored"
+                ))),
+            };
         }
         let mut violations = Vec::new();
         let verdict = verdict_name(req.verdict);
@@ -767,8 +887,8 @@ impl OpinionService for OpinionApi {
     ) -> Result<Response<proto::OpinionRequest>, Status> {
         let mut call = Call::start(&request, M_GET_OPINION_REQUEST)?;
         let result = async {
-            let row = self.load(&mut call, &request.get_ref().name).await?;
-            self.render(&row).await
+            let (_, view) = self.load(&mut call, &request.get_ref().name).await?;
+            Ok(view.request)
         }
         .await;
         call.finish(&self.state, result).await

@@ -19,4 +19,5 @@ mod poison;
 mod props;
 mod records;
 mod server;
+mod sweep;
 mod sync;

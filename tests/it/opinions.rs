@@ -5,7 +5,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, exec_sql, violated_fields};
+use crate::common::{Backend, TestServer, exec_sql, new_cadre, violated_fields};
 use crate::records::{cadre, engagement, finding, record, records_client, submit};
 
 both_backends!(
@@ -13,6 +13,7 @@ both_backends!(
     withdrawal_overdue_and_staleness,
     purpose_of_use_and_dossier_views,
     nul_in_free_text_is_refused_on_both_backends,
+    a_partial_view_has_its_own_state_overdue_note_and_events,
 );
 
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -649,4 +650,298 @@ async fn nul_in_free_text_is_refused_on_both_backends(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&err), ["filter"]);
+}
+
+type Feed = proto::change_feed_service_client::ChangeFeedServiceClient<tonic::transport::Channel>;
+
+async fn opinions_at(server: &TestServer, agency: &str, division: &str) -> Opinions {
+    Opinions::new(server.channel(agency, division).await)
+}
+
+async fn get_at(
+    server: &TestServer,
+    agency: &str,
+    division: &str,
+    name: &str,
+) -> proto::OpinionRequest {
+    opinions_at(server, agency, division)
+        .await
+        .get_opinion_request(proto::GetOpinionRequestRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Names of the requests `division`'s discipline commission lists under `filter`.
+async fn listed(server: &TestServer, division: &str, filter: &str) -> Vec<String> {
+    opinions_at(server, "discipline", division)
+        .await
+        .list_opinion_requests(proto::ListOpinionRequestsRequest {
+            filter: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opinion_requests
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
+}
+
+/// The opinion events after `cursor` as `agency`-`division` reads them, and the cursor reached.
+async fn opinion_events(
+    server: &TestServer,
+    agency: &str,
+    division: &str,
+    cursor: &str,
+) -> (Vec<proto::ChangeEvent>, String) {
+    let r = Feed::new(server.channel(agency, division).await)
+        .list_changes(proto::ListChangesRequest {
+            after_cursor: cursor.into(),
+            kinds: vec![
+                proto::ChangeKind::OpinionRequest as i32,
+                proto::ChangeKind::OpinionReply as i32,
+            ],
+            page_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (r.events, r.next_cursor)
+}
+
+/// DESIGN §1 and §6: a province request names a cadre of 360821 and one of
+/// 360802. Each county's discipline commission sees its own piece only, with
+/// state, OVERDUE, update time and feed events computed from that piece; the
+/// note and the withdrawal reason only where every cadre is seen; a cadre it
+/// cannot see reads as one the request does not name; and organization's
+/// vetting check is judged on the cadre's own reply.
+async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backend) {
+    let server = TestServer::spawn_with(backend, |c| {
+        c.watch_bookmark_interval = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let a = cadre(&server, 51).await;
+    let b = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("乙县干部", "360802", 52)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut province = opinions_at(&server, "organization", "360000").await;
+    let create = proto::CreateOpinionRequestRequest {
+        cadres: vec![a.name.clone(), b.name.clone()],
+        purpose: proto::OpinionPurpose::Promotion as i32,
+        note: "两县人选一并征求意见".into(),
+        request_id: "7f1c2d3e-2222-4000-8000-000000000002".into(),
+        ..Default::default()
+    };
+    let req = province
+        .create_opinion_request(create.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(req.cadres, [a.name.clone(), b.name.clone()]);
+    assert_eq!(
+        req.note, "两县人选一并征求意见",
+        "the requester sees every cadre"
+    );
+    let id = req.name.trim_start_matches("opinionRequests/").to_string();
+    exec_sql(
+        &server.store_url,
+        &format!("UPDATE opinion_requests SET due_date = '2020-01-02' WHERE id = '{id}'"),
+    )
+    .await;
+
+    // Each county sees its own cadre only, and no note.
+    for (division, cadre) in [("360821", &a), ("360802", &b)] {
+        let got = get_at(&server, "discipline", division, &req.name).await;
+        assert_eq!(got.cadres, std::slice::from_ref(&cadre.name), "{division}");
+        assert_eq!(got.cadre_opinions.len(), 1, "{division}");
+        assert_eq!(got.note, "", "{division} does not see every cadre");
+        assert_eq!(got.state, proto::OpinionRequestState::Pending as i32);
+        assert!(got.overdue, "{division}");
+    }
+    let (_, before_reply) = opinion_events(&server, "discipline", "360802", "").await;
+
+    // 360821 replies: REPLIED and no longer overdue for it, unchanged for 360802.
+    let b_before = get_at(&server, "discipline", "360802", &req.name).await;
+    let reply = opinions_at(&server, "discipline", "360821")
+        .await
+        .reply_opinion(reply_req(&req.name, &a.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap()
+        .into_inner();
+    let seen_a = get_at(&server, "discipline", "360821", &req.name).await;
+    assert_eq!(seen_a.state, proto::OpinionRequestState::Replied as i32);
+    assert!(!seen_a.overdue, "replied is not overdue");
+    assert_eq!(seen_a.update_time, reply.create_time);
+    let seen_b = get_at(&server, "discipline", "360802", &req.name).await;
+    assert_eq!(seen_b, b_before, "nothing of 360802's view changed");
+    let whole = get_at(&server, "organization", "360000", &req.name).await;
+    assert_eq!(whole.state, proto::OpinionRequestState::Pending as i32);
+    assert!(whole.overdue);
+    // A replay answers as things are now, not as they were stored.
+    let replayed = province
+        .create_opinion_request(create)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed, whole);
+    for (division, replied) in [("360821", true), ("360802", false)] {
+        let r = listed(&server, division, r#"state = "REPLIED""#).await;
+        let p = listed(&server, division, r#"state = "PENDING""#).await;
+        let o = listed(&server, division, r#"overdue = "true""#).await;
+        assert_eq!(r.contains(&req.name), replied, "{division} REPLIED");
+        assert_eq!(p.contains(&req.name), !replied, "{division} PENDING");
+        assert_eq!(o.contains(&req.name), !replied, "{division} overdue");
+    }
+    // The reply reaches 360802's feed as nothing; its cursor moves on.
+    let (events, after_reply) =
+        opinion_events(&server, "discipline", "360802", &before_reply).await;
+    assert!(events.is_empty(), "{events:#?}");
+    assert_ne!(after_reply, before_reply, "the cursor advances past it");
+    // A stream says so with a bookmark, not with the event.
+    let mut stream = Feed::new(server.channel("discipline", "360802").await)
+        .watch_changes(proto::WatchChangesRequest {
+            after_cursor: before_reply.clone(),
+            kinds: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match frame.frame {
+        Some(proto::watch_changes_response::Frame::Bookmark(bm)) => {
+            assert_eq!(bm.cursor, after_reply)
+        }
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+
+    // A cadre it cannot see reads as one the request does not name.
+    let mut disc_b = opinions_at(&server, "discipline", "360802").await;
+    let outsider = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("不在请求中", "360802", 53)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answers = Vec::new();
+    for cadre in [&a.name, &outsider.name, &"cadres/0000000000".to_string()] {
+        let err = disc_b
+            .draft_opinion(proto::DraftOpinionRequest {
+                name: req.name.clone(),
+                cadre: cadre.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        answers.push((err.code(), err.message().to_string(), violated_fields(&err)));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+
+    // 360802 replies too: the request is REPLIED, an event 360821 is not told of.
+    let (_, before_last) = opinion_events(&server, "discipline", "360821", "").await;
+    disc_b
+        .reply_opinion(reply_req(&req.name, &b.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap();
+    let (events, _) = opinion_events(&server, "discipline", "360821", &before_last).await;
+    assert!(events.is_empty(), "{events:#?}");
+    let (events, _) = opinion_events(&server, "discipline", "360000", &before_last).await;
+    assert_eq!(
+        events.len(),
+        2,
+        "the province sees the reply and the request REPLIED"
+    );
+    // From the start, each county has the request once, in its own view.
+    for division in ["360821", "360802"] {
+        let (events, _) = opinion_events(&server, "discipline", division, "").await;
+        let requests: Vec<&proto::OpinionRequest> = events
+            .iter()
+            .filter_map(|e| match &e.view {
+                Some(change_event::View::OpinionRequest(r)) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 1, "{division}");
+        assert_eq!(requests[0].cadres.len(), 1);
+        assert_eq!(requests[0].note, "");
+        assert_eq!(
+            requests[0].state,
+            proto::OpinionRequestState::Replied as i32
+        );
+        let replies = events
+            .iter()
+            .filter(|e| matches!(e.view, Some(change_event::View::OpinionReply(_))))
+            .count();
+        assert_eq!(replies, 1, "{division}: its own reply only");
+    }
+
+    // Withdrawal: every county is told; the reason only where every cadre is seen.
+    let second = province
+        .create_opinion_request(proto::CreateOpinionRequestRequest {
+            cadres: vec![a.name.clone(), b.name.clone()],
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    province
+        .withdraw_opinion_request(proto::WithdrawOpinionRequestRequest {
+            name: second.name.clone(),
+            reason: "乙县人选另有安排".into(),
+        })
+        .await
+        .unwrap();
+    let county = get_at(&server, "discipline", "360821", &second.name).await;
+    assert_eq!(county.state, proto::OpinionRequestState::Withdrawn as i32);
+    assert_eq!(county.withdraw_reason, "");
+    let whole = get_at(&server, "organization", "360000", &second.name).await;
+    assert_eq!(whole.withdraw_reason, "乙县人选另有安排");
+
+    // Vetting is judged on the cadre's own reply: a stale reply for a closes
+    // the request for a, though the request is still pending for others.
+    let third = province
+        .create_opinion_request(proto::CreateOpinionRequestRequest {
+            cadres: vec![a.name.clone(), b.name.clone()],
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    opinions_at(&server, "discipline", "360821")
+        .await
+        .reply_opinion(reply_req(&third.name, &a.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap();
+    records_client(server.channel("discipline", "360821").await)
+        .submit_record(submit(record(&a, "SC-LATE", 1, warning("2019-05-01"))))
+        .await
+        .unwrap();
+    let mut dossier = Dossiers::new(server.channel("organization", "360000").await);
+    let vet = |cadre: &str| proto::GetCadreDossierRequest {
+        cadre: cadre.into(),
+        purpose: proto::Purpose::AppointmentVetting as i32,
+        opinion_request: third.name.clone(),
+    };
+    let err = dossier.get_cadre_dossier(vet(&a.name)).await.unwrap_err();
+    assert_eq!(reason(&err), "NO_OPEN_REQUEST");
+    dossier.get_cadre_dossier(vet(&b.name)).await.unwrap();
 }
