@@ -701,6 +701,13 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
         let (real, missing) = (f.rows(&of(&s.real_tag)), f.rows(&of(&s.missing_tag)));
         checked += real.len() + missing.len();
         let where_ = format!("{} [{}], {}-{OUTSIDE}", s.method, s.label, s.agency);
+        if real.is_empty() {
+            // DESIGN §3: every RPC that touches cadre data, allowed or denied, appends a row.
+            failures.push(format!(
+                "{where_}: no own access-log row for the {} name",
+                s.sides[0]
+            ));
+        }
         if real.len() != missing.len() {
             failures.push(format!(
                 "{where_}: {} own access-log rows for the {} name, {} for the {} one",
