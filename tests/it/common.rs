@@ -604,3 +604,184 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .map(|v| v.field)
         .collect()
 }
+
+/// One RPC of the served descriptor set.
+#[derive(Clone, Debug)]
+pub struct RpcMethod {
+    /// `/cadrex.v1.CadreService/GetCadre`.
+    pub path: String,
+    /// `CadreService/GetCadre`, the short form tests name methods by.
+    pub short: String,
+    /// Fully qualified input type with its leading dot, `.cadrex.v1.GetCadreRequest`.
+    pub input: String,
+    /// Fully qualified output type, `.cadrex.v1.Cadre`.
+    pub output: String,
+    pub server_streaming: bool,
+    pub client_streaming: bool,
+}
+
+/// The descriptor set the server registers for reflection, decoded.
+pub fn descriptor_set() -> prost_types::FileDescriptorSet {
+    use prost::Message;
+    prost_types::FileDescriptorSet::decode(cadrex::proto::FILE_DESCRIPTOR_SET).unwrap()
+}
+
+/// Every method of every service of package `cadrex.v1`, read from the
+/// descriptors so an RPC added later is covered without editing a test.
+pub fn cadrex_methods() -> Vec<RpcMethod> {
+    let mut out = Vec::new();
+    for file in descriptor_set().file {
+        if file.package() != "cadrex.v1" {
+            continue;
+        }
+        for service in &file.service {
+            for m in &service.method {
+                let short = format!("{}/{}", service.name(), m.name());
+                out.push(RpcMethod {
+                    path: format!("/cadrex.v1.{short}"),
+                    short,
+                    input: m.input_type().to_string(),
+                    output: m.output_type().to_string(),
+                    server_streaming: m.server_streaming(),
+                    client_streaming: m.client_streaming(),
+                });
+            }
+        }
+    }
+    assert!(out.len() > 20, "descriptor set lists {} methods", out.len());
+    out
+}
+
+/// The message type named `.pkg.Name` (nested types included) in `set`.
+pub fn message_type<'a>(
+    set: &'a prost_types::FileDescriptorSet,
+    full_name: &str,
+) -> Option<&'a prost_types::DescriptorProto> {
+    fn walk<'a>(
+        prefix: &str,
+        msgs: &'a [prost_types::DescriptorProto],
+        want: &str,
+    ) -> Option<&'a prost_types::DescriptorProto> {
+        for m in msgs {
+            let name = format!("{prefix}.{}", m.name());
+            if name == want {
+                return Some(m);
+            }
+            if let Some(found) = walk(&name, &m.nested_type, want) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    set.file.iter().find_map(|f| {
+        let prefix = if f.package().is_empty() {
+            String::new()
+        } else {
+            format!(".{}", f.package())
+        };
+        walk(&prefix, &f.message_type, full_name)
+    })
+}
+
+/// A gRPC codec over already-encoded message bytes, so one call function
+/// serves every method of the descriptor set.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
+
+pub struct RawEncoder;
+pub struct RawDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        let n = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(n).to_vec()))
+    }
+}
+
+/// Calls the unary method at `path` with an encoded request and `metadata`
+/// (ASCII or binary values as raw bytes); the answer is the encoded response.
+pub async fn raw_unary(
+    channel: Channel,
+    path: &str,
+    body: Vec<u8>,
+    metadata: &[(&'static str, Vec<u8>)],
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+    let mut request = tonic::Request::new(body);
+    for (key, value) in metadata {
+        let value = tonic::metadata::MetadataValue::try_from(value.as_slice())
+            .unwrap_or_else(|e| panic!("metadata {key} is not a valid header value: {e}"));
+        request.metadata_mut().insert(*key, value);
+    }
+    let path = http::uri::PathAndQuery::try_from(path).unwrap();
+    grpc.unary(request, path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Every access-log row `caller` may read about its own principal, paging
+/// through `ListAccessEvents`.
+pub async fn own_access_events(channel: Channel) -> Vec<cadrex::proto::AccessEvent> {
+    let principal = SystemServiceClient::new(channel.clone())
+        .who_am_i(cadrex::proto::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .principal;
+    let mut client = AccessLogServiceClient::new(channel);
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_access_events(cadrex::proto::ListAccessEventsRequest {
+                page_size: 1000,
+                page_token: page_token.clone(),
+                principal: principal.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.access_events);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}

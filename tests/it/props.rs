@@ -35,7 +35,7 @@ both_backends!(
 );
 
 /// Every code the API documents for a refusal (DESIGN §1–§7).
-const DOCUMENTED: [Code; 8] = [
+pub(crate) const DOCUMENTED: [Code; 8] = [
     Code::InvalidArgument,
     Code::NotFound,
     Code::PermissionDenied,
@@ -1017,7 +1017,7 @@ async fn system_and_cadre_requests(backend: Backend) {
 // RecordService.
 
 /// A valid payload of each kind (by index) and the agency that owns it.
-fn baseline_payload(kind: usize, petition: &str) -> (Payload, &'static str) {
+pub(crate) fn baseline_payload(kind: usize, petition: &str) -> (Payload, &'static str) {
     match kind % 10 {
         0 => (
             Payload::Sanction(proto::Sanction {
