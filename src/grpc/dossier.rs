@@ -93,6 +93,33 @@ impl DossierApi {
         if open { Ok(()) } else { Err(refused()) }
     }
 
+    /// A request named by a caller other than organization's vetting: it must
+    /// be one whose piece about this cadre the caller sees; only then does its
+    /// name enter the log.
+    async fn check_named_request(&self, call: &mut Call, name: &str, cadre_id: &str) -> Result<()> {
+        let refused = || {
+            Error::invalid(
+                "opinion_request",
+                "not an integrity-opinion request about this cadre that you can read",
+            )
+        };
+        let Some(id) = name.strip_prefix("opinionRequests/") else {
+            return Err(refused());
+        };
+        let Some(req) = self.state.store.get_opinion_request(id).await? else {
+            return Err(refused());
+        };
+        let Some(view) = self.opinions.view(call, &req).await? else {
+            return Err(refused());
+        };
+        let cadre = format!("cadres/{cadre_id}");
+        if !view.request.cadre_opinions.iter().any(|c| c.cadre == cadre) {
+            return Err(refused());
+        }
+        call.resources.push(name.to_string());
+        Ok(())
+    }
+
     async fn dossier(
         &self,
         call: &mut Call,
@@ -137,11 +164,12 @@ impl DossierApi {
                 .await?;
         } else if !req.opinion_request.is_empty() {
             // Only validated names enter the log: a free-form value here once
-            // made the log say a caller touched records it never read.
-            return Err(Error::invalid(
-                "opinion_request",
-                "names an opinion request only for organization's APPOINTMENT_VETTING",
-            ));
+            // made the log say a caller touched records it never read. Another
+            // caller (discipline reading the record it will reply on) may name
+            // a request only if it sees that request's piece about this cadre;
+            // a missing and an unseen request get the same answer.
+            self.check_named_request(call, &req.opinion_request, &id)
+                .await?;
         }
         let authz = &self.state.authz;
         let view = if call.authorize(authz, Action::ReadFull, &resource).allowed {
