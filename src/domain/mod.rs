@@ -89,7 +89,7 @@ pub fn label(field: &str, v: &str, max: usize, required: bool) -> Option<FieldVi
 /// wire) between [`MIN_DATE`] and [`MAX_DATE`]; `None` for anything else.
 pub fn parse_date(s: &str) -> Option<time::Date> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    if s.len() != 10 || s < MIN_DATE || s > MAX_DATE {
+    if s.len() != 10 || !(MIN_DATE..=MAX_DATE).contains(&s) {
         return None;
     }
     time::Date::parse(s, &fmt).ok()
