@@ -68,6 +68,84 @@ pub fn subject_view(mut e: proto::AccessEvent) -> proto::AccessEvent {
     e
 }
 
+/// Which names of a page of rows lie in a jurisdiction, looked up once each.
+#[derive(Default)]
+struct Pieces {
+    /// Cadre id to managing division (`None`: no such cadre).
+    cadres: std::collections::HashMap<String, Option<String>>,
+    /// Request id to (its cadre ids, reply id to cadre id).
+    requests: std::collections::HashMap<String, (Vec<String>, Vec<(String, String)>)>,
+}
+
+impl Pieces {
+    async fn cadre_in(
+        &mut self,
+        store: &dyn crate::store::Store,
+        prefix: &str,
+        id: &str,
+    ) -> Result<bool> {
+        if !self.cadres.contains_key(id) {
+            let division = store.get_cadre(id).await?.map(|c| c.managing_division);
+            self.cadres.insert(id.to_string(), division);
+        }
+        Ok(self.cadres[id]
+            .as_deref()
+            .is_some_and(|d| d.starts_with(prefix)))
+    }
+
+    /// True when `name` is about a cadre in the jurisdiction `prefix`; a name
+    /// of another shape (nothing cadre-bound) is kept.
+    async fn in_scope(
+        &mut self,
+        store: &dyn crate::store::Store,
+        prefix: &str,
+        name: &str,
+    ) -> Result<bool> {
+        if let Some(rest) = name.strip_prefix("cadres/") {
+            let id = rest.split('/').next().unwrap_or_default();
+            return self.cadre_in(store, prefix, id).await;
+        }
+        let Some(rest) = name.strip_prefix("opinionRequests/") else {
+            return Ok(true);
+        };
+        let mut parts = rest.split('/');
+        let request = parts.next().unwrap_or_default().to_string();
+        let reply = match (parts.next(), parts.next()) {
+            (Some("replies"), Some(r)) => Some(r.to_string()),
+            _ => None,
+        };
+        if !self.requests.contains_key(&request) {
+            let cadres = store
+                .get_opinion_request(&request)
+                .await?
+                .map(|r| r.cadres)
+                .unwrap_or_default();
+            let replies = store
+                .opinion_replies(&request)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.cadre_id))
+                .collect();
+            self.requests.insert(request.clone(), (cadres, replies));
+        }
+        let (cadres, replies) = self.requests[&request].clone();
+        match reply {
+            Some(reply) => match replies.iter().find(|(id, _)| *id == reply) {
+                Some((_, cadre)) => self.cadre_in(store, prefix, cadre).await,
+                None => Ok(false),
+            },
+            None => {
+                for c in &cadres {
+                    if self.cadre_in(store, prefix, c).await? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
 /// A checkpoint as exported, with the exact signed bytes and the public key.
 pub fn checkpoint_proto(cp: &CheckpointRow, public_key: &[u8]) -> proto::Checkpoint {
     proto::Checkpoint {
@@ -180,19 +258,51 @@ impl AccessLogApi {
         } else {
             String::new()
         };
+        let mut access_events = Vec::with_capacity(rows.len());
+        let mut pieces = Pieces::default();
+        for h in rows {
+            if !(sees_all && h.about_scope) {
+                access_events.push(subject_view(event(h.row)));
+                continue;
+            }
+            let mut e = event(h.row);
+            if let Some(prefix) = &query.scope {
+                self.keep_pieces_in(prefix, &mut e, &mut pieces).await?;
+            }
+            access_events.push(e);
+        }
         Ok(proto::ListAccessEventsResponse {
-            access_events: rows
-                .into_iter()
-                .map(|h| {
-                    if sees_all && h.about_scope {
-                        event(h.row)
-                    } else {
-                        subject_view(event(h.row))
-                    }
-                })
-                .collect(),
+            access_events,
             next_page_token,
         })
+    }
+
+    /// DESIGN §1, jurisdiction applies to every piece: a full row about a
+    /// cadre in the caller's jurisdiction may also name cadres, records,
+    /// requests or replies outside it (a province's request spanning two
+    /// counties). Those names are left out, and with them every digest over the
+    /// row or the answer it logged (`hash`, `prev_hash`, `response_sha256`),
+    /// which would otherwise confirm a guess of what was left out.
+    async fn keep_pieces_in(
+        &self,
+        prefix: &str,
+        e: &mut proto::AccessEvent,
+        pieces: &mut Pieces,
+    ) -> Result<()> {
+        let before = e.resources.len();
+        let mut kept = Vec::with_capacity(before);
+        for name in std::mem::take(&mut e.resources) {
+            if pieces.in_scope(&*self.state.store, prefix, &name).await? {
+                kept.push(name);
+            }
+        }
+        if kept.len() != before {
+            e.hash.clear();
+            e.prev_hash.clear();
+            e.response_sha256.clear();
+        }
+        e.resources = kept;
+        Ok(())
     }
 
     async fn checkpoint(&self, call: &mut Call) -> Result<proto::Checkpoint> {

@@ -181,10 +181,11 @@ enum ReadPath {
     DraftOpinion,
     CreateReplay,
     ReplyReplay,
+    AccessLog,
 }
 
 impl ReadPath {
-    const ALL: [ReadPath; 8] = [
+    const ALL: [ReadPath; 9] = [
         ReadPath::GetOpinionRequest,
         ReadPath::ListOpinionRequests,
         ReadPath::ListChanges,
@@ -193,6 +194,7 @@ impl ReadPath {
         ReadPath::DraftOpinion,
         ReadPath::CreateReplay,
         ReadPath::ReplyReplay,
+        ReadPath::AccessLog,
     ];
 }
 
@@ -318,6 +320,29 @@ async fn read(
                 }
                 let r = c.reply_opinion(body.clone()).await;
                 out.push(answer(label(&body.name), r, &body.name));
+            }
+        }
+        ReadPath::AccessLog => {
+            // Every row the caller may read, by every system so far: the
+            // province's calls name both counties' cadres in one row.
+            let mut c = proto::access_log_service_client::AccessLogServiceClient::new(ch);
+            let mut token = String::new();
+            loop {
+                let r = c
+                    .list_access_events(proto::ListAccessEventsRequest {
+                        page_size: 200,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+                token = r
+                    .as_ref()
+                    .map(|r| r.get_ref().next_page_token.clone())
+                    .unwrap_or_default();
+                out.push(answer(label("page"), r, ""));
+                if token.is_empty() {
+                    break;
+                }
             }
         }
     }
