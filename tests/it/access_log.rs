@@ -8,7 +8,9 @@ use tonic::Code;
 use crate::both_backends;
 use std::path::PathBuf;
 
-use crate::common::{Backend, TestServer, cadrex_bin, count_rows, exec_sql, new_cadre};
+use crate::common::{
+    Backend, TestServer, cadrex_bin, cadrex_bin_split, count_rows, exec_sql, new_cadre,
+};
 
 both_backends!(
     allowed_and_denied_calls_are_logged,
@@ -65,7 +67,7 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
     // nothing the server signs later races a test's tampering.
     tokio::time::sleep(Duration::from_millis(600)).await;
     // Another agency keeps a copy of the newest checkpoint, as `log checkpoint` prints it.
-    let (ok, json) = cadrex_bin(&[
+    let (ok, json, stderr) = cadrex_bin_split(&[
         "log",
         "checkpoint",
         "--store",
@@ -73,7 +75,7 @@ async fn busy_server(backend: Backend) -> (TestServer, proto::Cadre) {
         "--public-key",
         public_key(&server).to_str().unwrap(),
     ]);
-    assert!(ok, "{json}");
+    assert!(ok, "{json}{stderr}");
     std::fs::write(exported(&server), json).unwrap();
     let (ok, out) = verify_with(
         &server,
@@ -254,7 +256,7 @@ async fn verify_rpc_and_checkpoints(backend: Backend) {
 
     // The CLI prints the newest checkpoint as the protobuf JSON of
     // cadrex.v1.Checkpoint, checked with the public key alone.
-    let (ok, out) = cadrex_bin(&[
+    let (ok, out, stderr) = cadrex_bin_split(&[
         "log",
         "checkpoint",
         "--store",
@@ -262,7 +264,7 @@ async fn verify_rpc_and_checkpoints(backend: Backend) {
         "--public-key",
         public_key(&server).to_str().unwrap(),
     ]);
-    assert!(ok, "{out}");
+    assert!(ok, "{out}{stderr}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let b64 = |k: &str| {
         use base64::Engine;

@@ -356,14 +356,24 @@ pub async fn exec_sql(url: &str, sql: &str) {
 
 /// Runs the `cadrex` binary with `args`; returns (exit success, stdout+stderr).
 pub fn cadrex_bin(args: &[&str]) -> (bool, String) {
+    let (ok, mut text, stderr) = cadrex_bin_split(args);
+    text.push_str(&stderr);
+    (ok, text)
+}
+
+/// Runs the cadrex binary; (success, stdout, stderr) kept apart, for output
+/// that is data (a warning on stderr must not end up in an exported file).
+pub fn cadrex_bin_split(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cadrex"))
         .args(args)
         .env("CADREX_LOG", "warn")
         .output()
         .expect("run cadrex");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A valid 公民身份号码 built from a division, a birth date and a sequence (odd = male).
