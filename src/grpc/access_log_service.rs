@@ -68,13 +68,16 @@ pub fn subject_view(mut e: proto::AccessEvent) -> proto::AccessEvent {
     e
 }
 
+/// One request's cadre ids, and each of its replies as (reply id, cadre id).
+type RequestPieces = (Vec<String>, Vec<(String, String)>);
+
 /// Which names of a page of rows lie in a jurisdiction, looked up once each.
 #[derive(Default)]
 struct Pieces {
     /// Cadre id to managing division (`None`: no such cadre).
     cadres: std::collections::HashMap<String, Option<String>>,
     /// Request id to (its cadre ids, reply id to cadre id).
-    requests: std::collections::HashMap<String, (Vec<String>, Vec<(String, String)>)>,
+    requests: std::collections::HashMap<String, RequestPieces>,
 }
 
 impl Pieces {
