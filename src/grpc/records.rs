@@ -669,20 +669,7 @@ impl RecordApi {
                 .await?
                 .into_iter()
                 .enumerate()
-                .map(|(index, item)| match item {
-                    Ok((record, stale)) => proto::BatchSubmitResult {
-                        index: index as i32,
-                        record: Some(record),
-                        stale,
-                        error: None,
-                    },
-                    Err(error) => proto::BatchSubmitResult {
-                        index: index as i32,
-                        record: None,
-                        stale: false,
-                        error: Some(error),
-                    },
-                })
+                .map(|(index, item)| batch_result(index, item))
                 .collect();
             return Ok(proto::BatchSubmitRecordsResponse { results });
         }
@@ -745,20 +732,7 @@ impl RecordApi {
                             )))),
                         },
                     };
-                    match outcome {
-                        Ok((record, stale)) => proto::BatchSubmitResult {
-                            index: index as i32,
-                            record: Some(record),
-                            stale,
-                            error: None,
-                        },
-                        Err(error) => proto::BatchSubmitResult {
-                            index: index as i32,
-                            record: None,
-                            stale: false,
-                            error: Some(error),
-                        },
-                    }
+                    batch_result(index, outcome)
                 })
                 .collect();
             proto::BatchSubmitRecordsResponse { results }
@@ -1124,6 +1098,28 @@ impl RecordApi {
 }
 
 /// A payload of `kind` with default content, to ask whether the kind has a summary type.
+/// One item's result of a batch: the record in the caller's view with its
+/// stale flag, or the item's error.
+fn batch_result(
+    index: usize,
+    outcome: std::result::Result<(proto::Record, bool), proto::ItemError>,
+) -> proto::BatchSubmitResult {
+    match outcome {
+        Ok((record, stale)) => proto::BatchSubmitResult {
+            index: index as i32,
+            record: Some(record),
+            stale,
+            error: None,
+        },
+        Err(error) => proto::BatchSubmitResult {
+            index: index as i32,
+            record: None,
+            stale: false,
+            error: Some(error),
+        },
+    }
+}
+
 fn sample_payload(kind: Kind) -> Payload {
     match kind {
         Kind::Sanction => Payload::Sanction(Default::default()),
