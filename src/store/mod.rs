@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::informant::Sealed;
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 #[cfg(test)]
