@@ -56,12 +56,7 @@ impl PostgresStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .execute(&pool)
-        .await?;
+        init_epoch(&pool).await?;
         let changed = tokio::sync::watch::channel(0).0;
         let listener = tokio::spawn(relay(pool.clone(), changed.clone()));
         Ok(Self {
@@ -147,11 +142,8 @@ super::sql::store_body! {
     db: sqlx::Postgres,
     // Several processes share the database: the lock rows are row-locked.
     for_update: " FOR UPDATE",
+    name: "postgres",
     own: {
-        fn backend(&self) -> &'static str {
-            "postgres"
-        }
-
         async fn backup(&self, _out: &std::path::Path) -> Result<()> {
             Err(Error::precondition(
                 "USE_PG_DUMP",

@@ -18,7 +18,8 @@
 //! the SQL as plain text checked by the compiler against each backend.
 
 /// Defines the shared helpers and `impl Store for $store`, whose
-/// backend-specific methods (`backend`, `backup`, `close`) come in `own`.
+/// backend-specific methods (`backup`, `close`) come in `own`; `name` is
+/// what `backend()` returns.
 /// `for_update` is appended to reads of the lock rows (the outbox counter and
 /// the chain head).
 macro_rules! store_body {
@@ -26,6 +27,7 @@ macro_rules! store_body {
         store: $store:ident,
         db: $db:ty,
         for_update: $for_update:literal,
+        name: $name:literal,
         own: { $($own:tt)* } $(,)?
     ) => {
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +47,15 @@ type Db = $db;
 type DbRow = <Db as sqlx::Database>::Row;
 type DbConn = <Db as sqlx::Database>::Connection;
 type DbPool = sqlx::Pool<Db>;
+
+/// Gives a new database its epoch; a database that has one keeps it.
+async fn init_epoch(pool: &DbPool) -> Result<()> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
 
 impl $store {
     /// The pool, for tests that tamper with rows directly.
@@ -601,6 +612,10 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
 
 #[async_trait::async_trait]
 impl Store for $store {
+        fn backend(&self) -> &'static str {
+            $name
+        }
+
         $($own)*
 
     async fn epoch(&self) -> Result<String> {

@@ -89,12 +89,7 @@ impl SqliteStore {
             )
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&writer).await?;
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('epoch', $1) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .execute(&writer)
-        .await?;
+        init_epoch(&writer).await?;
         let checkpointer = tokio::spawn(checkpoint_forever(
             SqliteConnection::connect_with(&opts).await?,
         ))
@@ -156,11 +151,8 @@ super::sql::store_body! {
     db: sqlx::Sqlite,
     // `BEGIN IMMEDIATE` already holds the write lock.
     for_update: "",
+    name: "sqlite",
     own: {
-        fn backend(&self) -> &'static str {
-            "sqlite"
-        }
-
         async fn backup(&self, out: &std::path::Path) -> Result<()> {
             sqlx::query("VACUUM INTO $1")
                 .bind(out.display().to_string())
