@@ -268,6 +268,116 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
     s.close().await;
 }
 
+/// A request becomes REPLIED with the reply to its last cadre (one more
+/// outbox row for the request), and a withdrawn request takes neither replies
+/// nor a second withdrawal.
+async fn opinion_request_states(url: &str) {
+    let s = connect(url).await.unwrap();
+    let meta = || WriteMeta {
+        log: entry(0),
+        changes: Vec::new(),
+        idempotency: None,
+    };
+    for (id, number) in [("a", "11010519491231002X"), ("b", "110105194912310038")] {
+        let cadre = CadreRow {
+            id: id.into(),
+            id_number: number.into(),
+            display_name: "张三".into(),
+            birth_date: "1949-12-31".into(),
+            managing_division: "360821".into(),
+            revision: 1,
+            ..Default::default()
+        };
+        s.create_cadre(&cadre, meta()).await.unwrap();
+    }
+    let request = |id: &str| OpinionRequestRow {
+        id: id.into(),
+        requester: "urn:cadrex:system:organization:3608:s".into(),
+        requester_agency: "organization".into(),
+        requester_division: "3608".into(),
+        purpose: "PROMOTION".into(),
+        due_date: "2030-01-01".into(),
+        state: "PENDING".into(),
+        revision: 1,
+        cadres: vec!["a".into(), "b".into()],
+        ..Default::default()
+    };
+    let reply = |id: &str, request_id: &str, cadre_id: &str| ReplyRow {
+        id: id.into(),
+        request_id: request_id.into(),
+        cadre_id: cadre_id.into(),
+        verdict: "NO_OBJECTION".into(),
+        revision: 1,
+        ..Default::default()
+    };
+    // The list lookups bind their lists per backend (`json_each`, `= ANY`).
+    let ids = |rows: Vec<CadreRow>| {
+        let mut ids: Vec<String> = rows.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        ids
+    };
+    let wanted = ["b".to_string(), "zz".into(), "a".into()];
+    assert_eq!(ids(s.get_cadres(&wanted).await.unwrap()), ["a", "b"]);
+    assert!(s.get_cadres(&[]).await.unwrap().is_empty());
+    let numbers = ["110105194912310038".to_string()];
+    assert_eq!(
+        ids(s.get_cadres_by_id_numbers(&numbers).await.unwrap()),
+        ["b"]
+    );
+
+    s.create_opinion_request(&request("r1"), meta())
+        .await
+        .unwrap();
+    let head = s.change_head().await.unwrap();
+    let after_one = s
+        .add_opinion_reply(&reply("p1", "r1", "a"), meta())
+        .await
+        .unwrap();
+    assert_eq!(after_one.state, "PENDING");
+    assert_eq!(
+        s.change_head().await.unwrap(),
+        head,
+        "no request change yet"
+    );
+    let after_all = s
+        .add_opinion_reply(&reply("p2", "r1", "b"), meta())
+        .await
+        .unwrap();
+    assert_eq!(after_all.state, "REPLIED");
+    assert_eq!(after_all.revision, 2);
+    let changes = s.list_changes(head, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].resource, "opinionRequests/r1");
+    assert_eq!(changes[0].revision, 2);
+    assert_eq!(s.opinion_replies("r1").await.unwrap().len(), 2);
+    assert!(matches!(
+        s.withdraw_opinion_request("r1", "late", meta()).await,
+        Err(crate::Error::FailedPrecondition { .. })
+    ));
+
+    s.create_opinion_request(&request("r2"), meta())
+        .await
+        .unwrap();
+    let withdrawn = s
+        .withdraw_opinion_request("r2", "no longer", meta())
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.state, "WITHDRAWN");
+    assert!(matches!(
+        s.add_opinion_reply(&reply("p3", "r2", "a"), meta()).await,
+        Err(crate::Error::FailedPrecondition {
+            reason: "REQUEST_WITHDRAWN",
+            ..
+        })
+    ));
+    assert!(s.opinion_replies("r2").await.unwrap().is_empty());
+    assert!(matches!(
+        s.add_opinion_reply(&reply("p4", "nope", "a"), meta()).await,
+        Err(crate::Error::NotFound(_))
+    ));
+    s.close().await;
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {$(
         mod $name {
@@ -290,5 +400,6 @@ macro_rules! suite {
 suite!(
     concurrent_appends_keep_one_chain,
     cadre_round_trip_and_conflicts,
-    outbox_commit_order_equals_seq_order
+    outbox_commit_order_equals_seq_order,
+    opinion_request_states
 );
