@@ -129,8 +129,8 @@ fn list_arg<S: serde::Serialize>(values: &[S]) -> Result<String> {
     serde_json::to_string(values).map_err(Error::internal)
 }
 
-/// SQLite runs in this process, so a statement costs no round trip: the
-/// shared append's multi-row chunks are as fast as one statement.
+/// SQLite runs in this process, so a statement costs no round trip to save:
+/// the append keeps to the shared multi-row chunks, as it always has here.
 async fn append_in_one_statement(
     _tx: &mut SqliteConnection,
     _rows: &[LogRow],
