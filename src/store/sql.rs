@@ -11,11 +11,12 @@
 //!   `$n`" (`json_each` on SQLite, `= ANY` on PostgreSQL) and that list's value;
 //! - `STRPOS`: the SQL function finding a substring;
 //! - on the store type: `begin()` (a write transaction), `writes()` (the pool
-//!   for single-statement writes), `changed()`, and the fields `pool` and `changed`.
+//!   for single-statement writes), and the fields `pool` (reads) and `changed`
+//!   (this process's change-feed signal).
 //!
 //! The macro, not generic functions over `sqlx::Database`, because every query
 //! would need `Encode`/`Decode`/`Executor` bounds per bound type; the macro keeps
-//! the SQL as plain text checked by the compiler against each backend.
+//! the body plain Rust, compiled once per backend with its concrete sqlx types.
 
 /// Defines the shared helpers and `impl Store for $store`, whose
 /// backend-specific methods (`backup`, `close`) come in `own`; `name` is
