@@ -2,29 +2,22 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+pub mod admin;
 pub mod authz;
-pub mod bench;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod identity;
-pub mod import;
 pub mod informant;
-pub mod keys;
 pub mod limits;
 pub mod metrics;
-pub mod pki;
 pub mod proto;
 pub mod ratelimit;
-pub mod seed;
 pub mod server;
-pub mod soak;
 pub mod store;
-pub mod sync;
 pub mod tls;
+pub mod tools;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
 use crate::access_log::{AccessLog, LogSigner};
+use crate::admin::pki;
 use crate::authz::Authorizer;
 use crate::config::Config;
 use crate::grpc::AppState;
@@ -27,7 +28,7 @@ use crate::proto::opinion_service_server::OpinionServiceServer;
 use crate::proto::record_service_server::RecordServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
-use crate::{pki, proto, store};
+use crate::{proto, store};
 
 /// Installs the ring provider as the process default; harmless when already done.
 pub fn install_crypto_provider() {

@@ -1,62 +1,9 @@
 //! `cadrex client …`: the operator's terminal client for dossiers and the vetting workflow, over mutual TLS with an agency's certificate.
 
-use std::path::{Path, PathBuf};
-
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::proto::{self, record::Payload};
-
-/// Where and as whom to connect.
-#[derive(Clone, Debug)]
-pub struct Connection {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// CA certificate; default `ca.crt` one directory above the certificate's
-    /// (the layout `cadrex pki init` writes: DIR/clients/x.crt, DIR/ca.crt).
-    pub ca: Option<PathBuf>,
-    pub server: String,
-    pub server_name: String,
-}
-
-/// The CA beside a development client certificate.
-pub fn default_ca(cert: &Path) -> PathBuf {
-    match cert.parent().and_then(Path::parent) {
-        Some(dir) => dir.join("ca.crt"),
-        // A bare file name: the certificate's directory is the current one.
-        None => PathBuf::from("..").join("ca.crt"),
-    }
-}
-
-impl Connection {
-    /// The endpoint with mutual TLS set up; callers add timeouts and keepalive.
-    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        let read = |p: &Path, what: &str| {
-            std::fs::read(p)
-                .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", p.display()))
-        };
-        let ca = self.ca.clone().unwrap_or_else(|| default_ca(&self.cert));
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(&ca, "CA certificate (--ca)")?))
-            .identity(Identity::from_pem(
-                read(&self.cert, "client certificate (--cert)")?,
-                read(&self.key, "client key (--key)")?,
-            ))
-            .domain_name(self.server_name.clone());
-        Ok(Endpoint::from_shared(self.server.clone())
-            .map_err(|_| anyhow::anyhow!("--server {:?} is not a URL", self.server))?
-            .tls_config(tls)?)
-    }
-
-    /// A lazily connecting channel presenting the certificate.
-    pub fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(self
-            .endpoint()?
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
-            .connect_lazy())
-    }
-}
+use crate::tools::connect::ConnectArgs;
 
 /// A status as an operator should read it: code, reason and the zh-CN message.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
@@ -322,29 +269,8 @@ pub fn render_draft(d: &proto::OpinionDraft) -> String {
 /// `cadrex client …` arguments.
 #[derive(clap::Args, Debug)]
 pub struct ClientCli {
-    /// Client certificate of the agency system (PEM).
-    #[arg(
-        long,
-        global = true,
-        default_value = "./cadrex-data/pki/clients/organization-360821.crt"
-    )]
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    #[arg(
-        long,
-        global = true,
-        default_value = "./cadrex-data/pki/clients/organization-360821.key"
-    )]
-    pub key: PathBuf,
-    /// CA certificate; default ca.crt beside the certificate's directory.
-    #[arg(long, global = true)]
-    pub ca: Option<PathBuf>,
-    /// Server URL.
-    #[arg(long, global = true, default_value = "https://localhost:50051")]
-    pub server: String,
-    /// Name the server certificate is checked against.
-    #[arg(long, global = true, default_value = "localhost")]
-    pub server_name: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -441,14 +367,7 @@ fn enum_value<E>(prefix: &str, name: &str, parse: impl Fn(&str) -> Option<E>) ->
 
 /// Runs one `cadrex client` command, printing for a person at a terminal.
 pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
-    let conn = Connection {
-        cert: cli.cert,
-        key: cli.key,
-        ca: cli.ca,
-        server: cli.server,
-        server_name: cli.server_name,
-    };
-    let channel = conn.channel()?;
+    let channel = cli.connect.channel()?;
     match cli.command {
         ClientCommand::Dossier {
             cadre,

@@ -20,8 +20,9 @@ use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
-use crate::seed::{self, Rng};
 use crate::store::{CadreQuery, RecordQuery, Store};
+use crate::tools::connect::ConnectArgs;
+use crate::tools::seed::{self, Rng};
 
 /// Concurrent callers of the ceiling and dossier phases.
 pub const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -37,6 +38,51 @@ const MAX_TARGETS: i64 = 100_000;
 /// The province whose discipline and audit systems the benchmark acts as
 /// (the development PKI's province).
 pub const PROVINCE: &str = "360000";
+
+/// `cadrex bench`: measures a server over mutual TLS on loopback (see BENCHMARKS.md).
+#[derive(clap::Args, Debug)]
+pub struct BenchCommand {
+    /// Store URL; seeded with the defaults first when it has no cadres.
+    #[arg(long)]
+    store: String,
+    /// Total measuring time, split across the phases.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Prints one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// A running server on loopback (127.0.0.1:PORT) instead of a child process.
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    #[arg(long, default_value = "./cadrex-data/pki")]
+    pki_dir: PathBuf,
+    /// Seed for choosing cadres.
+    #[arg(long, default_value_t = seed::DEFAULT_SEED)]
+    seed: u64,
+    /// Measures only this phase, for the whole duration, at 16 callers.
+    #[arg(long, value_enum)]
+    only: Option<Phase>,
+}
+
+impl BenchCommand {
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let report = run(BenchArgs {
+            store: self.store,
+            server: self.server,
+            pki_dir: self.pki_dir,
+            duration: self.duration,
+            seed: self.seed,
+            only: self.only,
+        })
+        .await?;
+        if self.json {
+            println!("{}", report.json());
+        } else {
+            println!("{}", report.table());
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
 
 /// What `cadrex bench` is asked to do.
 #[derive(Clone, Debug)]
@@ -132,12 +178,10 @@ pub fn channels(
     n: usize,
 ) -> anyhow::Result<Vec<Channel>> {
     let (cert, key) = seed::agency_cert(pki_dir, agency, division)?;
-    let conn = crate::client::Connection {
-        cert,
-        key,
-        ca: Some(crate::pki::PkiPaths::new(pki_dir).ca_cert()),
+    let conn = ConnectArgs {
+        ca: Some(crate::admin::pki::PkiPaths::new(pki_dir).ca_cert()),
         server: format!("https://{addr}"),
-        server_name: "localhost".into(),
+        ..ConnectArgs::new(cert, key)
     };
     (0..n.max(1)).map(|_| conn.channel()).collect()
 }
@@ -841,7 +885,7 @@ pub const HAS_NOLOG: bool = cfg!(feature = "bench-nolog");
 /// it has no cadres in the benchmark province.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let begun = Instant::now();
-    crate::server::install_crypto_provider();
+    crate::tools::connect::install_crypto_provider();
     if let Some(addr) = args.server
         && !addr.ip().is_loopback()
     {

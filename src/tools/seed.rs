@@ -219,6 +219,39 @@ const TITLES: &[(&str, bool)] = &[
 ];
 const CREDIT_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
+/// `cadrex seed`: fills a store with deterministic synthetic cadres, records
+/// and opinion requests (see BENCHMARKS.md).
+#[derive(clap::Args, Debug)]
+pub struct SeedCommand {
+    /// Store URL: sqlite://PATH or postgres://…
+    #[arg(long)]
+    store: String,
+    /// PKI of the server that will read the store (its informant key seals
+    /// 检举人信息); created with development certificates when absent.
+    #[arg(long, default_value = "./cadrex-data/pki")]
+    pki_dir: PathBuf,
+    #[arg(long, default_value_t = DEFAULT_CADRES)]
+    cadres: usize,
+    /// Mean records per cadre (most have fewer, a few many more).
+    #[arg(long, default_value_t = DEFAULT_RECORDS_PER_CADRE)]
+    records_per_cadre: u32,
+    /// PRNG seed: the same seed gives the same data.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+impl SeedCommand {
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let mut args = SeedArgs::new(self.store, self.pki_dir);
+        args.cadres = self.cadres;
+        args.records_per_cadre = self.records_per_cadre;
+        args.seed = self.seed;
+        args.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        println!("{}", run(args).await?);
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// What `cadrex seed` is asked to do.
 #[derive(Clone, Debug)]
 pub struct SeedArgs {
@@ -272,8 +305,8 @@ impl std::fmt::Display for SeedSummary {
 
 /// The development PKI, created like `serve` does when the directory has none.
 pub fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
-    if !crate::pki::PkiPaths::new(dir).exists() {
-        crate::pki::init(dir, crate::pki::DEFAULT_DIVISION)?;
+    if !crate::admin::pki::PkiPaths::new(dir).exists() {
+        crate::admin::pki::init(dir, crate::admin::pki::DEFAULT_DIVISION)?;
         tracing::warn!(dir = %dir.display(), "created DEVELOPMENT certificates");
     }
     Ok(())
@@ -286,7 +319,7 @@ pub fn agency_cert(
     agency: Agency,
     division: &str,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let paths = crate::pki::PkiPaths::new(dir);
+    let paths = crate::admin::pki::PkiPaths::new(dir);
     let (crt, key) = (
         paths.client_cert(agency.as_str(), division),
         paths.client_key(agency.as_str(), division),
@@ -302,7 +335,7 @@ pub fn agency_cert(
     if crt.exists() {
         return Ok((crt, key));
     }
-    crate::pki::issue(dir, agency.as_str(), division, &system)
+    crate::admin::pki::issue(dir, agency.as_str(), division, &system)
 }
 
 /// The principal a certificate file stands for, read as the server reads it.
@@ -454,9 +487,10 @@ fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
 /// second run cannot half-collide with the first.
 pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
     let started = Instant::now();
-    crate::server::install_crypto_provider();
+    crate::tools::connect::install_crypto_provider();
     ensure_pki(&args.pki_dir)?;
-    let informant = KeyRing::load(&crate::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
+    let informant =
+        KeyRing::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
     let owners = Owners::load(&args.pki_dir)?;
     let store = crate::store::connect(&args.store).await?;
     let existing = store
