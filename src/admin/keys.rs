@@ -250,7 +250,7 @@ async fn reseal_all(
             for b in &blocks {
                 // The same AAD as the records service: owner system and source id.
                 let context =
-                    crate::grpc::records::informant_context(&b.owner_system, &b.source_record_id);
+                    crate::informant::informant_context(&b.owner_system, &b.source_record_id);
                 let plain = ring.open(&b.sealed, &context).map_err(|e| {
                     anyhow::anyhow!("record {}: {e} (key id {})", b.record_id, b.sealed.key_id)
                 })?;

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -12,9 +12,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::access_log::{AccessLog, LogSigner};
 use crate::config::Config;
-use crate::grpc::AppState;
 use crate::identity::{Agency, Principal};
 use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
@@ -292,19 +290,17 @@ where
 }
 
 /// The application state a server builds, over `store`, for assembling
-/// dossiers in this process. Its appender is never used by `assemble`.
+/// dossiers in this process. Its appender is never used by the in-process
+/// dossier, and its checkpoints are an hour apart so they stay out of the way.
 async fn local_state(
     store: Arc<dyn Store>,
     url: &str,
     pki_dir: &Path,
-) -> anyhow::Result<(
-    Arc<AppState>,
-    Vec<tokio::task::JoinHandle<()>>,
-    tokio::sync::watch::Sender<bool>,
-)> {
+) -> anyhow::Result<crate::BuiltState> {
     let config = Config {
         store: url.to_string(),
         pki_dir: pki_dir.to_path_buf(),
+        checkpoint_interval: Duration::from_secs(3600),
         ..Config::default()
     };
     let tls = crate::tls::TlsState::load(crate::tls::TlsPaths {
@@ -313,29 +309,7 @@ async fn local_state(
         server_key: config.server_key_path(),
         crl: config.crl_path(),
     })?;
-    let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
-    let (log, tasks) = AccessLog::start(
-        store.clone(),
-        signer.clone(),
-        config.log_batch_max,
-        Duration::from_secs(3600),
-    );
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let state = Arc::new(AppState {
-        authz: crate::authz::Authorizer::load(None)?,
-        informant: crate::informant::KeyRing::load(&config.informant_key_path())?,
-        epoch: store.epoch().await?,
-        rules: crate::domain::rules::RuleParams::default(),
-        calendar: crate::domain::calendar::Calendar::embedded(),
-        verified: Mutex::new(None),
-        config,
-        store,
-        log,
-        signer,
-        tls,
-        stopping,
-    });
-    Ok((state, tasks, stop))
+    crate::build_state(config, store, tls).await
 }
 
 /// Everything measured, as printed.
@@ -857,7 +831,7 @@ mod raw {
 
 /// In-process dossiers at `callers`: the same assembly the handler runs.
 async fn in_process_phase(
-    state: Arc<AppState>,
+    state: Arc<crate::AppState>,
     principal: Principal,
     targets: Arc<Vec<String>>,
     seed: u64,
@@ -869,7 +843,7 @@ async fn in_process_phase(
         let principal = principal.clone();
         let req = dossier_request(target(seed, &targets, c, i));
         async move {
-            crate::grpc::dossier::assemble(state, principal, req)
+            crate::dossier_in_process(state, principal, req)
                 .await
                 .map_err(|e| anyhow::anyhow!("in-process dossier: {e}"))?;
             Ok(1)
@@ -974,9 +948,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     drop(child);
 
     if runs(Phase::InProcess) {
-        let (state, tasks, _stop) = local_state(store.clone(), &args.store, &args.pki_dir).await?;
+        let local = local_state(store.clone(), &args.store, &args.pki_dir).await?;
         report.in_process = in_process_phase(
-            state,
+            local.state,
             discipline,
             targets.clone(),
             args.seed,
@@ -985,7 +959,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         )
         .await?
         .calls_per_s();
-        for t in tasks {
+        for t in local.log_tasks {
             t.abort();
         }
     }

@@ -13,10 +13,6 @@ use rustls_pki_types::pem::PemObject;
 use crate::domain::chain::LogEntry;
 use crate::domain::ids;
 use crate::domain::records::{self, Kind};
-use crate::grpc::{
-    M_BATCH_CREATE_CADRES, M_BATCH_SUBMIT_RECORDS, M_CREATE_OPINION_REQUEST, M_REPLY_OPINION,
-    M_WITHDRAW_OPINION_REQUEST,
-};
 use crate::identity::{Agency, Principal};
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
@@ -467,6 +463,11 @@ impl Owners {
     }
 }
 
+/// The wire path of an RPC, `/cadrex.v1.Service/Method`, as the server logs it.
+fn rpc(service: &str, method: &str) -> String {
+    format!("/{service}/{method}")
+}
+
 fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
     LogEntry {
         principal: p.uri.clone(),
@@ -637,7 +638,14 @@ async fn write_cadres(
     rows: Vec<CadreRow>,
 ) -> anyhow::Result<usize> {
     let names: Vec<String> = rows.iter().map(|r| format!("cadres/{}", r.id)).collect();
-    let entry = log_entry(org, M_BATCH_CREATE_CADRES, names);
+    let entry = log_entry(
+        org,
+        &rpc(
+            proto::cadre_service_server::SERVICE_NAME,
+            "BatchCreateCadres",
+        ),
+        names,
+    );
     let finish = move |_: &[crate::Result<()>]| (entry.clone(), None);
     let outcomes = store.create_cadres(rows, &finish).await?;
     let mut ok = 0;
@@ -961,7 +969,7 @@ impl RecordSeeder<'_> {
         {
             // The same context RecordService seals under (owner system | source id),
             // so that the server opens these blocks like its own.
-            let context = crate::grpc::records::informant_context(&owner.uri, &source_record_id);
+            let context = crate::informant::informant_context(&owner.uri, &source_record_id);
             informant = Some(self.informant.seal(&i.encode_to_vec(), &context)?);
         }
         let event_date = records::event_date(&payload);
@@ -1025,7 +1033,14 @@ impl RecordSeeder<'_> {
             .iter()
             .map(|r| format!("cadres/{}/records/{}", r.cadre_id, r.id))
             .collect();
-        let entry = log_entry(owner, M_BATCH_SUBMIT_RECORDS, names);
+        let entry = log_entry(
+            owner,
+            &rpc(
+                proto::record_service_server::SERVICE_NAME,
+                "BatchSubmitRecords",
+            ),
+            names,
+        );
         let finish = move |_: &[crate::Result<crate::store::SubmitOutcome>]| (entry.clone(), None);
         for o in self.store.submit_records(rows, &finish).await? {
             o?;
@@ -1057,7 +1072,7 @@ async fn seed_opinions(
     rng: &mut Rng,
     by_province: &[Vec<String>],
 ) -> anyhow::Result<(usize, usize)> {
-    let today = crate::grpc::today();
+    let today = crate::domain::calendar::today();
     let now = now_us();
     let day_us = 86_400_000_000i64;
     let (mut requests, mut replies) = (0, 0);
@@ -1103,7 +1118,14 @@ async fn seed_opinions(
                 .chain(ids.iter().map(|c| format!("cadres/{c}")))
                 .collect();
             let meta = WriteMeta {
-                log: log_entry(org, M_CREATE_OPINION_REQUEST, resources),
+                log: log_entry(
+                    org,
+                    &rpc(
+                        proto::opinion_service_server::SERVICE_NAME,
+                        "CreateOpinionRequest",
+                    ),
+                    resources,
+                ),
                 changes: vec![Change {
                     op: "UPSERT",
                     resource: name.clone(),
@@ -1140,7 +1162,11 @@ async fn seed_opinions(
                             create_time_us: now,
                         };
                         let meta = WriteMeta {
-                            log: log_entry(disc, M_REPLY_OPINION, vec![reply_name.clone()]),
+                            log: log_entry(
+                                disc,
+                                &rpc(proto::opinion_service_server::SERVICE_NAME, "ReplyOpinion"),
+                                vec![reply_name.clone()],
+                            ),
                             changes: vec![Change {
                                 op: "UPSERT",
                                 resource: reply_name,
@@ -1156,7 +1182,14 @@ async fn seed_opinions(
                 }
                 90.. => {
                     let meta = WriteMeta {
-                        log: log_entry(org, M_WITHDRAW_OPINION_REQUEST, vec![name.clone()]),
+                        log: log_entry(
+                            org,
+                            &rpc(
+                                proto::opinion_service_server::SERVICE_NAME,
+                                "WithdrawOpinionRequest",
+                            ),
+                            vec![name.clone()],
+                        ),
                         changes: vec![Change {
                             op: "UPSERT",
                             resource: name.clone(),
