@@ -3,7 +3,42 @@
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::proto::{self, record::Payload};
-use crate::tools::connect::ConnectArgs;
+use crate::tools::connect::{self, ConnectArgs};
+
+/// A failed call as an operator should read it: a refused certificate reads
+/// as it does in `import` and `sync` ([`connect::refusal`],
+/// [`connect::tls_refusal`]), anything else as [`explain`] puts it. A bare
+/// transport failure is checked with [`connect::tls_probe`], since under TLS
+/// 1.3 the server's alert for a refused certificate is often lost to tonic.
+pub async fn explain_call(
+    status: tonic::Status,
+    method: &str,
+    conn: &ConnectArgs,
+) -> anyhow::Error {
+    if status.code() == tonic::Code::Unauthenticated
+        && let Some(text) = connect::refusal(&status, method, &conn.cert)
+    {
+        return anyhow::anyhow!(text);
+    }
+    if let Some(refused) = connect::refused_by_tls(&status, method, conn).await {
+        return refused;
+    }
+    explain(status)
+}
+
+/// Unwraps an answer, or explains the failure with [`explain_call`].
+trait OrExplain<T> {
+    async fn or_explain(self, method: &str, conn: &ConnectArgs) -> anyhow::Result<T>;
+}
+
+impl<T> OrExplain<T> for Result<tonic::Response<T>, tonic::Status> {
+    async fn or_explain(self, method: &str, conn: &ConnectArgs) -> anyhow::Result<T> {
+        match self {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(explain_call(s, method, conn).await),
+        }
+    }
+}
 
 /// A status as an operator should read it: code, reason and the zh-CN message.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
@@ -367,7 +402,8 @@ fn enum_value<E>(prefix: &str, name: &str, parse: impl Fn(&str) -> Option<E>) ->
 
 /// Runs one `cadrex client` command, printing for a person at a terminal.
 pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
-    let channel = cli.connect.channel()?;
+    let conn = cli.connect;
+    let channel = conn.channel()?;
     match cli.command {
         ClientCommand::Dossier {
             cadre,
@@ -382,8 +418,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                     opinion_request: request.unwrap_or_default(),
                 })
                 .await
-                .map_err(explain)?
-                .into_inner();
+                .or_explain("GetCadreDossier", &conn)
+                .await?;
             print!("{}", render_dossier(&d));
         }
         ClientCommand::Opinion { command } => {
@@ -409,8 +445,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             request_id: uuid::Uuid::new_v4().to_string(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("CreateOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
                 OpinionCommand::List { filter } => {
@@ -423,8 +459,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                                 filter: filter.clone(),
                             })
                             .await
-                            .map_err(explain)?
-                            .into_inner();
+                            .or_explain("ListOpinionRequests", &conn)
+                            .await?;
                         for r in &page.opinion_requests {
                             print!("{}", render_request(r));
                         }
@@ -438,8 +474,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                     let r = client
                         .get_opinion_request(proto::GetOpinionRequestRequest { name: request })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("GetOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
                 OpinionCommand::Draft { request, cadre } => {
@@ -450,8 +486,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             as_of_date: String::new(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("DraftOpinion", &conn)
+                        .await?;
                     print!("{}", render_draft(&d));
                 }
                 OpinionCommand::Reply {
@@ -477,8 +513,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             request_id: uuid::Uuid::new_v4().to_string(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("ReplyOpinion", &conn)
+                        .await?;
                     println!("{}  {}  stale: {}", r.name, verdict(r.verdict), r.stale);
                 }
                 OpinionCommand::Withdraw { request, reason } => {
@@ -488,8 +524,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             reason,
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("WithdrawOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
             }

@@ -256,6 +256,27 @@ pub fn tls_refusal(tls: &str, method: &str, conn: &ConnectArgs) -> anyhow::Error
     anyhow::anyhow!("{hint} ({tls}, from {} during {method})", conn.server)
 }
 
+/// The TLS refusal behind a failed call, if that is what it was: named in
+/// the error itself, or, for the bare transport failures a refusal shows as
+/// under TLS 1.3, found by [`tls_probe`]. `None` when the TLS layer accepted.
+pub async fn refused_by_tls(
+    status: &Status,
+    method: &str,
+    conn: &ConnectArgs,
+) -> Option<anyhow::Error> {
+    if let Some(tls) = tls_error(status) {
+        return Some(tls_refusal(&tls, method, conn));
+    }
+    if matches!(
+        status.code(),
+        Code::Unknown | Code::Cancelled | Code::Unavailable
+    ) && let Some(tls) = tls_probe(conn).await
+    {
+        return Some(tls_refusal(&tls, "a test connection", conn));
+    }
+    None
+}
+
 /// Connects once outside tonic and waits for the server's HTTP/2 preface, to
 /// tell a refused certificate from a server that is away. Under TLS 1.3 the
 /// client finishes its handshake before the server has judged the client

@@ -1287,12 +1287,14 @@ impl Sender {
     /// Confirms the server accepts the certificate and that its agency may
     /// submit this kind, before any row is sent.
     async fn preflight(&mut self, args: &ImportArgs) -> anyhow::Result<()> {
-        let me = self
-            .system
-            .who_am_i(proto::WhoAmIRequest {})
-            .await
-            .map_err(|s| fatal_status(&s, "WhoAmI", args))?
-            .into_inner();
+        let me = match self.system.who_am_i(proto::WhoAmIRequest {}).await {
+            Ok(r) => r.into_inner(),
+            // A refused certificate reads as it does in every client.
+            Err(s) => match connect::refused_by_tls(&s, "WhoAmI", &args.connection()).await {
+                Some(refused) => return Err(refused),
+                None => return Err(fatal_status(&s, "WhoAmI", args)),
+            },
+        };
         let agency = proto::Agency::try_from(me.agency).unwrap_or(proto::Agency::Unspecified);
         let owners = self.kind.owners();
         if !owners.contains(&agency) {
