@@ -122,6 +122,13 @@ impl KeyRing {
     }
 }
 
+/// The additional data an informant block is sealed with: it binds the
+/// ciphertext to its owner system and source record, so a block copied to
+/// another record does not open.
+pub fn informant_context(owner_system: &str, source_record_id: &str) -> String {
+    format!("{owner_system}|{source_record_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,16 @@
 //! `run(config, listener, shutdown)`: wires store, authorizer, access log, TLS acceptor and the gRPC services into one server.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-use crate::access_log::{AccessLog, LogSigner};
-use crate::authz::Authorizer;
+use crate::access_log::LogSigner;
+use crate::admin::pki;
 use crate::config::Config;
-use crate::grpc::AppState;
 use crate::grpc::access_log_service::AccessLogApi;
 use crate::grpc::cadres::CadreApi;
 use crate::grpc::changes::{ChangeApi, ChangeFeed};
@@ -27,7 +26,7 @@ use crate::proto::opinion_service_server::OpinionServiceServer;
 use crate::proto::record_service_server::RecordServiceServer;
 use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
-use crate::{pki, proto, store};
+use crate::{proto, store};
 
 /// Installs the ring provider as the process default; harmless when already done.
 pub fn install_crypto_provider() {
@@ -109,43 +108,15 @@ pub async fn run(
         config.system_limits.clone(),
     ));
     let store = store::connect(&config.store).await?;
-    let authz = Authorizer::load(config.policy_dir.as_deref())?;
-    let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
-    let informant = crate::informant::KeyRing::load(&config.informant_key_path())?;
-    let epoch = store.epoch().await?;
-    let rules = match &config.rules_file {
-        Some(path) => crate::domain::rules::RuleParams::from_toml(&std::fs::read_to_string(path)?)?,
-        None => crate::domain::rules::RuleParams::default(),
-    };
-    let calendar = match &config.calendar_dir {
-        Some(dir) => crate::domain::calendar::Calendar::load_dir(dir)?,
-        None => crate::domain::calendar::Calendar::embedded(),
-    };
-    let (log, log_tasks) = AccessLog::start(
-        store.clone(),
-        signer.clone(),
-        config.log_batch_max,
-        config.checkpoint_interval,
-    );
-    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let crate::BuiltState {
+        state,
+        log_tasks,
+        stopping,
+    } = crate::build_state(config.clone(), store.clone(), tls.clone()).await?;
     let shutdown = async move {
         shutdown.await;
-        let _ = stopping_tx.send(true);
+        let _ = stopping.send(true);
     };
-    let state = Arc::new(AppState {
-        config: config.clone(),
-        store: store.clone(),
-        authz,
-        log,
-        signer,
-        tls: tls.clone(),
-        informant,
-        epoch,
-        rules,
-        calendar,
-        verified: Mutex::new(None),
-        stopping: stopping_rx,
-    });
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CadreServiceServer<CadreApi>>().await;

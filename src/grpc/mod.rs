@@ -629,8 +629,4 @@ pub mod cursor {
     }
 }
 
-/// Today's date in Asia/Shanghai, where every date of the exchange lives.
-pub fn today() -> time::Date {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    time::OffsetDateTime::now_utc().to_offset(offset).date()
-}
+pub use crate::domain::calendar::today;

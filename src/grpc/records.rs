@@ -132,11 +132,7 @@ pub(crate) fn is_owner(p: &Principal, row: &RecordRow) -> bool {
     p.agency.as_str() == row.owner_agency && p.division == row.owner_division
 }
 
-/// The additional data an informant block is sealed with: it binds the
-/// ciphertext to its owner system and source record.
-pub(crate) fn informant_context(owner_system: &str, source_record_id: &str) -> String {
-    format!("{owner_system}|{source_record_id}")
-}
+pub(crate) use crate::informant::informant_context;
 
 fn etag(revision: i64) -> String {
     format!("r{revision}")

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cadrex::import::{ImportArgs, ImportKind};
 use cadrex::proto;
+use cadrex::tools::import::{ImportArgs, ImportKind};
 use sqlx::{Connection, Row};
 
 use crate::both_backends;
@@ -328,7 +328,7 @@ async fn no_informant_in_plaintext_anywhere_at_rest(backend: Backend) {
     let (cert, key) = server.client_files("petition", DIVISION);
     let mut args = ImportArgs::new(ImportKind::Petition, file, cert, key);
     args.server = server_url(&server);
-    let s = cadrex::import::run(args).await.unwrap();
+    let s = cadrex::tools::import::run(args).await.unwrap();
     assert_eq!((s.rows, s.accepted, s.rejected), (1, 1, 0), "{s}");
 
     // Retraction with a free-text reason.

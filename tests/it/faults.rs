@@ -5,8 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cadrex::import::{ImportArgs, ImportKind};
 use cadrex::proto;
+use cadrex::tools::import::{ImportArgs, ImportKind};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
@@ -102,7 +102,7 @@ async fn sigkill_mid_import_loses_and_duplicates_nothing(backend: Backend) {
             "audit",
         ),
     ] {
-        let s = cadrex::import::run(import_args(&server, kind, file, agency))
+        let s = cadrex::tools::import::run(import_args(&server, kind, file, agency))
             .await
             .unwrap();
         assert_eq!((s.rows, s.rejected), (200, 0), "{file}: {s}");
@@ -164,7 +164,7 @@ async fn sigkill_mid_import_loses_and_duplicates_nothing(backend: Backend) {
         "first import did not ride out the restart: {:?} {first_text}",
         first.status
     );
-    let again = cadrex::import::run(import_args(
+    let again = cadrex::tools::import::run(import_args(
         &server,
         ImportKind::AuditFinding,
         "audit-findings.csv",
@@ -440,7 +440,7 @@ async fn presented_serial(server: &TestServer) -> String {
 
 /// A new server pair for `localhost`, signed by the test CA, written over the old one.
 fn replace_server_certificate(pki: &Path) -> String {
-    let paths = cadrex::pki::PkiPaths::new(pki);
+    let paths = cadrex::admin::pki::PkiPaths::new(pki);
     let ca_key =
         rcgen::KeyPair::from_pem(&std::fs::read_to_string(paths.ca_key()).unwrap()).unwrap();
     let issuer =

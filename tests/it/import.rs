@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use cadrex::import::{ImportArgs, ImportKind, ImportSummary};
 use cadrex::proto::ListRecordsRequest;
 use cadrex::proto::record_service_client::RecordServiceClient;
+use cadrex::tools::import::{ImportArgs, ImportKind, ImportSummary};
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, cadrex_bin, example};
@@ -29,7 +29,7 @@ fn args(server: &TestServer, kind: ImportKind, file: &str, agency: &str) -> Impo
 }
 
 async fn import(server: &TestServer, kind: ImportKind, file: &str, agency: &str) -> ImportSummary {
-    cadrex::import::run(args(server, kind, file, agency))
+    cadrex::tools::import::run(args(server, kind, file, agency))
         .await
         .unwrap_or_else(|e| panic!("importing {file}: {e:#}"))
 }
@@ -110,7 +110,7 @@ async fn imports_examples_idempotently(backend: Backend) {
         "audit",
     );
     rerun.batch_size = 1000;
-    let again = cadrex::import::run(rerun).await.unwrap();
+    let again = cadrex::tools::import::run(rerun).await.unwrap();
     eprintln!("{backend:?}: audit-findings.csv, re-run: {again}");
     assert_eq!(
         (
@@ -139,7 +139,7 @@ fn read_report(path: &Path) -> HashMap<String, Rejected> {
     let mut r = csv::Reader::from_path(path).unwrap();
     assert_eq!(
         r.headers().unwrap(),
-        &csv::StringRecord::from(cadrex::import::REPORT_HEADER.to_vec())
+        &csv::StringRecord::from(cadrex::tools::import::REPORT_HEADER.to_vec())
     );
     r.records()
         .map(|rec| {
@@ -298,7 +298,7 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
         "organization",
     );
     wrong.report = Some(server.dir.path().join("wrong.rejected.csv"));
-    let err = cadrex::import::run(wrong).await.unwrap_err();
+    let err = cadrex::tools::import::run(wrong).await.unwrap_err();
     assert!(format!("{err:#}").contains("audit"), "{err:#}");
 
     // Bad rows land in the report; the good ones are stored.
@@ -312,7 +312,7 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
         );
         a.report = Some(report.clone());
         a.batch_size = 3;
-        let s = cadrex::import::run(a).await.unwrap();
+        let s = cadrex::tools::import::run(a).await.unwrap();
         let expected = if run == 0 { (8, 3, 0, 5) } else { (8, 0, 3, 5) };
         assert_eq!(
             (s.rows, s.accepted, s.unchanged, s.rejected),

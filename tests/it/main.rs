@@ -12,6 +12,7 @@ mod faults;
 mod identity;
 mod import;
 mod keys;
+mod layout;
 mod load;
 mod metrics;
 mod opinions;

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cadrex::import::{ImportArgs, ImportKind};
 use cadrex::proto::{self, ChangeKind, record::Payload};
-use cadrex::sync::{SyncArgs, SyncMode, SyncSummary};
+use cadrex::tools::import::{ImportArgs, ImportKind};
+use cadrex::tools::sync::{SyncArgs, SyncMode, SyncSummary};
 use prost::Message;
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::watch;
@@ -37,7 +37,7 @@ async fn import(server: &TestServer, kind: ImportKind, file: &str, agency: &str,
     let (cert, key) = server.client_files(agency, DIVISION);
     let mut a = ImportArgs::new(kind, example(file), cert, key);
     a.server = server_url(server);
-    let s = cadrex::import::run(a)
+    let s = cadrex::tools::import::run(a)
         .await
         .unwrap_or_else(|e| panic!("importing {file}: {e:#}"));
     assert_eq!((s.rows, s.rejected), (rows, 0), "{file}: {s}");
@@ -78,7 +78,7 @@ fn sync_args(server: &TestServer, mirror: &Path, mode: SyncMode) -> SyncArgs {
 }
 
 async fn sync_once(server: &TestServer, mirror: &Path) -> SyncSummary {
-    cadrex::sync::run(sync_args(server, mirror, SyncMode::Once))
+    cadrex::tools::sync::run(sync_args(server, mirror, SyncMode::Once))
         .await
         .unwrap_or_else(|e| panic!("sync --once: {e:#}"))
 }
@@ -323,7 +323,7 @@ async fn mirror_follows_ten_thousand_findings(backend: Backend) {
         SyncMode::Interval(Duration::from_millis(100)),
     );
     args.stop = Some(stopped);
-    let agent = tokio::spawn(cadrex::sync::run(args));
+    let agent = tokio::spawn(cadrex::tools::sync::run(args));
 
     let started = Instant::now();
     load_findings(&server).await;
@@ -517,7 +517,8 @@ async fn expired_cursor_resnapshots(backend: Backend) {
         .await
         .unwrap();
     retract(&server, &names[1]).await;
-    let (crt, key) = cadrex::pki::issue(&server.pki, "organization", "360800", "org-mis").unwrap();
+    let (crt, key) =
+        cadrex::admin::pki::issue(&server.pki, "organization", "360800", "org-mis").unwrap();
     let mut prefecture = proto::cadre_service_client::CadreServiceClient::new(
         server.channel_with(Some((&crt, &key)), None).await,
     );
@@ -596,7 +597,7 @@ async fn ndjson_out_appends_events_and_resumes() {
         let mut a = sync_args(&server, Path::new("unused"), SyncMode::Once);
         a.into = None;
         a.out = Some(out.clone());
-        cadrex::sync::run(a)
+        cadrex::tools::sync::run(a)
     };
     let s = once().await.unwrap();
     assert_eq!((s.applied, s.snapshots), (3, 1), "{s}");
@@ -663,7 +664,7 @@ async fn cadres_sync_and_changed_kinds_resnapshot() {
 
     let mut args = sync_args(&server, &mirror, SyncMode::Once);
     args.kinds = vec![ChangeKind::Cadre, ChangeKind::AuditFinding];
-    let s = cadrex::sync::run(args.clone()).await.unwrap();
+    let s = cadrex::tools::sync::run(args.clone()).await.unwrap();
     assert_eq!((s.snapshots, s.applied, s.unchanged), (1, 1, 1), "{s}");
     let cadre_row = || async {
         let mut conn = SqliteConnection::connect(&sqlite_url(&mirror))
@@ -698,7 +699,7 @@ async fn cadres_sync_and_changed_kinds_resnapshot() {
         .await
         .unwrap()
         .into_inner();
-    let s = cadrex::sync::run(args).await.unwrap();
+    let s = cadrex::tools::sync::run(args).await.unwrap();
     assert_eq!((s.snapshots, s.applied), (0, 1), "{s}");
     let (revision, mirrored) = cadre_row().await;
     assert_eq!(format!("r{revision}"), updated.etag);
@@ -772,7 +773,7 @@ async fn follow_survives_a_server_restart() {
     let (stop, stopped) = watch::channel(false);
     let mut args = sync_args(&server, &mirror, SyncMode::Follow);
     args.stop = Some(stopped);
-    let agent = tokio::spawn(cadrex::sync::run(args));
+    let agent = tokio::spawn(cadrex::tools::sync::run(args));
     let rows = |n: usize| {
         let mirror = mirror.clone();
         move || {
@@ -819,14 +820,14 @@ async fn refused_certificates_end_the_agent() {
     let server = TestServer::spawn(Backend::Sqlite).await;
     let dir = server.dir.path().to_path_buf();
     let (revoked, revoked_key) =
-        cadrex::pki::issue(&server.pki, "discipline", DIVISION, "sync-old").unwrap();
-    cadrex::pki::revoke(&server.pki, &revoked).unwrap();
+        cadrex::admin::pki::issue(&server.pki, "discipline", DIVISION, "sync-old").unwrap();
+    cadrex::admin::pki::revoke(&server.pki, &revoked).unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let now = time::OffsetDateTime::now_utc();
-    let (no_uri, no_uri_key) = cadrex::pki::issue_custom(
+    let (no_uri, no_uri_key) = cadrex::admin::pki::issue_custom(
         &server.pki,
         "no-uri",
-        &cadrex::pki::ClientSpec {
+        &cadrex::admin::pki::ClientSpec {
             uris: vec![],
             not_before: now - time::Duration::days(1),
             not_after: now + time::Duration::days(30),
@@ -835,8 +836,8 @@ async fn refused_certificates_end_the_agent() {
     )
     .unwrap();
     let foreign = dir.join("foreign");
-    cadrex::pki::init(&foreign, DIVISION).unwrap();
-    let fp = cadrex::pki::PkiPaths::new(&foreign);
+    cadrex::admin::pki::init(&foreign, DIVISION).unwrap();
+    let fp = cadrex::admin::pki::PkiPaths::new(&foreign);
     let (good, good_key) = server.client_files("discipline", DIVISION);
     let ca = server.pki.join("ca.crt");
     let refused = "refused the client certificate";
@@ -927,7 +928,7 @@ async fn sync_never_keeps_an_informant(backend: Backend) {
             } else {
                 a.out = Some(out.clone());
             }
-            cadrex::sync::run(a)
+            cadrex::tools::sync::run(a)
         };
         // The snapshot, then a petition that arrives through the feed.
         run(true).await.unwrap();

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tonic::transport::Channel;
 
-use crate::bench::{self, ChildServer, PROVINCE};
 use crate::identity::Agency;
 use crate::proto;
 use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
-use crate::seed::{self, Rng};
+use crate::tools::bench::{self, ChildServer, PROVINCE};
+use crate::tools::seed::{self, Rng};
 
 /// Most calls in flight: if the server falls this far behind, the rate drops
 /// (and the summary shows it) instead of memory in the soak client growing.
@@ -26,6 +26,53 @@ const MAX_CADRES: usize = 10_000;
 /// Highest accepted rate and longest run: the soak is a bounded test.
 pub const MAX_RATE: u32 = 20_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// `cadrex soak`: runs a bounded mixed workload at a fixed rate and fails on
+/// any error status or on server memory growth beyond a bound (see BENCHMARKS.md).
+#[derive(clap::Args, Debug)]
+pub struct SoakCommand {
+    /// A running server on loopback (127.0.0.1:PORT).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    server: Option<SocketAddr>,
+    /// Its process id, to watch its memory.
+    #[arg(long, requires = "server")]
+    server_pid: Option<u32>,
+    /// Starts a server on this (seeded) store instead.
+    #[arg(long)]
+    store: Option<String>,
+    #[arg(long, default_value = "./cadrex-data/pki")]
+    pki_dir: PathBuf,
+    /// Calls per second (dossier reads, cadre reads, feed pages, submissions).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_RATE)))]
+    rate: u32,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Largest allowed server RSS growth from the end of the warm-up to the end.
+    #[arg(long, default_value_t = 20)]
+    max_rss_growth_mib: u64,
+}
+
+impl SoakCommand {
+    /// Exit 0 when the soak passed, 1 when it did not.
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let report = run(SoakArgs {
+            server: self.server,
+            server_pid: self.server_pid,
+            store: self.store,
+            pki_dir: self.pki_dir,
+            rate: self.rate,
+            duration: self.duration,
+            max_rss_growth_mib: self.max_rss_growth_mib,
+        })
+        .await?;
+        println!("{report}");
+        Ok(if report.passed() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        })
+    }
+}
 
 /// What `cadrex soak` is asked to do.
 #[derive(Clone, Debug)]
@@ -176,7 +223,7 @@ async fn own_engagements(
 
 /// Runs the soak. Bounded: the rate, the run time and the calls in flight.
 pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
-    crate::server::install_crypto_provider();
+    crate::tools::connect::install_crypto_provider();
     if args.rate == 0 || args.rate > MAX_RATE {
         anyhow::bail!("--rate must be between 1 and {MAX_RATE}");
     }

@@ -1,60 +1,42 @@
 //! `cadrex client …`: the operator's terminal client for dossiers and the vetting workflow, over mutual TLS with an agency's certificate.
 
-use std::path::{Path, PathBuf};
-
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::proto::{self, record::Payload};
+use crate::tools::connect::{self, ConnectArgs};
 
-/// Where and as whom to connect.
-#[derive(Clone, Debug)]
-pub struct Connection {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    /// CA certificate; default `ca.crt` one directory above the certificate's
-    /// (the layout `cadrex pki init` writes: DIR/clients/x.crt, DIR/ca.crt).
-    pub ca: Option<PathBuf>,
-    pub server: String,
-    pub server_name: String,
+/// A failed call as an operator should read it: a refused certificate reads
+/// as it does in `import` and `sync` ([`connect::refusal`],
+/// [`connect::tls_refusal`]), anything else as [`explain`] puts it. A bare
+/// transport failure is checked with [`connect::tls_probe`], since under TLS
+/// 1.3 the server's alert for a refused certificate is often lost to tonic.
+pub async fn explain_call(
+    status: tonic::Status,
+    method: &str,
+    conn: &ConnectArgs,
+) -> anyhow::Error {
+    if status.code() == tonic::Code::Unauthenticated
+        && let Some(text) = connect::refusal(&status, method, &conn.cert)
+    {
+        return anyhow::anyhow!(text);
+    }
+    if let Some(refused) = connect::refused_by_tls(&status, method, conn).await {
+        return refused;
+    }
+    explain(status)
 }
 
-/// The CA beside a development client certificate.
-pub fn default_ca(cert: &Path) -> PathBuf {
-    match cert.parent().and_then(Path::parent) {
-        Some(dir) => dir.join("ca.crt"),
-        // A bare file name: the certificate's directory is the current one.
-        None => PathBuf::from("..").join("ca.crt"),
-    }
+/// Unwraps an answer, or explains the failure with [`explain_call`].
+trait OrExplain<T> {
+    async fn or_explain(self, method: &str, conn: &ConnectArgs) -> anyhow::Result<T>;
 }
 
-impl Connection {
-    /// The endpoint with mutual TLS set up; callers add timeouts and keepalive.
-    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        let read = |p: &Path, what: &str| {
-            std::fs::read(p)
-                .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", p.display()))
-        };
-        let ca = self.ca.clone().unwrap_or_else(|| default_ca(&self.cert));
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(&ca, "CA certificate (--ca)")?))
-            .identity(Identity::from_pem(
-                read(&self.cert, "client certificate (--cert)")?,
-                read(&self.key, "client key (--key)")?,
-            ))
-            .domain_name(self.server_name.clone());
-        Ok(Endpoint::from_shared(self.server.clone())
-            .map_err(|_| anyhow::anyhow!("--server {:?} is not a URL", self.server))?
-            .tls_config(tls)?)
-    }
-
-    /// A lazily connecting channel presenting the certificate.
-    pub fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(self
-            .endpoint()?
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
-            .connect_lazy())
+impl<T> OrExplain<T> for Result<tonic::Response<T>, tonic::Status> {
+    async fn or_explain(self, method: &str, conn: &ConnectArgs) -> anyhow::Result<T> {
+        match self {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(explain_call(s, method, conn).await),
+        }
     }
 }
 
@@ -322,29 +304,8 @@ pub fn render_draft(d: &proto::OpinionDraft) -> String {
 /// `cadrex client …` arguments.
 #[derive(clap::Args, Debug)]
 pub struct ClientCli {
-    /// Client certificate of the agency system (PEM).
-    #[arg(
-        long,
-        global = true,
-        default_value = "./cadrex-data/pki/clients/organization-360821.crt"
-    )]
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    #[arg(
-        long,
-        global = true,
-        default_value = "./cadrex-data/pki/clients/organization-360821.key"
-    )]
-    pub key: PathBuf,
-    /// CA certificate; default ca.crt beside the certificate's directory.
-    #[arg(long, global = true)]
-    pub ca: Option<PathBuf>,
-    /// Server URL.
-    #[arg(long, global = true, default_value = "https://localhost:50051")]
-    pub server: String,
-    /// Name the server certificate is checked against.
-    #[arg(long, global = true, default_value = "localhost")]
-    pub server_name: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -441,13 +402,7 @@ fn enum_value<E>(prefix: &str, name: &str, parse: impl Fn(&str) -> Option<E>) ->
 
 /// Runs one `cadrex client` command, printing for a person at a terminal.
 pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
-    let conn = Connection {
-        cert: cli.cert,
-        key: cli.key,
-        ca: cli.ca,
-        server: cli.server,
-        server_name: cli.server_name,
-    };
+    let conn = cli.connect;
     let channel = conn.channel()?;
     match cli.command {
         ClientCommand::Dossier {
@@ -463,8 +418,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                     opinion_request: request.unwrap_or_default(),
                 })
                 .await
-                .map_err(explain)?
-                .into_inner();
+                .or_explain("GetCadreDossier", &conn)
+                .await?;
             print!("{}", render_dossier(&d));
         }
         ClientCommand::Opinion { command } => {
@@ -490,8 +445,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             request_id: uuid::Uuid::new_v4().to_string(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("CreateOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
                 OpinionCommand::List { filter } => {
@@ -504,8 +459,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                                 filter: filter.clone(),
                             })
                             .await
-                            .map_err(explain)?
-                            .into_inner();
+                            .or_explain("ListOpinionRequests", &conn)
+                            .await?;
                         for r in &page.opinion_requests {
                             print!("{}", render_request(r));
                         }
@@ -519,8 +474,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                     let r = client
                         .get_opinion_request(proto::GetOpinionRequestRequest { name: request })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("GetOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
                 OpinionCommand::Draft { request, cadre } => {
@@ -531,8 +486,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             as_of_date: String::new(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("DraftOpinion", &conn)
+                        .await?;
                     print!("{}", render_draft(&d));
                 }
                 OpinionCommand::Reply {
@@ -558,8 +513,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             request_id: uuid::Uuid::new_v4().to_string(),
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("ReplyOpinion", &conn)
+                        .await?;
                     println!("{}  {}  stale: {}", r.name, verdict(r.verdict), r.stale);
                 }
                 OpinionCommand::Withdraw { request, reason } => {
@@ -569,8 +524,8 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
                             reason,
                         })
                         .await
-                        .map_err(explain)?
-                        .into_inner();
+                        .or_explain("WithdrawOpinionRequest", &conn)
+                        .await?;
                     print!("{}", render_request(&r));
                 }
             }

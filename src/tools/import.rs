@@ -18,23 +18,18 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 use crate::proto;
 use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
 use crate::proto::system_service_client::SystemServiceClient;
+use crate::tools::connect::{self, ConnectArgs, Patience, code_name, error_reason};
 
 /// Most items the batch RPCs take in one call.
 pub const MAX_BATCH: usize = 1000;
 /// Items per call unless told otherwise: well under the server's message limit
 /// for every kind, and large enough that per-call overhead does not dominate.
 pub const DEFAULT_BATCH: usize = 500;
-/// Where the server listens by default.
-pub const DEFAULT_SERVER: &str = "https://localhost:50051";
-/// Name checked against the server certificate by default (the development
-/// server certificate carries `localhost` and `127.0.0.1`).
-pub const DEFAULT_SERVER_NAME: &str = "localhost";
 /// Header of the rejected-rows report.
 pub const REPORT_HEADER: [&str; 6] = [
     "line",
@@ -48,7 +43,6 @@ pub const REPORT_HEADER: [&str; 6] = [
 /// Tries per batch for transient failures; with the backoff below the last try
 /// starts about 15 s after the first, enough to ride out a server restart.
 const MAX_TRIES: u32 = 6;
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Longer than the server's own per-call timeout (30 s by default), so that a
 /// slow batch ends with the server's DEADLINE_EXCEEDED rather than ours.
@@ -251,6 +245,61 @@ impl FromStr for ImportKind {
     }
 }
 
+/// `cadrex import`: bulk-imports cadres or records from a CSV or NDJSON file
+/// (see README "Bulk import").
+#[derive(clap::Args, Debug)]
+pub struct ImportCommand {
+    /// What the file holds.
+    #[arg(long, value_enum)]
+    kind: ImportKind,
+    /// Input: F.csv (header row) or F.ndjson (one JSON object per line).
+    #[arg(long)]
+    file: PathBuf,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Rows per call (at most 1000).
+    #[arg(long, default_value_t = DEFAULT_BATCH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    batch: usize,
+    /// Rejected rows [default: F.rejected.csv beside the input].
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl ImportCommand {
+    /// Exit 0 when every row was accepted or unchanged, 2 when some were
+    /// rejected (distinct from 1, the import failed, so scripts can tell them apart).
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let report = self.report.unwrap_or_else(|| default_report(&self.file));
+        let ConnectArgs {
+            server,
+            ca,
+            cert,
+            key,
+            server_name,
+        } = self.connect;
+        let args = ImportArgs {
+            kind: self.kind,
+            ca: ca.unwrap_or_else(|| default_ca(&cert)),
+            file: self.file,
+            cert,
+            key,
+            server,
+            server_name,
+            batch_size: self.batch,
+            report: Some(report.clone()),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        let summary = run(args).await?;
+        println!("{summary}");
+        if summary.rejected > 0 {
+            println!("rejected rows: {}", report.display());
+            return Ok(std::process::ExitCode::from(2));
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// What to import, from where, as whom.
 #[derive(Clone, Debug)]
 pub struct ImportArgs {
@@ -276,6 +325,17 @@ pub struct ImportArgs {
 }
 
 impl ImportArgs {
+    /// Where and as whom the import connects.
+    pub fn connection(&self) -> ConnectArgs {
+        ConnectArgs {
+            server: self.server.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: Some(self.ca.clone()),
+            server_name: self.server_name.clone(),
+        }
+    }
+
     /// Arguments with every default: CA beside the certificate's directory,
     /// local server, batches of 500, no report, no progress bar.
     pub fn new(kind: ImportKind, file: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
@@ -286,8 +346,8 @@ impl ImportArgs {
             cert,
             key,
             ca,
-            server: DEFAULT_SERVER.into(),
-            server_name: DEFAULT_SERVER_NAME.into(),
+            server: connect::DEFAULT_SERVER.into(),
+            server_name: connect::DEFAULT_SERVER_NAME.into(),
             batch_size: DEFAULT_BATCH,
             report: None,
             progress: false,
@@ -295,9 +355,7 @@ impl ImportArgs {
     }
 }
 
-/// `ca.crt` one directory above the certificate's, as the development PKI lays
-/// out `DIR/clients/x.crt` and `DIR/ca.crt`.
-pub use crate::client::default_ca;
+pub use crate::tools::connect::default_ca;
 
 /// `F.rejected.csv` beside `F.csv` or `F.ndjson`.
 pub fn default_report(file: &Path) -> PathBuf {
@@ -367,9 +425,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     }
     let bar = progress_bar(&args, format)?;
 
-    crate::server::install_crypto_provider();
+    connect::install_crypto_provider();
     let channel = connect(&args).await?;
-    let mut sender = Sender::new(args.kind, channel, run_start, bar.clone());
+    let mut sender = Sender::new(
+        args.kind,
+        channel,
+        run_start,
+        bar.clone(),
+        args.cert.clone(),
+    );
     sender.preflight(&args).await?;
 
     let mut report = Report::new(args.report.as_deref())?;
@@ -1100,29 +1164,6 @@ impl Report {
     }
 }
 
-/// The canonical gRPC name of a status code, as operators see it in docs and logs.
-pub fn code_name(code: i32) -> &'static str {
-    match Code::from(code) {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Progress
 
@@ -1170,14 +1211,8 @@ fn count_lines(path: &Path) -> anyhow::Result<u64> {
 // Talking to the server
 
 async fn connect(args: &ImportArgs) -> anyhow::Result<Channel> {
-    let connection = crate::client::Connection {
-        cert: args.cert.clone(),
-        key: args.key.clone(),
-        ca: Some(args.ca.clone()),
-        server: args.server.clone(),
-        server_name: args.server_name.clone(),
-    };
-    let endpoint = connection
+    let endpoint = args
+        .connection()
         .endpoint()?
         .connect_timeout(Duration::from_secs(10))
         .timeout(CALL_TIMEOUT)
@@ -1216,6 +1251,8 @@ struct Sender {
     /// Salts request ids of follow-up calls within this run (see `submit`).
     run_salt: [u8; 16],
     bar: indicatif::ProgressBar,
+    /// Named when the server refuses it.
+    cert: PathBuf,
 }
 
 impl Sender {
@@ -1224,6 +1261,7 @@ impl Sender {
         channel: Channel,
         run_start: SystemTime,
         bar: indicatif::ProgressBar,
+        cert: PathBuf,
     ) -> Self {
         // Responses carry whole records; allow more than tonic's 4 MiB default.
         let limit = 64 << 20;
@@ -1242,18 +1280,21 @@ impl Sender {
             run_start,
             run_salt,
             bar,
+            cert,
         }
     }
 
     /// Confirms the server accepts the certificate and that its agency may
     /// submit this kind, before any row is sent.
     async fn preflight(&mut self, args: &ImportArgs) -> anyhow::Result<()> {
-        let me = self
-            .system
-            .who_am_i(proto::WhoAmIRequest {})
-            .await
-            .map_err(|s| fatal_status(&s, "WhoAmI", args))?
-            .into_inner();
+        let me = match self.system.who_am_i(proto::WhoAmIRequest {}).await {
+            Ok(r) => r.into_inner(),
+            // A refused certificate reads as it does in every client.
+            Err(s) => match connect::refused_by_tls(&s, "WhoAmI", &args.connection()).await {
+                Some(refused) => return Err(refused),
+                None => return Err(fatal_status(&s, "WhoAmI", args)),
+            },
+        };
         let agency = proto::Agency::try_from(me.agency).unwrap_or(proto::Agency::Unspecified);
         let owners = self.kind.owners();
         if !owners.contains(&agency) {
@@ -1400,7 +1441,7 @@ impl Sender {
                     tokio::time::sleep(wait).await;
                 }
                 Code::Unauthenticated | Code::PermissionDenied => {
-                    bail!(describe_refusal(&status, self.method()));
+                    bail!(connect::refusal(&status, self.method(), &self.cert).unwrap_or_default());
                 }
                 _ => bail!(
                     "{} failed{}: {} {}{}",
@@ -1564,35 +1605,15 @@ fn fill_missing(v: Vec<Option<Outcome>>) -> Vec<Outcome> {
 }
 
 fn backoff(try_number: u32) -> Duration {
-    let factor = 1u32 << try_number.saturating_sub(1).min(16);
-    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+    connect::backoff(try_number, BACKOFF_MAX)
 }
 
-fn error_reason(status: &Status) -> Option<String> {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .filter(|r| !r.is_empty())
-}
-
-/// Whole-call failures worth another try under the same request id.
-/// CANCELLED is what tonic reports when our own call timeout fires; UNKNOWN
-/// is how it reports a connection that broke mid-call (the server never sends
-/// UNKNOWN itself), as when the server is restarted.
 fn is_transient(status: &Status) -> bool {
-    match status.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => true,
-        Code::Aborted => error_reason(status).as_deref() == Some("CONCURRENT_MODIFICATION"),
-        _ => false,
-    }
+    connect::is_transient(status, Patience::Run)
 }
 
 fn is_transient_item(e: &proto::ItemError) -> bool {
-    match Code::from(e.code) {
-        Code::Unavailable | Code::DeadlineExceeded => true,
-        Code::Aborted => e.reason == "CONCURRENT_MODIFICATION",
-        _ => false,
-    }
+    connect::is_transient_item(e.code, &e.reason)
 }
 
 /// Refusals that another import may have cured since (a cadre registered, an
@@ -1614,28 +1635,10 @@ fn agency_name(a: proto::Agency) -> &'static str {
     }
 }
 
-fn describe_refusal(status: &Status, method: &str) -> String {
-    let reason = error_reason(status)
-        .map(|r| format!(", reason {r}"))
-        .unwrap_or_default();
-    match status.code() {
-        Code::Unauthenticated => format!(
-            "the server did not accept the client certificate for {method} \
-             (UNAUTHENTICATED{reason}: {}); use a certificate from the exchange CA that \
-             carries exactly one urn:cadrex:system URI and is not revoked",
-            status.message()
-        ),
-        _ => format!(
-            "the server refused {method} for this system (PERMISSION_DENIED{reason}: {})",
-            status.message()
-        ),
-    }
-}
-
 fn fatal_status(status: &Status, method: &str, args: &ImportArgs) -> anyhow::Error {
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => {
-            anyhow::anyhow!(describe_refusal(status, method))
+            anyhow::anyhow!(connect::refusal(status, method, &args.cert).unwrap_or_default())
         }
         code => anyhow::anyhow!(
             "{method} on {} failed: {} {} (check --cert {}, --key and --ca {})",

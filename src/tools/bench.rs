@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -12,16 +12,15 @@ use prost::Message;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::access_log::{AccessLog, LogSigner};
 use crate::config::Config;
-use crate::grpc::AppState;
 use crate::identity::{Agency, Principal};
 use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
-use crate::seed::{self, Rng};
 use crate::store::{CadreQuery, RecordQuery, Store};
+use crate::tools::connect::ConnectArgs;
+use crate::tools::seed::{self, Rng};
 
 /// Concurrent callers of the ceiling and dossier phases.
 pub const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -37,6 +36,51 @@ const MAX_TARGETS: i64 = 100_000;
 /// The province whose discipline and audit systems the benchmark acts as
 /// (the development PKI's province).
 pub const PROVINCE: &str = "360000";
+
+/// `cadrex bench`: measures a server over mutual TLS on loopback (see BENCHMARKS.md).
+#[derive(clap::Args, Debug)]
+pub struct BenchCommand {
+    /// Store URL; seeded with the defaults first when it has no cadres.
+    #[arg(long)]
+    store: String,
+    /// Total measuring time, split across the phases.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Prints one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// A running server on loopback (127.0.0.1:PORT) instead of a child process.
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    #[arg(long, default_value = "./cadrex-data/pki")]
+    pki_dir: PathBuf,
+    /// Seed for choosing cadres.
+    #[arg(long, default_value_t = seed::DEFAULT_SEED)]
+    seed: u64,
+    /// Measures only this phase, for the whole duration, at 16 callers.
+    #[arg(long, value_enum)]
+    only: Option<Phase>,
+}
+
+impl BenchCommand {
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let report = run(BenchArgs {
+            store: self.store,
+            server: self.server,
+            pki_dir: self.pki_dir,
+            duration: self.duration,
+            seed: self.seed,
+            only: self.only,
+        })
+        .await?;
+        if self.json {
+            println!("{}", report.json());
+        } else {
+            println!("{}", report.table());
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
 
 /// What `cadrex bench` is asked to do.
 #[derive(Clone, Debug)]
@@ -132,12 +176,10 @@ pub fn channels(
     n: usize,
 ) -> anyhow::Result<Vec<Channel>> {
     let (cert, key) = seed::agency_cert(pki_dir, agency, division)?;
-    let conn = crate::client::Connection {
-        cert,
-        key,
-        ca: Some(crate::pki::PkiPaths::new(pki_dir).ca_cert()),
+    let conn = ConnectArgs {
+        ca: Some(crate::admin::pki::PkiPaths::new(pki_dir).ca_cert()),
         server: format!("https://{addr}"),
-        server_name: "localhost".into(),
+        ..ConnectArgs::new(cert, key)
     };
     (0..n.max(1)).map(|_| conn.channel()).collect()
 }
@@ -248,19 +290,17 @@ where
 }
 
 /// The application state a server builds, over `store`, for assembling
-/// dossiers in this process. Its appender is never used by `assemble`.
+/// dossiers in this process. Its appender is never used by the in-process
+/// dossier, and its checkpoints are an hour apart so they stay out of the way.
 async fn local_state(
     store: Arc<dyn Store>,
     url: &str,
     pki_dir: &Path,
-) -> anyhow::Result<(
-    Arc<AppState>,
-    Vec<tokio::task::JoinHandle<()>>,
-    tokio::sync::watch::Sender<bool>,
-)> {
+) -> anyhow::Result<crate::BuiltState> {
     let config = Config {
         store: url.to_string(),
         pki_dir: pki_dir.to_path_buf(),
+        checkpoint_interval: Duration::from_secs(3600),
         ..Config::default()
     };
     let tls = crate::tls::TlsState::load(crate::tls::TlsPaths {
@@ -269,29 +309,7 @@ async fn local_state(
         server_key: config.server_key_path(),
         crl: config.crl_path(),
     })?;
-    let signer = Arc::new(LogSigner::load(&config.log_signing_key_path())?);
-    let (log, tasks) = AccessLog::start(
-        store.clone(),
-        signer.clone(),
-        config.log_batch_max,
-        Duration::from_secs(3600),
-    );
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let state = Arc::new(AppState {
-        authz: crate::authz::Authorizer::load(None)?,
-        informant: crate::informant::KeyRing::load(&config.informant_key_path())?,
-        epoch: store.epoch().await?,
-        rules: crate::domain::rules::RuleParams::default(),
-        calendar: crate::domain::calendar::Calendar::embedded(),
-        verified: Mutex::new(None),
-        config,
-        store,
-        log,
-        signer,
-        tls,
-        stopping,
-    });
-    Ok((state, tasks, stop))
+    crate::build_state(config, store, tls).await
 }
 
 /// Everything measured, as printed.
@@ -813,7 +831,7 @@ mod raw {
 
 /// In-process dossiers at `callers`: the same assembly the handler runs.
 async fn in_process_phase(
-    state: Arc<AppState>,
+    state: Arc<crate::AppState>,
     principal: Principal,
     targets: Arc<Vec<String>>,
     seed: u64,
@@ -825,7 +843,7 @@ async fn in_process_phase(
         let principal = principal.clone();
         let req = dossier_request(target(seed, &targets, c, i));
         async move {
-            crate::grpc::dossier::assemble(state, principal, req)
+            crate::dossier_in_process(state, principal, req)
                 .await
                 .map_err(|e| anyhow::anyhow!("in-process dossier: {e}"))?;
             Ok(1)
@@ -841,7 +859,7 @@ pub const HAS_NOLOG: bool = cfg!(feature = "bench-nolog");
 /// it has no cadres in the benchmark province.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let begun = Instant::now();
-    crate::server::install_crypto_provider();
+    crate::tools::connect::install_crypto_provider();
     if let Some(addr) = args.server
         && !addr.ip().is_loopback()
     {
@@ -930,9 +948,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     drop(child);
 
     if runs(Phase::InProcess) {
-        let (state, tasks, _stop) = local_state(store.clone(), &args.store, &args.pki_dir).await?;
+        let local = local_state(store.clone(), &args.store, &args.pki_dir).await?;
         report.in_process = in_process_phase(
-            state,
+            local.state,
             discipline,
             targets.clone(),
             args.seed,
@@ -941,7 +959,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         )
         .await?
         .calls_per_s();
-        for t in tasks {
+        for t in local.log_tasks {
             t.abort();
         }
     }

@@ -114,6 +114,68 @@ pub struct ClientSpec {
     pub common_name: String,
 }
 
+/// `cadrex pki …`: development and test certificates.
+#[derive(clap::Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Creates a CA, server certificate, log-signing key and client certificates.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = DEFAULT_DIVISION)]
+        division: String,
+    },
+    /// Issues a client certificate for one more system.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// discipline, organization, audit or petition.
+        #[arg(long)]
+        agency: String,
+        /// 6-digit division code.
+        #[arg(long)]
+        division: String,
+        /// Short lowercase system name.
+        #[arg(long)]
+        system: String,
+    },
+    /// Adds a certificate to the CRL (crl.pem in the PKI directory).
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+    },
+}
+
+impl PkiCommand {
+    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        match self {
+            PkiCommand::Init { dir, division } => {
+                init(&dir, &division)?;
+                println!("PKI written to {}", dir.display());
+            }
+            PkiCommand::Issue {
+                dir,
+                agency,
+                division,
+                system,
+            } => {
+                let (crt, key) = issue(&dir, &agency, &division, &system)?;
+                println!("{}\n{}", crt.display(), key.display());
+            }
+            PkiCommand::Revoke { dir, cert } => {
+                revoke(&dir, &cert)?;
+                println!(
+                    "revoked {}; CRL {}",
+                    cert.display(),
+                    PkiPaths::new(&dir).crl().display()
+                );
+            }
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// Creates a new PKI in `dir`: CA, server pair, log-signing key, informant key, empty CRL,
 /// and client pairs for every agency in `division`, `360802` and `360000`.
 pub fn init(dir: &Path, division: &str) -> anyhow::Result<()> {

@@ -140,6 +140,37 @@ fn file_text(keys: &[KeyLine], pending: Option<&str>) -> String {
     out
 }
 
+/// `cadrex keys …`: informant-key tools.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-encrypts every informant block under a new key and retires the old
+    /// ones. Offline: stop every server on the store first, start them after.
+    /// An interrupted run is finished by running it again.
+    Rotate {
+        #[arg(long)]
+        store: String,
+        /// Informant key file (`id:hex` lines, current key first).
+        #[arg(long, default_value = "./cadrex-data/pki/informant.key")]
+        key_file: std::path::PathBuf,
+        /// Rows re-encrypted per transaction.
+        #[arg(long, default_value_t = DEFAULT_BATCH,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+        batch: usize,
+    },
+}
+
+impl KeysCommand {
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let KeysCommand::Rotate {
+            store,
+            key_file,
+            batch,
+        } = self;
+        println!("{}", rotate(&store, &key_file, batch).await?);
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// Rotates the informant key of the store at `store_url` whose key file is
 /// `key_file`, re-encrypting `batch` rows per transaction.
 ///
@@ -219,7 +250,7 @@ async fn reseal_all(
             for b in &blocks {
                 // The same AAD as the records service: owner system and source id.
                 let context =
-                    crate::grpc::records::informant_context(&b.owner_system, &b.source_record_id);
+                    crate::informant::informant_context(&b.owner_system, &b.source_record_id);
                 let plain = ring.open(&b.sealed, &context).map_err(|e| {
                     anyhow::anyhow!("record {}: {e} (key id {})", b.record_id, b.sealed.key_id)
                 })?;

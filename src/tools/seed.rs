@@ -13,10 +13,6 @@ use rustls_pki_types::pem::PemObject;
 use crate::domain::chain::LogEntry;
 use crate::domain::ids;
 use crate::domain::records::{self, Kind};
-use crate::grpc::{
-    M_BATCH_CREATE_CADRES, M_BATCH_SUBMIT_RECORDS, M_CREATE_OPINION_REQUEST, M_REPLY_OPINION,
-    M_WITHDRAW_OPINION_REQUEST,
-};
 use crate::identity::{Agency, Principal};
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
@@ -219,6 +215,39 @@ const TITLES: &[(&str, bool)] = &[
 ];
 const CREDIT_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
+/// `cadrex seed`: fills a store with deterministic synthetic cadres, records
+/// and opinion requests (see BENCHMARKS.md).
+#[derive(clap::Args, Debug)]
+pub struct SeedCommand {
+    /// Store URL: sqlite://PATH or postgres://…
+    #[arg(long)]
+    store: String,
+    /// PKI of the server that will read the store (its informant key seals
+    /// 检举人信息); created with development certificates when absent.
+    #[arg(long, default_value = "./cadrex-data/pki")]
+    pki_dir: PathBuf,
+    #[arg(long, default_value_t = DEFAULT_CADRES)]
+    cadres: usize,
+    /// Mean records per cadre (most have fewer, a few many more).
+    #[arg(long, default_value_t = DEFAULT_RECORDS_PER_CADRE)]
+    records_per_cadre: u32,
+    /// PRNG seed: the same seed gives the same data.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+impl SeedCommand {
+    pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        let mut args = SeedArgs::new(self.store, self.pki_dir);
+        args.cadres = self.cadres;
+        args.records_per_cadre = self.records_per_cadre;
+        args.seed = self.seed;
+        args.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        println!("{}", run(args).await?);
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 /// What `cadrex seed` is asked to do.
 #[derive(Clone, Debug)]
 pub struct SeedArgs {
@@ -272,8 +301,8 @@ impl std::fmt::Display for SeedSummary {
 
 /// The development PKI, created like `serve` does when the directory has none.
 pub fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
-    if !crate::pki::PkiPaths::new(dir).exists() {
-        crate::pki::init(dir, crate::pki::DEFAULT_DIVISION)?;
+    if !crate::admin::pki::PkiPaths::new(dir).exists() {
+        crate::admin::pki::init(dir, crate::admin::pki::DEFAULT_DIVISION)?;
         tracing::warn!(dir = %dir.display(), "created DEVELOPMENT certificates");
     }
     Ok(())
@@ -286,7 +315,7 @@ pub fn agency_cert(
     agency: Agency,
     division: &str,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let paths = crate::pki::PkiPaths::new(dir);
+    let paths = crate::admin::pki::PkiPaths::new(dir);
     let (crt, key) = (
         paths.client_cert(agency.as_str(), division),
         paths.client_key(agency.as_str(), division),
@@ -302,7 +331,7 @@ pub fn agency_cert(
     if crt.exists() {
         return Ok((crt, key));
     }
-    crate::pki::issue(dir, agency.as_str(), division, &system)
+    crate::admin::pki::issue(dir, agency.as_str(), division, &system)
 }
 
 /// The principal a certificate file stands for, read as the server reads it.
@@ -434,6 +463,11 @@ impl Owners {
     }
 }
 
+/// The wire path of an RPC, `/cadrex.v1.Service/Method`, as the server logs it.
+fn rpc(service: &str, method: &str) -> String {
+    format!("/{service}/{method}")
+}
+
 fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
     LogEntry {
         principal: p.uri.clone(),
@@ -454,9 +488,10 @@ fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
 /// second run cannot half-collide with the first.
 pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
     let started = Instant::now();
-    crate::server::install_crypto_provider();
+    crate::tools::connect::install_crypto_provider();
     ensure_pki(&args.pki_dir)?;
-    let informant = KeyRing::load(&crate::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
+    let informant =
+        KeyRing::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
     let owners = Owners::load(&args.pki_dir)?;
     let store = crate::store::connect(&args.store).await?;
     let existing = store
@@ -603,7 +638,14 @@ async fn write_cadres(
     rows: Vec<CadreRow>,
 ) -> anyhow::Result<usize> {
     let names: Vec<String> = rows.iter().map(|r| format!("cadres/{}", r.id)).collect();
-    let entry = log_entry(org, M_BATCH_CREATE_CADRES, names);
+    let entry = log_entry(
+        org,
+        &rpc(
+            proto::cadre_service_server::SERVICE_NAME,
+            "BatchCreateCadres",
+        ),
+        names,
+    );
     let finish = move |_: &[crate::Result<()>]| (entry.clone(), None);
     let outcomes = store.create_cadres(rows, &finish).await?;
     let mut ok = 0;
@@ -927,7 +969,7 @@ impl RecordSeeder<'_> {
         {
             // The same context RecordService seals under (owner system | source id),
             // so that the server opens these blocks like its own.
-            let context = crate::grpc::records::informant_context(&owner.uri, &source_record_id);
+            let context = crate::informant::informant_context(&owner.uri, &source_record_id);
             informant = Some(self.informant.seal(&i.encode_to_vec(), &context)?);
         }
         let event_date = records::event_date(&payload);
@@ -991,7 +1033,14 @@ impl RecordSeeder<'_> {
             .iter()
             .map(|r| format!("cadres/{}/records/{}", r.cadre_id, r.id))
             .collect();
-        let entry = log_entry(owner, M_BATCH_SUBMIT_RECORDS, names);
+        let entry = log_entry(
+            owner,
+            &rpc(
+                proto::record_service_server::SERVICE_NAME,
+                "BatchSubmitRecords",
+            ),
+            names,
+        );
         let finish = move |_: &[crate::Result<crate::store::SubmitOutcome>]| (entry.clone(), None);
         for o in self.store.submit_records(rows, &finish).await? {
             o?;
@@ -1023,7 +1072,7 @@ async fn seed_opinions(
     rng: &mut Rng,
     by_province: &[Vec<String>],
 ) -> anyhow::Result<(usize, usize)> {
-    let today = crate::grpc::today();
+    let today = crate::domain::calendar::today();
     let now = now_us();
     let day_us = 86_400_000_000i64;
     let (mut requests, mut replies) = (0, 0);
@@ -1069,7 +1118,14 @@ async fn seed_opinions(
                 .chain(ids.iter().map(|c| format!("cadres/{c}")))
                 .collect();
             let meta = WriteMeta {
-                log: log_entry(org, M_CREATE_OPINION_REQUEST, resources),
+                log: log_entry(
+                    org,
+                    &rpc(
+                        proto::opinion_service_server::SERVICE_NAME,
+                        "CreateOpinionRequest",
+                    ),
+                    resources,
+                ),
                 changes: vec![Change {
                     op: "UPSERT",
                     resource: name.clone(),
@@ -1106,7 +1162,11 @@ async fn seed_opinions(
                             create_time_us: now,
                         };
                         let meta = WriteMeta {
-                            log: log_entry(disc, M_REPLY_OPINION, vec![reply_name.clone()]),
+                            log: log_entry(
+                                disc,
+                                &rpc(proto::opinion_service_server::SERVICE_NAME, "ReplyOpinion"),
+                                vec![reply_name.clone()],
+                            ),
                             changes: vec![Change {
                                 op: "UPSERT",
                                 resource: reply_name,
@@ -1122,7 +1182,14 @@ async fn seed_opinions(
                 }
                 90.. => {
                     let meta = WriteMeta {
-                        log: log_entry(org, M_WITHDRAW_OPINION_REQUEST, vec![name.clone()]),
+                        log: log_entry(
+                            org,
+                            &rpc(
+                                proto::opinion_service_server::SERVICE_NAME,
+                                "WithdrawOpinionRequest",
+                            ),
+                            vec![name.clone()],
+                        ),
                         changes: vec![Change {
                             op: "UPSERT",
                             resource: name.clone(),

@@ -32,6 +32,7 @@ use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
 use crate::proto::system_service_client::SystemServiceClient;
 use crate::proto::{self, ChangeKind, change_event, watch_changes_response};
+use crate::tools::connect::{self, ConnectArgs, Patience};
 
 /// Items per page of every listing, unless told otherwise: the most
 /// `ListRecords` and `ListCadres` return, and about 1 MB of findings.
@@ -61,7 +62,6 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// A page of 1000 records is about 1 MB; the headroom covers large payloads.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Cap of the reconnect backoff: a restarted server is picked up within 30 s.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Tries of a `--once` run before it gives up (about 8 s of backoff in all).
@@ -83,6 +83,68 @@ pub enum SyncMode {
     Interval(Duration),
     /// Catch up and follow a `WatchChanges` stream until stopped.
     Follow,
+}
+
+/// `cadrex sync`: keeps a local copy of the change feed, a SQLite mirror or
+/// an NDJSON file (see README "Keeping a copy in sync").
+#[derive(clap::Args, Debug)]
+pub struct SyncCommand {
+    /// Kinds to copy, comma-separated: cadre, sanction, admonishment, clue,
+    /// org-handling, personal-matters-check, evaluation, audit-engagement,
+    /// audit-finding, petition.
+    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_kind)]
+    kinds: Vec<ChangeKind>,
+    /// Mirror database, sqlite://FILE (created when absent).
+    #[arg(long, required_unless_present = "out", conflicts_with = "out")]
+    into: Option<String>,
+    /// Appends one JSON line per event to FILE.ndjson instead (cursor in FILE.ndjson.cursor).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Catch up, then again after this pause (e.g. 5m), until stopped.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "once")]
+    interval: Option<Duration>,
+    /// Catch up once and exit. Without --once or --interval, follows a watch stream.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Items per listing page (at most 1000).
+    #[arg(long, default_value_t = DEFAULT_PAGE_SIZE,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    page_size: i32,
+}
+
+impl SyncCommand {
+    /// Runs until caught up (`--once`) or until `stop` resolves (Ctrl-C or
+    /// SIGTERM), which ends the run after the batch in hand, with its summary.
+    pub async fn run(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<std::process::ExitCode> {
+        let mut args = SyncArgs::new(self.kinds, self.connect.cert, self.connect.key);
+        if let Some(ca) = self.connect.ca {
+            args.ca = ca;
+        }
+        args.into = self.into;
+        args.out = self.out;
+        args.mode = match (self.once, self.interval) {
+            (true, _) => SyncMode::Once,
+            (false, Some(d)) => SyncMode::Interval(d),
+            (false, None) => SyncMode::Follow,
+        };
+        args.server = self.connect.server;
+        args.server_name = self.connect.server_name;
+        args.page_size = self.page_size;
+        args.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let (stopper, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            stop.await;
+            let _ = stopper.send(true);
+        });
+        args.stop = Some(stopped);
+        println!("{}", run(args).await?);
+        Ok(std::process::ExitCode::SUCCESS)
+    }
 }
 
 /// What to sync, where to, from where, as whom.
@@ -114,6 +176,17 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
+    /// Where and as whom the agent connects.
+    pub fn connection(&self) -> ConnectArgs {
+        ConnectArgs {
+            server: self.server.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: Some(self.ca.clone()),
+            server_name: self.server_name.clone(),
+        }
+    }
+
     /// Arguments with every default: CA beside the certificate's directory,
     /// local server, pages of 1000, follow mode, no sink chosen yet.
     pub fn new(kinds: Vec<ChangeKind>, cert: PathBuf, key: PathBuf) -> Self {
@@ -122,11 +195,11 @@ impl SyncArgs {
             into: None,
             out: None,
             mode: SyncMode::Follow,
-            ca: crate::import::default_ca(&cert),
+            ca: connect::default_ca(&cert),
             cert,
             key,
-            server: crate::import::DEFAULT_SERVER.into(),
-            server_name: crate::import::DEFAULT_SERVER_NAME.into(),
+            server: connect::DEFAULT_SERVER.into(),
+            server_name: connect::DEFAULT_SERVER_NAME.into(),
             page_size: DEFAULT_PAGE_SIZE,
             progress: false,
             stop: None,
@@ -248,7 +321,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<SyncSummary> {
     if !(1..=1000).contains(&args.page_size) {
         bail!("--page-size must be between 1 and 1000");
     }
-    crate::server::install_crypto_provider();
+    connect::install_crypto_provider();
     // Unreadable certificate files fail the run before the copy is created.
     let channel = channel(&args)?;
     let sink = match (&args.into, &args.out) {
@@ -791,17 +864,7 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 // Talking to the server
 
 fn channel(args: &SyncArgs) -> anyhow::Result<Channel> {
-    let connection = crate::client::Connection {
-        cert: args.cert.clone(),
-        key: args.key.clone(),
-        ca: Some(args.ca.clone()),
-        server: args.server.clone(),
-        server_name: args.server_name.clone(),
-    };
-    // Lazy: the channel reconnects by itself after a server restart; each call
-    // then fails or succeeds on its own and the agent backs off in between.
-    // Deadlines go on each unary request instead (`call`), where the server
-    // sees them too; the watch stream has none.
+    let connection = args.connection();
     Ok(connection
         .endpoint()?
         .connect_timeout(Duration::from_secs(10))
@@ -835,107 +898,12 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// The TLS refusal an `io::Error` carries, if any: an alert from the server
-/// refusing our certificate, or our refusal of its certificate. tokio-rustls
-/// hands these over with the rustls message as text, so the text is what can
-/// be recognised.
-fn tls_refusal_text(e: &std::io::Error) -> Option<String> {
-    let text = e.get_ref()?.to_string();
-    (text.starts_with("received fatal alert") || text.starts_with("invalid peer certificate"))
-        .then_some(text)
-}
-
-/// The TLS refusal somewhere in a transport error's sources, if any.
-fn tls_error(status: &Status) -> Option<String> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(e) = next {
-        if let Some(t) = e.downcast_ref::<rustls::Error>() {
-            return Some(t.to_string());
-        }
-        if let Some(t) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(tls_refusal_text)
-        {
-            return Some(t);
-        }
-        next = e.source();
-    }
-    None
-}
-
-fn tls_refusal(tls: &str, method: &str, args: &SyncArgs) -> anyhow::Error {
-    let hint = if tls.contains("received fatal alert") {
-        format!(
-            "the server refused the client certificate {} during the TLS handshake; \
-             it must be issued by the exchange CA, unexpired and not revoked",
-            args.cert.display()
-        )
-    } else {
-        format!(
-            "the server's certificate was not accepted; check --ca {} and --server-name {}",
-            args.ca.display(),
-            args.server_name
-        )
-    };
-    anyhow!("{hint} ({tls}, from {} during {method})", args.server)
-}
-
-/// Connects once outside tonic and waits for the server's HTTP/2 preface, to
-/// tell a refused certificate from a server that is away. Under TLS 1.3 the
-/// client finishes its handshake before the server has judged the client
-/// certificate, so a call on a refused connection often fails as a bare
-/// CANCELLED or UNKNOWN with the server's alert lost; here the alert is the
-/// answer to the first read. `None` unless the TLS layer refused.
-async fn tls_probe(args: &SyncArgs) -> Option<String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use tokio::io::AsyncReadExt;
-
-    const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-    let uri: http::Uri = args.server.parse().ok()?;
-    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(443);
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(&args.ca).ok()? {
-        roots.add(c.ok()?).ok()?;
-    }
-    let chain = CertificateDer::pem_file_iter(&args.cert)
-        .ok()?
-        .collect::<Result<Vec<_>, _>>()
-        .ok()?;
-    let key = PrivateKeyDer::from_pem_file(&args.key).ok()?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .ok()?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let name = ServerName::try_from(args.server_name.clone()).ok()?;
-    let tcp = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
-        .await
-        .ok()?
-        .ok()?;
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let mut tls = match tokio::time::timeout(PROBE_TIMEOUT, connector.connect(name, tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return tls_refusal_text(&e),
-        Err(_) => return None,
-    };
-    let mut preface = [0u8; 64];
-    match tokio::time::timeout(PROBE_TIMEOUT, tls.read(&mut preface)).await {
-        Ok(Err(e)) => tls_refusal_text(&e),
-        _ => None,
-    }
-}
-
 fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
     let reason = status
         .get_details_error_info()
         .map(|i| (i.reason, i.metadata))
         .filter(|(r, _)| !r.is_empty());
-    let code_name = crate::import::code_name(status.code() as i32);
+    let code_name = connect::code_name(status.code() as i32);
     let reason_text = reason
         .as_ref()
         .map(|(r, _)| format!(", reason {r}"))
@@ -948,47 +916,26 @@ fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
             oldest: metadata.get("oldest_cursor").cloned().unwrap_or_default(),
         };
     }
-    match status.code() {
-        Code::Unauthenticated => {
-            return Failure::Fatal(anyhow!(
-                "the server did not accept the client certificate {} for {method} \
-                 (UNAUTHENTICATED{reason_text}: {}); use a certificate from the exchange CA that \
-                 carries exactly one urn:cadrex:system URI and is not revoked",
-                args.cert.display(),
-                status.message()
-            ));
-        }
-        Code::PermissionDenied => {
-            return Failure::Fatal(anyhow!(
-                "the server refused {method} for this system (PERMISSION_DENIED{reason_text}: {})",
-                status.message()
-            ));
-        }
-        _ => {}
+    if let Some(refused) = connect::refusal(&status, method, &args.cert) {
+        return Failure::Fatal(anyhow!(refused));
     }
-    if let Some(tls) = tls_error(&status) {
-        return Failure::Fatal(tls_refusal(&tls, method, args));
+    if let Some(tls) = connect::tls_error(&status) {
+        return Failure::Fatal(connect::tls_refusal(&tls, method, &args.connection()));
     }
     let error = anyhow!(
         "{method} on {} failed: {code_name}{reason_text}: {}",
         args.server,
         status.message()
     );
-    match status.code() {
-        Code::Unavailable
-        | Code::Unknown
-        | Code::Cancelled
-        | Code::DeadlineExceeded
-        | Code::Aborted
-        | Code::ResourceExhausted
-        | Code::Internal => Failure::Transient(error),
-        _ => Failure::Fatal(error),
+    if connect::is_transient(&status, Patience::Agent) {
+        Failure::Transient(error)
+    } else {
+        Failure::Fatal(error)
     }
 }
 
 fn backoff(failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(16);
-    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+    connect::backoff(failures, BACKOFF_MAX)
 }
 
 fn progress_bar(show: bool) -> anyhow::Result<indicatif::ProgressBar> {
@@ -1126,8 +1073,12 @@ impl Agent {
                     self.cursor = None;
                 }
                 Err(Failure::Transient(e)) => {
-                    if let Some(tls) = tls_probe(&self.args).await {
-                        return Err(tls_refusal(&tls, "a test connection", &self.args));
+                    if let Some(tls) = connect::tls_probe(&self.args.connection()).await {
+                        return Err(connect::tls_refusal(
+                            &tls,
+                            "a test connection",
+                            &self.args.connection(),
+                        ));
                     }
                     self.failures += 1;
                     self.summary.retries += 1;
@@ -1167,11 +1118,11 @@ impl Agent {
 
     /// Fails early and clearly on a refused certificate, before touching the copy.
     async fn preflight(&mut self) -> Result<(), Failure> {
-        if let Some(tls) = tls_probe(&self.args).await {
-            return Err(Failure::Fatal(tls_refusal(
+        if let Some(tls) = connect::tls_probe(&self.args.connection()).await {
+            return Err(Failure::Fatal(connect::tls_refusal(
                 &tls,
                 "a test connection",
-                &self.args,
+                &self.args.connection(),
             )));
         }
         let me = self

@@ -1,6 +1,6 @@
-//! Operator commands that work on a store directly: `cadrex log verify|checkpoint`, `cadrex backup` and `cadrex restore`.
+//! `cadrex log verify|checkpoint`: checks the access log's hash chain and signed checkpoints in a store, with no server running.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use base64::Engine;
@@ -10,6 +10,91 @@ use anyhow::Context;
 
 use crate::access_log::{self, LogSigner};
 use crate::store::{self, CheckpointRow};
+
+/// `cadrex log …`: access-log tools.
+#[derive(clap::Subcommand, Debug)]
+pub enum LogCommand {
+    /// Recomputes the hash chain, checks the per-cadre index against it, and
+    /// checks every signed checkpoint (and an exported one) with a public key
+    /// you supply. Fails unless signatures can be checked or --no-signatures.
+    Verify {
+        #[arg(long)]
+        store: String,
+        /// The exchange's log-signing public key (PEM `PUBLIC KEY`, as
+        /// `cadrex pki init` writes `log-signing.pub`). Keys stored in the
+        /// database are never trusted.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The log-signing private key, at the exchange itself: its public half is used.
+        #[arg(long, conflicts_with = "public_key")]
+        key: Option<PathBuf>,
+        /// Checks the chain without checking checkpoint signatures.
+        #[arg(long, conflicts_with_all = ["public_key", "key"])]
+        no_signatures: bool,
+        /// A checkpoint exported earlier (the protobuf JSON of
+        /// `cadrex.v1.Checkpoint` that `GetCheckpoint` returns and
+        /// `cadrex log checkpoint` prints), kept outside this database.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Rows covered by no signed checkpoint and older than this fail the
+        /// check (a running server signs every few seconds, a stopping one
+        /// signs its last row).
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        max_unsigned_age: std::time::Duration,
+    },
+    /// Prints the newest signed checkpoint as the protobuf JSON of `cadrex.v1.Checkpoint`.
+    Checkpoint {
+        #[arg(long)]
+        store: String,
+        /// Checks the checkpoint's signature with this public key and includes it.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The log-signing private key: its public half is used.
+        #[arg(long, conflicts_with = "public_key")]
+        key: Option<PathBuf>,
+    },
+}
+
+impl LogCommand {
+    /// Runs the command; see [`log`] for the exit code.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        log(self.into()).await
+    }
+}
+
+impl From<LogCommand> for LogArgs {
+    fn from(c: LogCommand) -> Self {
+        let key = |public_key: Option<PathBuf>, key: Option<PathBuf>| match (public_key, key) {
+            (Some(p), _) => LogKey::Public(p),
+            (None, Some(k)) => LogKey::Private(k),
+            (None, None) => LogKey::None,
+        };
+        match c {
+            LogCommand::Verify {
+                store,
+                public_key,
+                key: private,
+                no_signatures,
+                checkpoint,
+                max_unsigned_age,
+            } => LogArgs::Verify {
+                store,
+                key: key(public_key, private),
+                no_signatures,
+                checkpoint,
+                max_unsigned_age,
+            },
+            LogCommand::Checkpoint {
+                store,
+                public_key,
+                key: private,
+            } => LogArgs::Checkpoint {
+                store,
+                key: key(public_key, private),
+            },
+        }
+    }
+}
 
 /// Arguments of `cadrex log …`.
 pub enum LogArgs {
@@ -197,45 +282,6 @@ pub fn checkpoint_from_json(text: &str) -> anyhow::Result<CheckpointRow> {
         key_id,
         signature,
     })
-}
-
-/// `cadrex backup`: a consistent copy of the store at `out` (refuses to overwrite).
-pub async fn backup(store_url: &str, out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        anyhow::bail!("{} exists; choose a new file", out.display());
-    }
-    let s = store::connect(store_url).await?;
-    let result = s.backup(out).await;
-    s.close().await;
-    result.map_err(|e| anyhow::anyhow!("{}", e.public_message()))
-}
-
-/// `cadrex restore`: copies a SQLite backup into a new store file (or, with
-/// `epoch_only`, works on a store restored by other means) and renews its epoch.
-pub async fn restore(
-    from: Option<&Path>,
-    store_url: &str,
-    epoch_only: bool,
-) -> anyhow::Result<String> {
-    if !epoch_only {
-        let from = from.ok_or_else(|| anyhow::anyhow!("--from is required unless --epoch-only"))?;
-        let path = store_url
-            .strip_prefix("sqlite://")
-            .or_else(|| store_url.strip_prefix("sqlite:"))
-            .ok_or_else(|| anyhow::anyhow!("restoring a file needs a sqlite:// store; for PostgreSQL use pg_restore, then --epoch-only"))?;
-        let path = Path::new(path.split('?').next().unwrap_or(path));
-        if path.exists() {
-            anyhow::bail!("{} exists; restore into a new store", path.display());
-        }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(from, path)?;
-    }
-    let s = store::connect(store_url).await?;
-    let epoch = s.renew_epoch().await;
-    s.close().await;
-    epoch.map_err(|e| anyhow::anyhow!("{}", e.public_message()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,157 @@
+//! The layout rule for `src/tools/`: tools reach the exchange through public seams only, never through `grpc::`, `server::` or store-backend internals.
+//!
+//! A tool that imports a handler module or builds server state itself breaks
+//! whenever the server is restructured, and may bypass the authorization and
+//! access-log path every caller is meant to go through. The seams a tool may
+//! use are the generated clients (`proto::*_client`), `tools::connect`, and
+//! the crate-root functions `build_state`, `dossier_in_process` and
+//! `AppState` (for bench's in-process baseline).
+//!
+//! `STORE_WRITERS` is the one exception, kept tiny on purpose: `seed` fills a
+//! store before any server runs and `bench` picks its targets and measures a
+//! raw-SQL baseline from one, so both use the `Store` trait and its row and
+//! query types (`store::connect`, `store::Store`, …) — but never a backend
+//! module (`store::sqlite`, `store::postgres`, `store::suite`).
+
+use std::path::{Path, PathBuf};
+
+/// Tools that may use the `Store` trait (see the module comment).
+const STORE_WRITERS: [&str; 2] = ["seed.rs", "bench.rs"];
+/// Modules no tool may name.
+const FORBIDDEN: [&str; 2] = ["grpc", "server"];
+/// Store modules that are backend internals, forbidden even to `STORE_WRITERS`.
+const STORE_BACKENDS: [&str; 3] = ["sqlite", "postgres", "suite"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The file without `//` comments (doc comments name modules in prose).
+fn code(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) if !l[..i].contains('"') => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every module path a file names from the crate root, `crate::a::b` and
+/// `cadrex::a::b`, with `crate::{a::b, c}` groups expanded one level (enough
+/// for rustfmt's import style), as `a::b…` strings.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for root in ["crate::", "cadrex::"] {
+        let mut rest = code;
+        while let Some(i) = rest.find(root) {
+            // `foo_crate::` or `my_cadrex::` are other roots.
+            let before = rest[..i].chars().last();
+            rest = &rest[i + root.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            if let Some(group) = rest.strip_prefix('{') {
+                let (mut depth, mut end) = (1, group.len());
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        end = j;
+                        break;
+                    }
+                }
+                let mut depth = 0;
+                let mut item = String::new();
+                for c in group[..end].chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            paths.push(std::mem::take(&mut item));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if !c.is_whitespace() {
+                        item.push(c);
+                    }
+                }
+                paths.push(item);
+                paths.retain(|p| !p.is_empty());
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                paths.push(rest[..end].to_string());
+            }
+        }
+    }
+    paths
+}
+
+fn module(path: &str) -> &str {
+    path.split("::").next().unwrap_or("")
+}
+
+#[test]
+fn tools_use_only_public_seams() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tools");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() >= 7, "src/tools holds the tools: {files:?}");
+    let mut violations = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read_to_string(file).unwrap();
+        for path in crate_paths(&code(&text)) {
+            let m = module(&path);
+            let bad = FORBIDDEN.contains(&m)
+                || (m == "store"
+                    && (!STORE_WRITERS.contains(&name)
+                        || path
+                            .split("::")
+                            .nth(1)
+                            .is_some_and(|sub| STORE_BACKENDS.iter().any(|b| sub.starts_with(b)))));
+            if bad {
+                violations.push(format!("{}: {path}", file.display()));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "tools reach into server internals (see tests/it/layout.rs):\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_every_import_form() {
+    let forms = "use crate::grpc::AppState;\n\
+                 use crate::{proto, server};\n\
+                 let s = cadrex::store::sqlite::SqliteStore::open();\n\
+                 // crate::grpc in a comment is prose\n\
+                 use crate::{\n    store::{self, Store},\n    tools::connect,\n};";
+    let paths = crate_paths(&code(forms));
+    let modules: Vec<&str> = paths.iter().map(|p| module(p)).collect();
+    assert_eq!(
+        modules,
+        ["grpc", "proto", "server", "store", "tools", "store"],
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p == "store::sqlite::SqliteStore::open")
+    );
+}
