@@ -1,6 +1,7 @@
 //! The crate's one error type and its single mapping onto a gRPC `Status` with `google.rpc` details.
 
-use tonic::{Code, Status};
+pub use tonic::Code;
+use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// ErrorInfo domain of every cadrex error.

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod app;
 pub mod authz;
 pub mod config;
 pub mod domain;
@@ -19,9 +20,9 @@ pub mod store;
 pub mod tls;
 pub mod tools;
 
+pub use app::AppState;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use grpc::AppState;
 pub use server::run;
 
 use std::sync::{Arc, Mutex};
@@ -98,5 +99,5 @@ pub async fn dossier_in_process(
     principal: identity::Principal,
     request: proto::GetCadreDossierRequest,
 ) -> Result<proto::CadreDossier> {
-    grpc::dossier::assemble(state, principal, request).await
+    app::dossier::assemble(state, principal, request, grpc::M_GET_CADRE_DOSSIER).await
 }

@@ -10,13 +10,14 @@ use tonic::transport::Server;
 
 use crate::access_log::LogSigner;
 use crate::admin::pki;
+use crate::app::access_log::AccessLogApi;
+use crate::app::cadres::CadreApi;
+use crate::app::dossier::DossierApi;
+use crate::app::feed::ChangeApi;
+use crate::app::opinions::OpinionApi;
+use crate::app::records::RecordApi;
 use crate::config::Config;
-use crate::grpc::access_log_service::AccessLogApi;
-use crate::grpc::cadres::CadreApi;
-use crate::grpc::changes::{ChangeApi, ChangeFeed};
-use crate::grpc::dossier::DossierApi;
-use crate::grpc::opinions::OpinionApi;
-use crate::grpc::records::RecordApi;
+use crate::grpc::changes::ChangeFeed;
 use crate::grpc::system::SystemApi;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
@@ -165,7 +166,7 @@ pub async fn run(
     let dossier = DossierServiceServer::new(DossierApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let pruner = tokio::spawn(crate::grpc::changes::prune_forever(state.clone()));
+    let pruner = tokio::spawn(crate::app::feed::prune_forever(state.clone()));
     let records = RecordServiceServer::new(RecordApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

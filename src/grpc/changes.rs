@@ -1,370 +1,29 @@
-//! `ChangeFeedService`: every committed change in seq order, each in the caller's view, by cursor; listed or watched.
+//! `ChangeFeedService` on the wire: ListChanges as one call; WatchChanges as a stream that pumps the feed use case's batches, bookmarks while nothing visible changes, and ends on revocation or shutdown.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::cadres::{self, cadre_resource};
-use super::records::{RecordApi, ViewCache, is_owner};
-use super::{AppState, Call, M_LIST_CHANGES, M_WATCH_CHANGES, cursor, timestamp};
-use crate::access_log;
-use crate::authz::{Action, Resource};
-use crate::domain::division;
-use crate::domain::records::{Kind, parse_record_name};
-use crate::error::{Error, Result};
-use crate::proto::{self, change_event, change_feed_service_server::ChangeFeedService};
-use crate::store::ChangeRow;
-
-/// Change rows read per step of a watch stream, and the most a list scans.
-const SCAN_MAX: i64 = 5000;
-
-pub struct ChangeApi {
-    state: Arc<AppState>,
-    records: RecordApi,
-    opinions: super::opinions::OpinionApi,
-}
-
-impl ChangeApi {
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self {
-            records: RecordApi::new(state.clone()),
-            opinions: super::opinions::OpinionApi::new(state.clone()),
-            state,
-        }
-    }
-}
-
-fn kind_name(k: proto::ChangeKind) -> Option<&'static str> {
-    use proto::ChangeKind as C;
-    Some(match k {
-        C::Cadre => "CADRE",
-        C::Sanction => "SANCTION",
-        C::Admonishment => "ADMONISHMENT",
-        C::Clue => "CLUE",
-        C::OrgHandling => "ORG_HANDLING",
-        C::PersonalMattersCheck => "PERSONAL_MATTERS_CHECK",
-        C::Evaluation => "EVALUATION",
-        C::AuditEngagement => "AUDIT_ENGAGEMENT",
-        C::AuditFinding => "AUDIT_FINDING",
-        C::Petition => "PETITION",
-        C::OpinionRequest => "OPINION_REQUEST",
-        C::OpinionReply => "OPINION_REPLY",
-        C::Unspecified => return None,
-    })
-}
-
-fn kind_proto(name: &str) -> proto::ChangeKind {
-    use proto::ChangeKind as C;
-    [
-        C::Cadre,
-        C::Sanction,
-        C::Admonishment,
-        C::Clue,
-        C::OrgHandling,
-        C::PersonalMattersCheck,
-        C::Evaluation,
-        C::AuditEngagement,
-        C::AuditFinding,
-        C::Petition,
-        C::OpinionRequest,
-        C::OpinionReply,
-    ]
-    .into_iter()
-    .find(|k| kind_name(*k) == Some(name))
-    .unwrap_or(C::Unspecified)
-}
-
-/// Kinds requested, as stored names; empty means every kind.
-fn kinds_filter(kinds: &[i32]) -> Result<HashSet<&'static str>> {
-    kinds
-        .iter()
-        .map(|k| {
-            proto::ChangeKind::try_from(*k)
-                .ok()
-                .and_then(kind_name)
-                .ok_or_else(|| Error::invalid("kinds", "unknown or unspecified change kind"))
-        })
-        .collect()
-}
-
-/// View decisions reused across a scan, keyed by the authorization resource
-/// without its id: they depend on the attributes a policy can tell apart, not
-/// on each row.
-#[derive(Default)]
-struct Views {
-    cadre: HashMap<crate::authz::Resource, Option<cadres::View>>,
-    records: ViewCache,
-}
-
-/// Current state of the cadres and records a page of changes names, by id.
-struct Fetched {
-    cadres: HashMap<String, crate::store::CadreRow>,
-    records: HashMap<String, crate::store::RecordRow>,
-}
-
-/// What one scan of the outbox found.
-struct Scan {
-    events: Vec<proto::ChangeEvent>,
-    /// Seq of the last row scanned (the new cursor position).
-    last_seq: i64,
-    scanned: i64,
-}
-
-impl ChangeApi {
-    /// The seq to read after: the cursor's, or the oldest retained for an empty
-    /// cursor. Cursors of another epoch or below the retention floor are expired.
-    async fn start_after(&self, text: &str) -> Result<i64> {
-        let store = &self.state.store;
-        let floor = store.feed_floor().await?;
-        let oldest = cursor::encode(&self.state.epoch, floor);
-        if text.is_empty() {
-            return Ok(floor);
-        }
-        let (epoch, seq) = cursor::decode(text).ok_or_else(|| {
-            Error::invalid("after_cursor", "not a cursor issued by this exchange")
-        })?;
-        if epoch != self.state.epoch || seq < floor || seq > store.change_head().await? {
-            return Err(Error::CursorExpired { oldest });
-        }
-        Ok(seq)
-    }
-
-    /// Reads up to `limit` change rows after `after` and renders the visible ones.
-    async fn scan(
-        &self,
-        call: &mut Call,
-        after: i64,
-        kinds: &HashSet<&'static str>,
-        limit: i64,
-        views: &mut Views,
-    ) -> Result<Scan> {
-        let rows = self.state.store.list_changes(after, limit).await?;
-        let jurisdiction = division::jurisdiction_prefix(&call.principal.division);
-        let fetched = self.prefetch(jurisdiction, &rows, kinds).await?;
-        let mut out = Scan {
-            events: Vec::new(),
-            last_seq: after,
-            scanned: rows.len() as i64,
-        };
-        for row in rows {
-            out.last_seq = row.seq;
-            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
-                continue;
-            }
-            if let Some(view) = self.render(call, &row, views, &fetched).await? {
-                out.events.push(proto::ChangeEvent {
-                    event_id: format!("{}-{}", self.state.epoch, row.seq),
-                    seq: row.seq,
-                    cursor: cursor::encode(&self.state.epoch, row.seq),
-                    op: if row.op == "RETRACT" {
-                        proto::ChangeOp::Retract
-                    } else {
-                        proto::ChangeOp::Upsert
-                    } as i32,
-                    resource: row.resource.clone(),
-                    kind: kind_proto(&row.kind) as i32,
-                    revision: row.revision,
-                    commit_time: Some(timestamp(row.commit_time_us)),
-                    view: Some(view),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads the current state of every cadre and record a page of changes
-    /// names, in two queries rather than one per event; records only where
-    /// their cadre is managed within `jurisdiction`.
-    async fn prefetch(
-        &self,
-        jurisdiction: &str,
-        rows: &[ChangeRow],
-        kinds: &HashSet<&'static str>,
-    ) -> Result<Fetched> {
-        let mut cadre_ids = Vec::new();
-        let mut record_ids = Vec::new();
-        for row in rows {
-            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
-                continue;
-            }
-            if row.kind == "CADRE" {
-                if let Some(id) = row.resource.strip_prefix("cadres/") {
-                    cadre_ids.push(id.to_string());
-                }
-            } else if Kind::parse(&row.kind).is_some()
-                && let Some((_, id)) = parse_record_name(&row.resource)
-            {
-                record_ids.push(id);
-            }
-        }
-        let store = &self.state.store;
-        Ok(Fetched {
-            cadres: store
-                .get_cadres(&cadre_ids)
-                .await?
-                .into_iter()
-                .map(|c| (c.id.clone(), c))
-                .collect(),
-            records: store
-                .get_records(&record_ids, jurisdiction)
-                .await?
-                .into_iter()
-                .map(|r| (r.id.clone(), r))
-                .collect(),
-        })
-    }
-
-    /// The resource of a change in the caller's view, or `None` when the caller
-    /// may not see it, or when a later change supersedes it (that change carries
-    /// the newer state, further on in the same feed).
-    async fn render(
-        &self,
-        call: &mut Call,
-        row: &ChangeRow,
-        views: &mut Views,
-        fetched: &Fetched,
-    ) -> Result<Option<change_event::View>> {
-        let principal = call.principal.clone();
-        if row.kind == "CADRE" {
-            let Some(id) = row.resource.strip_prefix("cadres/") else {
-                return Ok(None);
-            };
-            let Some(c) = fetched.cadres.get(id) else {
-                return Ok(None);
-            };
-            if c.revision != row.revision
-                || !division::covers(&principal.division, &c.managing_division)
-            {
-                return Ok(None);
-            }
-            let r = cadre_resource(c);
-            let view = match views.cadre.get(&r.without_id()) {
-                Some(v) => *v,
-                None => {
-                    let authz = &self.state.authz;
-                    let v = if call.authorize(authz, Action::ReadFull, &r).allowed {
-                        Some(cadres::View::Full)
-                    } else if call.authorize(authz, Action::ReadSummary, &r).allowed {
-                        Some(cadres::View::IdMasked)
-                    } else {
-                        None
-                    };
-                    views.cadre.insert(r.without_id(), v);
-                    v
-                }
-            };
-            return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(c, v))));
-        }
-        if row.kind == "OPINION_REQUEST" || row.kind == "OPINION_REPLY" {
-            return self.render_opinion(call, row).await;
-        }
-        if Kind::parse(&row.kind).is_none() {
-            return Ok(None);
-        }
-        let Some((_, id)) = parse_record_name(&row.resource) else {
-            return Ok(None);
-        };
-        let Some(r) = fetched.records.get(&id) else {
-            return Ok(None);
-        };
-        if r.revision != row.revision || !division::covers(&principal.division, &r.division) {
-            return Ok(None);
-        }
-        let Some(view) = views.records.view(&self.records, call, r)? else {
-            return Ok(None);
-        };
-        Ok(Some(change_event::View::Record(self.records.render(
-            r,
-            view,
-            is_owner(&principal, r),
-        )?)))
-    }
-
-    /// An opinion request or reply in the caller's view of the request
-    /// (DESIGN §1, §6): a reply only when the caller sees its cadre, a request
-    /// change only at the newest revision that changed what the caller sees.
-    /// Anything else is skipped; the cursor still moves past it (bookmark
-    /// frames on a stream), so a reply about a cadre the caller cannot see
-    /// leaves no trace in its feed.
-    async fn render_opinion(
-        &self,
-        call: &mut Call,
-        row: &ChangeRow,
-    ) -> Result<Option<change_event::View>> {
-        let mut parts = row.resource.split('/');
-        let (Some("opinionRequests"), Some(id)) = (parts.next(), parts.next()) else {
-            return Ok(None);
-        };
-        let Some(req) = self.state.store.get_opinion_request(id).await? else {
-            return Ok(None);
-        };
-        let Some(view) = self.opinions.view(call, &req).await? else {
-            return Ok(None);
-        };
-        if row.kind == "OPINION_REQUEST" {
-            if view.revision != row.revision {
-                return Ok(None);
-            }
-            return Ok(Some(change_event::View::OpinionRequest(view.request)));
-        }
-        let (Some("replies"), Some(reply_id)) = (parts.next(), parts.next()) else {
-            return Ok(None);
-        };
-        let replies = self.state.store.opinion_replies(id).await?;
-        let Some(reply) = replies
-            .iter()
-            .find(|r| r.id == reply_id && view.sees(&r.cadre_id))
-        else {
-            return Ok(None);
-        };
-        Ok(Some(change_event::View::OpinionReply(
-            self.opinions.reply_proto(reply).await?,
-        )))
-    }
-
-    async fn list(
-        &self,
-        call: &mut Call,
-        req: proto::ListChangesRequest,
-    ) -> Result<proto::ListChangesResponse> {
-        call.require(
-            &self.state.authz,
-            Action::ReadChanges,
-            &Resource::Exchange,
-            || {
-                Error::denied(
-                    "ACTION_NOT_PERMITTED",
-                    "this system may not read the change feed",
-                )
-            },
-        )?;
-        let kinds = kinds_filter(&req.kinds)?;
-        let limit = super::page_size(req.page_size, 500, SCAN_MAX)?;
-        let after = self.start_after(&req.after_cursor).await?;
-        let scan = self
-            .scan(call, after, &kinds, limit, &mut Views::default())
-            .await?;
-        call.resources = scan.events.iter().map(|e| e.resource.clone()).collect();
-        Ok(proto::ListChangesResponse {
-            events: scan.events,
-            next_cursor: cursor::encode(&self.state.epoch, scan.last_seq),
-        })
-    }
-}
+use super::{M_LIST_CHANGES, M_WATCH_CHANGES, finish, start};
+use crate::app::Call;
+use crate::app::feed::{ChangeApi, Watch};
+use crate::proto::{
+    self, change_feed_service_server::ChangeFeedService, watch_changes_response::Frame,
+};
 
 type WatchStream = ReceiverStream<Result<proto::WatchChangesResponse, Status>>;
 
+/// Shared handle so that the watch task can outlive the request.
+pub struct ChangeFeed(pub Arc<ChangeApi>);
+
 /// Follows the feed for one watcher until it goes away, its certificate is
-/// revoked, or the store fails. Each delivered batch is one access-log row.
+/// revoked, the server stops, or the store fails.
 async fn follow(
     api: Arc<ChangeApi>,
     mut call: Call,
-    mut after: i64,
-    kinds: HashSet<&'static str>,
+    mut watch: Watch,
     tx: mpsc::Sender<Result<proto::WatchChangesResponse, Status>>,
 ) {
     let state = api.state.clone();
@@ -373,11 +32,11 @@ async fn follow(
         return;
     }
     let mut changed = state.store.subscribe();
-    let mut views = Views::default();
     let poll = state.config.feed_poll_interval;
     let bookmark_every = state.config.watch_bookmark_interval;
     let mut last_frame = tokio::time::Instant::now();
     let lag = crate::metrics::LagGauge::new(&call.principal.uri);
+    let frame = |f: Frame| Ok(proto::WatchChangesResponse { frame: Some(f) });
     loop {
         if state.tls.is_revoked(&call.principal.serial) {
             tracing::warn!(principal = %call.principal.uri, "ending the watch stream of a revoked certificate");
@@ -388,40 +47,24 @@ async fn follow(
         }
         // Mark what we have seen before reading, so a commit during the read wakes us again.
         changed.borrow_and_update();
-        let scan = match api
-            .scan(&mut call, after, &kinds, SCAN_MAX.min(500), &mut views)
-            .await
-        {
-            Ok(s) => s,
+        let batch = match api.next_batch(&mut call, &mut watch).await {
+            Ok(b) => b,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
                 return;
             }
         };
-        if !scan.events.is_empty() {
-            let mut entry = call.entry(0, String::new());
-            entry.resources = scan.events.iter().map(|e| e.resource.clone()).collect();
-            let encoded: Vec<u8> = scan.events.iter().flat_map(|e| e.encode_to_vec()).collect();
-            entry.response_sha256 = access_log::digest(&encoded);
-            // Nothing leaves before its log row is durable.
-            if let Err(e) = state.log.append(entry).await {
-                let _ = tx.send(Err(e.into())).await;
-                return;
-            }
-            for event in scan.events {
-                let frame = proto::WatchChangesResponse {
-                    frame: Some(proto::watch_changes_response::Frame::Event(event)),
-                };
-                if tx.send(Ok(frame)).await.is_err() {
+        if !batch.events.is_empty() {
+            for event in batch.events {
+                if tx.send(frame(Frame::Event(event))).await.is_err() {
                     return;
                 }
             }
             last_frame = tokio::time::Instant::now();
         }
-        after = after.max(scan.last_seq);
-        if scan.scanned >= 500 {
-            // Behind: one head read per full page tells how far (caught up means 0).
-            lag.set(state.store.change_head().await.map_or(0, |h| h - after));
+        if batch.full {
+            // Behind: one head read per full step tells how far.
+            lag.set(api.behind(&watch).await);
             continue;
         }
         lag.set(0);
@@ -430,10 +73,8 @@ async fn follow(
             _ = changed.changed() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = tokio::time::sleep_until(bookmark_at) => {
-                let frame = proto::WatchChangesResponse {
-                    frame: Some(proto::watch_changes_response::Frame::Bookmark(proto::Bookmark { cursor: cursor::encode(&state.epoch, after) })),
-                };
-                if tx.send(Ok(frame)).await.is_err() {
+                let bookmark = proto::Bookmark { cursor: api.bookmark(&watch) };
+                if tx.send(frame(Frame::Bookmark(bookmark))).await.is_err() {
                     return;
                 }
                 last_frame = tokio::time::Instant::now();
@@ -449,18 +90,15 @@ async fn follow(
     }
 }
 
-/// Shared handle so that the watch task can outlive the request.
-pub struct ChangeFeed(pub Arc<ChangeApi>);
-
 #[tonic::async_trait]
 impl ChangeFeedService for ChangeFeed {
     async fn list_changes(
         &self,
         request: Request<proto::ListChangesRequest>,
     ) -> Result<Response<proto::ListChangesResponse>, Status> {
-        let mut call = Call::start(&request, M_LIST_CHANGES)?;
+        let mut call = start(&request, M_LIST_CHANGES)?;
         let result = self.0.list(&mut call, request.into_inner()).await;
-        call.finish(&self.0.state, result).await
+        finish(call, &self.0.state, result).await
     }
 
     type WatchChangesStream = WatchStream;
@@ -469,51 +107,10 @@ impl ChangeFeedService for ChangeFeed {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let mut call = Call::start(&request, M_WATCH_CHANGES)?;
-        let req = request.into_inner();
-        let api = self.0.clone();
-        let opened = async {
-            call.require(
-                &api.state.authz,
-                Action::ReadChanges,
-                &Resource::Exchange,
-                || {
-                    Error::denied(
-                        "ACTION_NOT_PERMITTED",
-                        "this system may not read the change feed",
-                    )
-                },
-            )?;
-            let kinds = kinds_filter(&req.kinds)?;
-            let after = api.start_after(&req.after_cursor).await?;
-            Ok::<_, Error>((kinds, after))
-        }
-        .await;
-        // The row for opening the stream, allowed or not.
-        let code = opened.as_ref().err().map(|e| e.code() as i32).unwrap_or(0);
-        if opened.is_err() && call.decision.is_none() {
-            call.decision = Some(false);
-        }
-        api.state
-            .log
-            .append(call.entry(code, String::new()))
-            .await?;
-        let (kinds, after) = opened?;
+        let mut call = start(&request, M_WATCH_CHANGES)?;
+        let watch = self.0.open_watch(&mut call, request.into_inner()).await?;
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(follow(api, call, after, kinds, tx));
+        tokio::spawn(follow(self.0.clone(), call, watch, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-/// Prunes change rows older than the retention window, forever.
-pub async fn prune_forever(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(state.config.prune_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let cutoff = crate::store::now_us() - state.config.change_retention.as_micros() as i64;
-        if let Err(e) = state.store.prune_changes(cutoff).await {
-            tracing::warn!(error = %e, "pruning the change feed");
-        }
     }
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{AppState, METHODS, Target};
+use super::{METHODS, Target};
+use crate::app::AppState;
 use crate::authz::Resource;
 use crate::domain::records::Kind;
 use crate::identity::{self, Agency};

@@ -155,3 +155,47 @@ fn the_check_sees_every_import_form() {
             .any(|p| p == "store::sqlite::SqliteStore::open")
     );
 }
+
+/// The crate modules and external crates each layer must not name, so that
+/// data flows one way: wire → use case → domain rules → store. An arrow back
+/// up (a use case importing the gRPC layer) is a design bug.
+const LAYERS: &[(&str, &[&str], &[&str])] = &[
+    // (directory under src/, crate modules it must not name, crates it must not name)
+    ("app", &["grpc", "server", "tools", "admin"], &["tonic::"]),
+    (
+        "store",
+        &["grpc", "server", "tools", "admin", "app"],
+        &["tonic::"],
+    ),
+];
+
+#[test]
+fn layers_do_not_import_upwards() {
+    let mut violations = Vec::new();
+    for (layer, modules, crates) in LAYERS {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(layer);
+        let mut files = Vec::new();
+        rust_files(&dir, &mut files);
+        assert!(!files.is_empty(), "src/{layer} holds files");
+        for file in &files {
+            let code = code(&std::fs::read_to_string(file).unwrap());
+            for path in crate_paths(&code) {
+                if modules.contains(&module(&path)) {
+                    violations.push(format!("{}: crate::{path}", file.display()));
+                }
+            }
+            for c in *crates {
+                if code.contains(c) {
+                    violations.push(format!("{}: {c}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "a layer imports from above it (see tests/it/layout.rs):\n{}",
+        violations.join("\n")
+    );
+}
