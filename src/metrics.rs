@@ -462,7 +462,7 @@ pub fn report_expiries(expiries: &[Expiry], now: i64, warning: ExpiryWarning, wa
                 path = %e.path.display(),
                 seconds_left = left,
                 days_left = days,
-                "the CRL's next update is due soon or overdue; publish a new CRL (cadrex pki revoke re-signs it)"
+                "the CRL's next update is due soon or overdue; re-sign it with `cadrex pki crl --dir DIR` (same revocations, new next update)"
             );
         } else {
             tracing::warn!(

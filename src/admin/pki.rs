@@ -140,10 +140,22 @@ pub enum PkiCommand {
     },
     /// Adds a certificate to the CRL (crl.pem in the PKI directory).
     Revoke {
+        /// The PKI directory (holds ca.crt, ca.key and crl.pem).
         #[arg(long)]
         dir: PathBuf,
+        /// The certificate to revoke (PEM), issued by this CA.
         #[arg(long)]
         cert: PathBuf,
+    },
+    /// Re-signs the CRL with the same revocations and a new next-update time;
+    /// run it before the server's CRL warning turns into an expired CRL.
+    Crl {
+        /// The PKI directory (holds ca.crt, ca.key and crl.pem).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days until the CRL's next update.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        days: u16,
     },
 }
 
@@ -162,6 +174,13 @@ impl PkiCommand {
             } => {
                 let (crt, key) = issue(&dir, &agency, &division, &system)?;
                 println!("{}\n{}", crt.display(), key.display());
+            }
+            PkiCommand::Crl { dir, days } => {
+                renew_crl(&dir, Duration::days(i64::from(days)))?;
+                println!(
+                    "CRL {} re-signed; next update in {days} days",
+                    PkiPaths::new(&dir).crl().display()
+                );
             }
             PkiCommand::Revoke { dir, cert } => {
                 revoke(&dir, &cert)?;
@@ -239,7 +258,7 @@ pub fn init(dir: &Path, division: &str) -> anyhow::Result<()> {
         format!("k1:{}\n", hex::encode(informant)).as_bytes(),
     )?;
 
-    let crl = crl_params(1, Vec::new(), KeyIdMethod::Sha256, now).signed_by(&ca)?;
+    let crl = crl_params(1, Vec::new(), KeyIdMethod::Sha256, now, CRL_VALIDITY).signed_by(&ca)?;
     write_atomic(&paths.crl(), crl.pem()?.as_bytes())?;
 
     let mut divisions = vec![division];
@@ -336,47 +355,13 @@ pub fn revoke(dir: &Path, cert: &Path) -> anyhow::Result<()> {
         );
     }
     let serial = target.raw_serial().to_vec();
-
-    let crl_path = paths.crl();
-    let (mut revoked, number) = if crl_path.exists() {
-        let crl_pem = read_to_string(&crl_path)?;
-        let crl_der = pem_der(&crl_pem, "X509 CRL", &crl_path)?;
-        let (_, crl) = parse_x509_crl(&crl_der)
-            .map_err(|e| anyhow::anyhow!("parsing {}: {e}", crl_path.display()))?;
-        if crl
-            .iter_revoked_certificates()
-            .any(|r| serial_hex(r.raw_serial()) == serial_hex(&serial))
-        {
-            return Ok(());
-        }
-        let entries = crl
-            .iter_revoked_certificates()
-            .map(|r| {
-                Ok(RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(r.raw_serial()),
-                    revocation_time: OffsetDateTime::from_unix_timestamp(
-                        r.revocation_date.timestamp(),
-                    )?,
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let number = crl
-            .crl_number()
-            .map(|n| n.to_bytes_be())
-            .unwrap_or_default();
-        if number.len() > 8 {
-            bail!("CRL number in {} is too large", crl_path.display());
-        }
-        let number = number
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        (entries, number)
-    } else {
-        (Vec::new(), 0)
-    };
-
+    let (mut revoked, number) = read_crl(&paths)?;
+    if revoked
+        .iter()
+        .any(|r| serial_hex(r.serial_number.as_ref()) == serial_hex(&serial))
+    {
+        return Ok(());
+    }
     let now = OffsetDateTime::now_utc();
     revoked.push(RevokedCertParams {
         serial_number: SerialNumber::from_slice(&serial),
@@ -384,6 +369,90 @@ pub fn revoke(dir: &Path, cert: &Path) -> anyhow::Result<()> {
         reason_code: None,
         invalidity_date: None,
     });
+    sign_crl(
+        &paths,
+        &ca_pem,
+        &ca_cert,
+        number + 1,
+        revoked,
+        now,
+        CRL_VALIDITY,
+    )
+}
+
+/// Re-signs `crl.pem` with the same revocations, the next CRL number and a
+/// next update `validity` from now, so that verifiers keep accepting it.
+/// A CRL is published for a fixed time (30 days by default): without a
+/// renewal the server warns, and strict verifiers would refuse an expired one.
+pub fn renew_crl(dir: &Path, validity: Duration) -> anyhow::Result<()> {
+    if validity <= Duration::ZERO {
+        bail!("the CRL must stay valid for at least one day");
+    }
+    let paths = PkiPaths::new(dir);
+    let ca_pem = read_to_string(&paths.ca_cert())?;
+    let ca_der = pem_der(&ca_pem, "CERTIFICATE", &paths.ca_cert())?;
+    let (_, ca_cert) = X509Certificate::from_der(&ca_der)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", paths.ca_cert().display()))?;
+    let (revoked, number) = read_crl(&paths)?;
+    let now = OffsetDateTime::now_utc();
+    sign_crl(
+        &paths,
+        &ca_pem,
+        &ca_cert,
+        number + 1,
+        revoked,
+        now,
+        validity,
+    )
+}
+
+/// The revocations in `crl.pem` and its CRL number (none and 0 when there is
+/// no CRL yet).
+fn read_crl(paths: &PkiPaths) -> anyhow::Result<(Vec<RevokedCertParams>, u64)> {
+    let crl_path = paths.crl();
+    if !crl_path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let crl_pem = read_to_string(&crl_path)?;
+    let crl_der = pem_der(&crl_pem, "X509 CRL", &crl_path)?;
+    let (_, crl) = parse_x509_crl(&crl_der)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", crl_path.display()))?;
+    let entries = crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            Ok(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(r.raw_serial()),
+                revocation_time: OffsetDateTime::from_unix_timestamp(
+                    r.revocation_date.timestamp(),
+                )?,
+                reason_code: None,
+                invalidity_date: None,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let number = crl
+        .crl_number()
+        .map(|n| n.to_bytes_be())
+        .unwrap_or_default();
+    if number.len() > 8 {
+        bail!("CRL number in {} is too large", crl_path.display());
+    }
+    let number = number
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    Ok((entries, number))
+}
+
+/// Writes `crl.pem`, signed by the CA.
+fn sign_crl(
+    paths: &PkiPaths,
+    ca_pem: &str,
+    ca_cert: &X509Certificate<'_>,
+    number: u64,
+    revoked: Vec<RevokedCertParams>,
+    now: OffsetDateTime,
+    validity: Duration,
+) -> anyhow::Result<()> {
     // The CRL's authority key identifier must equal the CA's subject key identifier, or
     // verifiers that match by key id would not pair them; take it from the CA itself.
     let key_id = ca_cert
@@ -395,9 +464,9 @@ pub fn revoke(dir: &Path, cert: &Path) -> anyhow::Result<()> {
             _ => None,
         })
         .unwrap_or(KeyIdMethod::Sha256);
-    let ca = issuer_from(&paths, &ca_pem)?;
-    let crl = crl_params(number + 1, revoked, key_id, now).signed_by(&ca)?;
-    write_atomic(&crl_path, crl.pem()?.as_bytes())
+    let ca = issuer_from(paths, ca_pem)?;
+    let crl = crl_params(number, revoked, key_id, now, validity).signed_by(&ca)?;
+    write_atomic(&paths.crl(), crl.pem()?.as_bytes())
 }
 
 fn crl_params(
@@ -405,11 +474,12 @@ fn crl_params(
     revoked_certs: Vec<RevokedCertParams>,
     key_identifier_method: KeyIdMethod,
     now: OffsetDateTime,
+    validity: Duration,
 ) -> CertificateRevocationListParams {
     CertificateRevocationListParams {
         // A minute back so a verifier with a slightly slow clock does not see a future CRL.
         this_update: now - Duration::minutes(1),
-        next_update: now + CRL_VALIDITY,
+        next_update: now + validity,
         crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
         revoked_certs,
@@ -633,8 +703,31 @@ mod tests {
         revoke(dir, &crt).unwrap();
         revoke(dir, &crt).unwrap();
         let (serials, number) = crl_serials(&paths.crl());
-        assert_eq!(serials, vec![first.serial, second.serial]);
+        assert_eq!(serials, vec![first.serial.clone(), second.serial.clone()]);
         assert_eq!(number, 3);
+
+        // Renewal keeps every revocation, moves the number on and the next
+        // update out, and the server loads it.
+        let next_update = |path: &Path| {
+            let der = pem_der(&fs::read_to_string(path).unwrap(), "X509 CRL", path).unwrap();
+            let (_, crl) = parse_x509_crl(&der).unwrap();
+            crl.next_update().unwrap().timestamp()
+        };
+        let before = next_update(&paths.crl());
+        renew_crl(dir, Duration::days(90)).unwrap();
+        let (serials, number) = crl_serials(&paths.crl());
+        assert_eq!(serials, vec![first.serial, second.serial]);
+        assert_eq!(number, 4);
+        let after = next_update(&paths.crl());
+        assert!(after - before > 59 * 86_400, "{before} -> {after}");
+        assert!(renew_crl(dir, Duration::ZERO).is_err());
+        crate::tls::TlsState::load(crate::tls::TlsPaths {
+            ca_cert: paths.ca_cert(),
+            server_cert: paths.server_cert(),
+            server_key: paths.server_key(),
+            crl: Some(paths.crl()),
+        })
+        .expect("the renewed CRL loads");
     }
 
     #[test]

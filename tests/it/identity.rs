@@ -8,7 +8,7 @@ use tonic::Code;
 
 use crate::both_backends;
 use crate::common::{
-    Backend, SystemServiceClient, TestServer, new_cadre, server_log, violated_fields,
+    Backend, SystemServiceClient, TestServer, cadrex_bin, new_cadre, server_log, violated_fields,
 };
 
 both_backends!(
@@ -235,6 +235,36 @@ async fn crl_replaced_while_running_refuses_the_open_connection() {
         "the refusal is logged"
     );
     // Others are unaffected.
+    server
+        .system("audit", "360821")
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .unwrap();
+}
+
+/// `cadrex pki crl` renews the CRL the server is running with: the revoked
+/// certificate stays refused, the others keep working, and the CRL's next
+/// update moves out by the days asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_crl_keeps_its_revocations() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let (crt, key) =
+        cadrex::admin::pki::issue(&server.pki, "audit", "360821", "audit-crl").unwrap();
+    cadrex::admin::pki::revoke(&server.pki, &crt).unwrap();
+    let crl = server.pki.join("crl.pem");
+    let before = std::fs::read(&crl).unwrap();
+    let dir = server.pki.to_str().unwrap();
+    let (ok, out) = cadrex_bin(&["pki", "crl", "--dir", dir, "--days", "90"]);
+    assert!(ok, "{out}");
+    assert_ne!(std::fs::read(&crl).unwrap(), before, "the CRL is re-signed");
+    let (ok, out) = cadrex_bin(&["pki", "crl", "--dir", dir, "--days", "0"]);
+    assert!(!ok, "zero days is refused: {out}");
+    // The server re-reads the file on change; then a new connection with the
+    // revoked certificate is refused and the others are served.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ch = server.channel_with(Some((&crt, &key)), None).await;
+    assert_eq!(first_call_code(ch).await, Code::Unavailable);
     server
         .system("audit", "360821")
         .await
