@@ -45,13 +45,15 @@ fn purpose_name(p: i32) -> Option<&'static str> {
 impl DossierApi {
     /// DESIGN §2: organization's APPOINTMENT_VETTING must name an open request
     /// of its own for this cadre — not withdrawn, and this cadre's reply
-    /// absent or not stale.
+    /// absent or not stale. Gives back what the dossier shows of it (§6):
+    /// state, due date and every reply for this cadre, rendered through the
+    /// same request view and reply renderer as `OpinionService`.
     async fn check_vetting_request(
         &self,
         call: &mut Call,
         name: &str,
         cadre_id: &str,
-    ) -> Result<()> {
+    ) -> Result<proto::DossierVetting> {
         let refused = || {
             Error::denied(
                 "NO_OPEN_REQUEST",
@@ -88,7 +90,24 @@ impl DossierApi {
         };
         let open = view.request.state != proto::OpinionRequestState::Withdrawn as i32
             && piece.reply.as_ref().is_none_or(|r| !r.stale);
-        if open { Ok(()) } else { Err(refused()) }
+        if !open {
+            return Err(refused());
+        }
+        let mut replies = Vec::new();
+        for r in self.state.store.opinion_replies(&req.id).await? {
+            if r.cadre_id == cadre_id {
+                let reply = self.opinions.reply_proto(&r).await?;
+                call.resources.push(reply.name.clone());
+                replies.push(reply);
+            }
+        }
+        Ok(proto::DossierVetting {
+            opinion_request: view.request.name,
+            state: view.request.state,
+            due_date: view.request.due_date,
+            overdue: view.request.overdue,
+            replies,
+        })
     }
 
     /// A request named by a caller other than organization's vetting: it must
@@ -157,9 +176,12 @@ impl DossierApi {
         call.require(&self.state.authz, Action::ReadDossier, &resource, || {
             Error::CadreNotAccessible
         })?;
+        let mut vetting = None;
         if call.principal.agency == Agency::Organization && purpose == "APPOINTMENT_VETTING" {
-            self.check_vetting_request(call, &req.opinion_request, &id)
-                .await?;
+            vetting = Some(
+                self.check_vetting_request(call, &req.opinion_request, &id)
+                    .await?,
+            );
         } else if !req.opinion_request.is_empty() {
             // Only validated names enter the log: a free-form value here once
             // made the log say a caller touched records it never read. Another
@@ -216,6 +238,7 @@ impl DossierApi {
             flags: Some(flags(&visible, &draft)),
             as_of_time: Some(timestamp(now_us())),
             purpose: req.purpose,
+            vetting,
         })
     }
 }

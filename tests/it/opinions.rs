@@ -5,7 +5,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, exec_sql, new_cadre, violated_fields};
+use crate::common::{Backend, TestServer, exec_sql, new_cadre, own_access_events, violated_fields};
 use crate::records::{cadre, engagement, finding, record, records_client, submit};
 
 both_backends!(
@@ -14,6 +14,7 @@ both_backends!(
     purpose_of_use_and_dossier_views,
     nul_in_free_text_is_refused_on_both_backends,
     a_partial_view_has_its_own_state_overdue_note_and_events,
+    vetting_dossier_shows_the_request_and_this_cadres_replies,
 );
 
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -944,4 +945,92 @@ async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backe
     let err = dossier.get_cadre_dossier(vet(&a.name)).await.unwrap_err();
     assert_eq!(reason(&err), "NO_OPEN_REQUEST");
     dossier.get_cadre_dossier(vet(&b.name)).await.unwrap();
+}
+
+/// DESIGN §6: organization's vetting dossier carries the named request's
+/// state and due date and every reply for this cadre (the first and each
+/// correction, oldest first) — not another cadre's — and its access-log row
+/// names the replies it disclosed. Other purposes carry none.
+async fn vetting_dossier_shows_the_request_and_this_cadres_replies(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let a = cadre(&server, 41).await;
+    let b = cadre(&server, 42).await;
+    let req = ask(&server, vec![a.name.clone(), b.name.clone()]).await;
+    let mut org = dossiers(&server, "organization").await;
+    let vetting = |request: &str| proto::GetCadreDossierRequest {
+        cadre: a.name.clone(),
+        purpose: proto::Purpose::AppointmentVetting as i32,
+        opinion_request: request.into(),
+    };
+    let before = org
+        .get_cadre_dossier(vetting(&req.name))
+        .await
+        .unwrap()
+        .into_inner()
+        .vetting
+        .expect("a vetting dossier carries its request");
+    assert_eq!(before.opinion_request, req.name);
+    assert_eq!(before.state, proto::OpinionRequestState::Pending as i32);
+    assert_eq!(before.due_date, req.due_date);
+    assert!(!before.due_date.is_empty());
+    assert!(before.replies.is_empty());
+
+    let mut disc = opinions(&server, "discipline").await;
+    let first = disc
+        .reply_opinion(reply_req(&req.name, &a.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut fix = reply_req(&req.name, &a.name, proto::Verdict::IssueNotBlocking);
+    fix.correction_reason = "补充核查".into();
+    let corrected = disc.reply_opinion(fix).await.unwrap().into_inner();
+    let other = disc
+        .reply_opinion(reply_req(&req.name, &b.name, proto::Verdict::Defer))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let after = org
+        .get_cadre_dossier(vetting(&req.name))
+        .await
+        .unwrap()
+        .into_inner()
+        .vetting
+        .unwrap();
+    assert_eq!(after.state, proto::OpinionRequestState::Replied as i32);
+    let names: Vec<&str> = after.replies.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [first.name.as_str(), corrected.name.as_str()]);
+    assert_eq!(after.replies[1].correction_reason, "补充核查");
+    assert_eq!(
+        after.replies[1].verdict,
+        proto::Verdict::IssueNotBlocking as i32
+    );
+    assert_eq!(after.replies[0].text, "经查");
+    assert!(after.replies.iter().all(|r| r.cadre == a.name));
+
+    let rows = own_access_events(server.channel("organization", "360821").await).await;
+    let row = rows
+        .iter()
+        .rev()
+        .find(|e| e.method.ends_with("/GetCadreDossier") && e.status_code == 0)
+        .unwrap();
+    for name in [&req.name, &first.name, &corrected.name] {
+        assert!(
+            row.resources.contains(name),
+            "{name} in {:?}",
+            row.resources
+        );
+    }
+    assert!(!row.resources.contains(&other.name));
+
+    let routine = org
+        .get_cadre_dossier(proto::GetCadreDossierRequest {
+            cadre: a.name.clone(),
+            purpose: proto::Purpose::RoutineSupervision as i32,
+            opinion_request: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(routine.vetting.is_none());
 }
