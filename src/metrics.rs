@@ -125,6 +125,11 @@ fn describe() {
         Unit::Seconds,
         "seconds until the CRL's next update is due (negative: overdue)"
     );
+    describe_gauge!(
+        "cadrex_calendar_data_end_seconds",
+        Unit::Seconds,
+        "seconds until the first day no official holiday schedule covers (negative: past)"
+    );
 }
 
 /// Counts a lookup by 公民身份号码 whose cadre the caller cannot see: `found` is
@@ -516,9 +521,61 @@ pub async fn watch_expiry(
     }
 }
 
+/// How long before the holiday data runs out the server starts warning:
+/// due dates are 10 working days ahead, so a year's schedule (published each
+/// November) should be installed well before December ends.
+pub const CALENDAR_WARNING: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// Sets `cadrex_calendar_data_end_seconds` (seconds until the first day no
+/// official holiday schedule covers, midnight Asia/Shanghai; negative once
+/// past) and says whether it is under [`CALENDAR_WARNING`], logging a warning
+/// when `warn` is set.
+pub fn report_calendar_end(end: Option<time::Date>, now: i64, warn: bool) -> bool {
+    let Some(end) = end else {
+        return false;
+    };
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let at = end.midnight().assume_offset(offset).unix_timestamp();
+    let left = at - now;
+    metrics::gauge!("cadrex_calendar_data_end_seconds").set(left as f64);
+    let under = left < CALENDAR_WARNING.as_secs() as i64;
+    if under && warn {
+        tracing::warn!(
+            data_end = %end,
+            days_left = left.div_euclid(86_400),
+            "the holiday calendar has no official schedule from {end}: add the State Council's \
+             calendar-cn-YYYY.toml to calendar_dir (until then statutory holidays are skipped \
+             and make-up working days are unknown)"
+        );
+    }
+    under
+}
+
+/// Reports the calendar's end at start and warns once a day while it is near.
+pub async fn watch_calendar(end: Option<time::Date>) {
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut tick = tokio::time::interval(WARN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        report_calendar_end(end, now(), true);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_end_is_near_within_sixty_days() {
+        let end = time::macros::date!(2027 - 01 - 01);
+        // 2027-01-01 00:00 +08:00 is 2026-12-31 16:00 UTC.
+        let at = 1_798_732_800;
+        assert!(report_calendar_end(Some(end), at - 59 * 86_400, false));
+        assert!(!report_calendar_end(Some(end), at - 61 * 86_400, false));
+        assert!(report_calendar_end(Some(end), at + 1, false));
+        assert!(!report_calendar_end(None, at, false));
+    }
 
     #[test]
     fn method_labels_are_bounded() {

@@ -114,6 +114,7 @@ pub async fn run(
         log_tasks,
         stopping,
     } = crate::build_state(config.clone(), store.clone(), tls.clone()).await?;
+    let calendar = tokio::spawn(crate::metrics::watch_calendar(state.calendar.data_end()));
     let shutdown = async move {
         shutdown.await;
         let _ = stopping.send(true);
@@ -201,6 +202,7 @@ pub async fn run(
     reloader.abort();
     pruner.abort();
     expiry.abort();
+    calendar.abort();
     if let Some(m) = metrics_server {
         m.abort();
     }

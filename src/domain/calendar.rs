@@ -17,9 +17,10 @@ const EMBEDDED_2026: &str = include_str!("../../data/calendar/calendar-cn-2026.t
 const FILE_PREFIX: &str = "calendar-cn-";
 const FILE_SUFFIX: &str = ".toml";
 
-/// Holidays and make-up working days per year. A year without data falls back to
-/// "Saturday and Sunday are off", and every answer about such a year carries a warning,
-/// because a due date computed without the holiday schedule may be days too early.
+/// Holidays and make-up working days per year. A year without an official file falls back to
+/// its statutory holidays ([`holidays::statutory`]: 全国年节及纪念日放假办法, lunar dates
+/// included) and weekends, and every answer about such a year carries a warning, because the
+/// bridging days and make-up working days (调休) of its schedule are unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Calendar {
     years: BTreeMap<i32, YearDays>,
@@ -132,8 +133,23 @@ impl Calendar {
                 };
                 (working, None)
             }
-            None => (!is_weekend(d), Some(missing_year_warning(d.year()))),
+            None => {
+                let statutory =
+                    super::holidays::statutory(d.year()).is_some_and(|days| days.contains(&d));
+                (
+                    !statutory && !is_weekend(d),
+                    Some(missing_year_warning(d.year())),
+                )
+            }
         }
+    }
+
+    /// The first day no official schedule covers: January 1 after the last year with data
+    /// (years with data are expected to be consecutive up to it). Operators are warned ahead
+    /// of it, as for certificates.
+    pub fn data_end(&self) -> Option<Date> {
+        let last = *self.years.keys().next_back()?;
+        Date::from_calendar_date(last + 1, time::Month::January, 1).ok()
     }
 
     /// The date `n` working days after `start`, not counting `start` itself (a request made on
@@ -169,10 +185,18 @@ fn is_weekend(d: Date) -> bool {
 }
 
 fn missing_year_warning(year: i32) -> String {
-    format!(
-        "{year}年无节假日安排数据，仅按周六、周日休息计算工作日 \
-         (no holiday calendar for {year}: counting weekends only)"
-    )
+    if super::holidays::statutory(year).is_some() {
+        format!(
+            "{year}年无国务院节假日安排数据，已按《全国年节及纪念日放假办法》扣除法定节假日和周末，\
+             调休安排未知 (no official holiday schedule for {year}: statutory holidays and weekends \
+             are skipped, make-up working days are unknown)"
+        )
+    } else {
+        format!(
+            "{year}年无节假日安排数据，仅按周六、周日休息计算工作日 \
+             (no holiday calendar for {year}: counting weekends only)"
+        )
+    }
 }
 
 fn parse_year(text: &str) -> anyhow::Result<(i32, YearDays)> {
@@ -289,19 +313,32 @@ mod tests {
     #[test]
     fn calendar_year_without_data_falls_back_with_warning() {
         let cal = Calendar::embedded();
+        // No 2027 file is loaded: Friday 2027-01-01 is still 元旦, a statutory holiday.
         let (working, warning) = cal.is_working_day(date!(2027 - 01 - 01));
-        assert!(working, "2027-01-01 is a Friday and no 2027 data is loaded");
-        assert!(warning.unwrap().contains("2027"));
+        assert!(!working, "元旦 is off without a schedule file");
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("2027") && warning.contains("调休"),
+            "{warning}"
+        );
         let (saturday, warning) = cal.is_working_day(date!(2027 - 01 - 02));
         assert!(!saturday);
         assert!(warning.is_some());
-        // 12-31 (1), Fri 2027-01-01 (2, weekends-only fallback), 01-04 (3); one warning for 2027.
+        // Monday 2027-02-08 is 初三, Tuesday the 9th an ordinary weekday.
+        assert!(!cal.is_working_day(date!(2027 - 02 - 08)).0);
+        assert!(cal.is_working_day(date!(2027 - 02 - 09)).0);
+        // 12-31 (1), 01-01 元旦, weekend, 01-04 (2), 01-05 (3); one warning for 2027.
         let (due, warnings) = cal.add_working_days(date!(2026 - 12 - 30), 3);
-        assert_eq!(due, date!(2027 - 01 - 04));
+        assert_eq!(due, date!(2027 - 01 - 05));
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("2027"));
         // Staying inside 2026 raises no warning.
         assert!(cal.add_working_days(date!(2026 - 12 - 28), 3).1.is_empty());
+        // Beyond the statutory rules' range only weekends are known.
+        let (working, warning) = cal.is_working_day(date!(2100 - 01 - 01));
+        assert!(working);
+        assert!(warning.unwrap().contains("weekends only"));
+        assert_eq!(cal.data_end(), Some(date!(2027 - 01 - 01)));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod chain;
 pub mod division;
 pub mod filter;
+pub mod holidays;
 pub mod ids;
 pub mod records;
 pub mod rules;
