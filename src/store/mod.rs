@@ -16,6 +16,8 @@ mod sqlite;
 
 #[cfg(test)]
 mod suite;
+#[doc(hidden)]
+pub mod test_db;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -6,11 +6,13 @@ use super::*;
 use crate::access_log;
 use crate::domain::chain::LogEntry;
 
-/// A fresh store per test: a temporary SQLite file, or a new PostgreSQL database.
+/// A fresh store per test: a temporary SQLite file, or a new PostgreSQL
+/// database (the shared `TestDb`, dropped with the fixture even when the test
+/// panics).
 struct Fixture {
     url: String,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    _db: Option<test_db::TestDb>,
 }
 
 impl Fixture {
@@ -20,44 +22,17 @@ impl Fixture {
         Fixture {
             url,
             _dir: Some(dir),
-            pg: None,
+            _db: None,
         }
     }
 
     async fn postgres() -> Option<Fixture> {
-        use sqlx::Connection;
-        let Ok(admin) = std::env::var("CADREX_TEST_POSTGRES_URL") else {
-            eprintln!(
-                "notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL store suite"
-            );
-            return None;
-        };
-        let name = format!("cadrex_s_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL unreachable");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        let db = test_db::TestDb::if_configured().await?;
         Some(Fixture {
-            url: format!("{base}/{name}"),
+            url: db.url.clone(),
             _dir: None,
-            pg: Some((admin, name)),
+            _db: Some(db),
         })
-    }
-
-    async fn drop_db(&self) {
-        use sqlx::Connection;
-        if let Some((admin, name)) = &self.pg {
-            let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut c)
-            .await;
-        }
     }
 }
 
@@ -390,7 +365,6 @@ macro_rules! suite {
             async fn postgres() {
                 if let Some(f) = super::Fixture::postgres().await {
                     super::$name(&f.url).await;
-                    f.drop_db().await;
                 }
             }
         }
