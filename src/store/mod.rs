@@ -1,4 +1,4 @@
-//! The storage trait every backend implements, its row types, and `connect` choosing a backend by URL scheme.
+//! The repository traits every backend implements (bundled as `Store`), their row types, and `connect` choosing a backend by URL scheme.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ mod sqlite;
 
 #[cfg(test)]
 mod suite;
+#[doc(hidden)]
+pub mod test_db;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -301,20 +303,43 @@ pub struct ChangeRow {
     pub commit_time_us: i64,
 }
 
-/// Persistence for the exchange. Lookups return `Ok(None)` for a missing row;
-/// mutations of a missing row return `Error::NotFound`. Writes that succeed
-/// append their access-log row and outbox row in the same transaction.
+/// Persistence for the exchange: every repository below, held as
+/// `Arc<dyn Store>`. Lookups return `Ok(None)` for a missing row; mutations of
+/// a missing row return `Error::NotFound`. Writes that succeed append their
+/// access-log row and outbox row in the same transaction.
+///
+/// Implemented for every type implementing all the repositories; a caller of
+/// `dyn Store` reaches their methods without importing them.
+pub trait Store:
+    CadreRepo
+    + RecordRepo
+    + OpinionRepo
+    + ChangeRepo
+    + AccessLogRepo
+    + RequestRepo
+    + StoreAdmin
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: CadreRepo
+        + RecordRepo
+        + OpinionRepo
+        + ChangeRepo
+        + AccessLogRepo
+        + RequestRepo
+        + StoreAdmin
+        + Send
+        + Sync
+        + ?Sized
+{
+}
+
+/// Cadres: registration, updates under a revision check, lookups and lists.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-
-    /// Identity of this database's history; a restore sets a new one.
-    async fn epoch(&self) -> Result<String>;
-
-    /// The stored response of an earlier call with this request id.
-    async fn lookup_request(&self, system: &str, request_id: &str) -> Result<Option<Idempotency>>;
-
+pub trait CadreRepo: Send + Sync {
     /// Inserts a cadre. `AlreadyExists` when the id number is registered (or the
     /// request id was taken concurrently).
     async fn create_cadre(&self, cadre: &CadreRow, meta: WriteMeta) -> Result<()>;
@@ -336,43 +361,25 @@ pub trait Store: Send + Sync {
         finish: FinishCadres<'_>,
     ) -> Result<Vec<Result<()>>>;
 
+    /// The cadre with this id; `Ok(None)` when there is none.
     async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>>;
 
+    /// The cadre registered under this id number; `Ok(None)` when there is none.
     async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>>;
+
+    /// The cadres of `ids` that exist, in no particular order.
+    async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>>;
+
+    /// The cadres registered under any of `id_numbers`, in no particular order.
+    async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>>;
 
     /// Cadres matching `query`, ordered by id.
     async fn list_cadres(&self, query: &CadreQuery) -> Result<Vec<CadreRow>>;
+}
 
-    /// Appends rows to the chain in one transaction (group commit); returns their seqs.
-    async fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<i64>>;
-
-    /// Rows with seq > `after_seq`, in order, at most `limit`.
-    async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>>;
-
-    /// Rows matching `query`, in seq order.
-    async fn list_access_events(&self, query: &LogQuery) -> Result<Vec<LogHit>>;
-
-    /// Chain head (seq, hash); (0, GENESIS) when empty.
-    async fn log_head(&self) -> Result<(i64, String)>;
-
-    /// Rows of the per-cadre index (`cadres/{id}`, seq) with `after_seq < seq`
-    /// (and `seq <= through_seq` when given), ordered by seq then cadre.
-    async fn log_cadre_index(
-        &self,
-        after_seq: i64,
-        through_seq: Option<i64>,
-    ) -> Result<Vec<(String, i64)>>;
-
-    /// Row hash at `seq`, if the row exists.
-    async fn log_hash_at(&self, seq: i64) -> Result<Option<String>>;
-
-    async fn insert_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<()>;
-
-    /// All checkpoints, oldest first.
-    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
-
-    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
-
+/// Records: idempotent batch submission, retraction and every way of reading them.
+#[async_trait]
+pub trait RecordRepo: Send + Sync {
     /// Submits records in one transaction, each item under its own savepoint so
     /// that good items are stored even when others fail. Per item: a new record
     /// or newer version is `Written` with a new revision (the change seq); the
@@ -396,6 +403,7 @@ pub trait Store: Send + Sync {
         log: LogEntry,
     ) -> Result<RecordRow>;
 
+    /// The record with this id; `Ok(None)` when there is none.
     async fn get_record(&self, id: &str) -> Result<Option<RecordRow>>;
 
     /// The records of `ids` that exist and whose cadre is managed within
@@ -407,12 +415,6 @@ pub trait Store: Send + Sync {
         ids: &[String],
         jurisdiction_prefix: &str,
     ) -> Result<Vec<RecordRow>>;
-
-    /// The cadres of `ids` that exist, in no particular order.
-    async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>>;
-
-    /// The cadres registered under any of `id_numbers`, in no particular order.
-    async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>>;
 
     /// The records a system knows by any of `source_record_ids`.
     async fn find_records(
@@ -431,23 +433,13 @@ pub trait Store: Send + Sync {
     /// Records matching `query`, ordered by id.
     async fn list_records(&self, query: &RecordQuery) -> Result<Vec<RecordRow>>;
 
-    /// The newest change seq (0 when none).
-    async fn change_head(&self) -> Result<i64>;
+    /// When a matter record about the cadre was last written (any state).
+    async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>>;
+}
 
-    /// Outbox rows with seq > `after`, in seq order.
-    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
-
-    /// Deletes change rows committed before `before_us`, always keeping the
-    /// newest; returns the feed floor (the highest pruned seq, 0 if none).
-    async fn prune_changes(&self, before_us: i64) -> Result<i64>;
-
-    /// The highest pruned seq: a cursor below it has lost changes.
-    async fn feed_floor(&self) -> Result<i64>;
-
-    /// Ticks after every commit that wrote change rows (in this process, and
-    /// on PostgreSQL in any process through LISTEN/NOTIFY).
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
-
+/// Integrity-opinion requests and their immutable replies.
+#[async_trait]
+pub trait OpinionRepo: Send + Sync {
     /// Stores a new request with its cadres.
     async fn create_opinion_request(
         &self,
@@ -455,6 +447,7 @@ pub trait Store: Send + Sync {
         meta: WriteMeta,
     ) -> Result<()>;
 
+    /// The request with its cadres in request order; `Ok(None)` when there is none.
     async fn get_opinion_request(&self, id: &str) -> Result<Option<OpinionRequestRow>>;
 
     /// Requests matching `query`, ordered by id.
@@ -479,19 +472,95 @@ pub trait Store: Send + Sync {
 
     /// Replies of a request, oldest first.
     async fn opinion_replies(&self, request_id: &str) -> Result<Vec<ReplyRow>>;
+}
 
-    /// When a matter record about the cadre was last written (any state).
-    async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>>;
+/// The change feed: the outbox every write fills in its own transaction, read
+/// in seq order (which is commit order), pruned from the old end.
+#[async_trait]
+pub trait ChangeRepo: Send + Sync {
+    /// The newest change seq (0 when none).
+    async fn change_head(&self) -> Result<i64>;
 
-    /// Writes a consistent copy of the whole store to `out` (SQLite: `VACUUM
-    /// INTO`); PostgreSQL answers FAILED_PRECONDITION: use `pg_dump`.
-    async fn backup(&self, out: &std::path::Path) -> Result<()>;
+    /// Outbox rows with seq > `after`, in seq order.
+    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>>;
+
+    /// Deletes change rows committed before `before_us`, always keeping the
+    /// newest; returns the feed floor (the highest pruned seq, 0 if none).
+    async fn prune_changes(&self, before_us: i64) -> Result<i64>;
+
+    /// The highest pruned seq: a cursor below it has lost changes.
+    async fn feed_floor(&self) -> Result<i64>;
+
+    /// Ticks after every commit that wrote change rows (in this process, and
+    /// on PostgreSQL in any process through LISTEN/NOTIFY).
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// The hash-chained access log, its per-cadre index and its signed checkpoints.
+#[async_trait]
+pub trait AccessLogRepo: Send + Sync {
+    /// Appends rows to the chain in one transaction (group commit); returns their seqs.
+    async fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<i64>>;
+
+    /// Rows with seq > `after_seq`, in order, at most `limit`.
+    async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>>;
+
+    /// Rows matching `query`, in seq order.
+    async fn list_access_events(&self, query: &LogQuery) -> Result<Vec<LogHit>>;
+
+    /// Chain head (seq, hash); (0, GENESIS) when empty.
+    async fn log_head(&self) -> Result<(i64, String)>;
+
+    /// Rows of the per-cadre index (`cadres/{id}`, seq) with `after_seq < seq`
+    /// (and `seq <= through_seq` when given), ordered by seq then cadre.
+    async fn log_cadre_index(
+        &self,
+        after_seq: i64,
+        through_seq: Option<i64>,
+    ) -> Result<Vec<(String, i64)>>;
+
+    /// Row hash at `seq`, if the row exists.
+    async fn log_hash_at(&self, seq: i64) -> Result<Option<String>>;
+
+    /// Stores a checkpoint; when one is already stored for the same seq and
+    /// key, that one is kept and this is a no-op (a retried run writes nothing twice).
+    async fn insert_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<()>;
+
+    /// All checkpoints, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+
+    /// The checkpoint with the highest seq (the latest signed among those);
+    /// `Ok(None)` when there is none.
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>>;
+}
+
+/// The AIP-155 replay cache: stored responses by (calling system, request id),
+/// written by the write they answer, inside its transaction.
+#[async_trait]
+pub trait RequestRepo: Send + Sync {
+    /// The stored response of an earlier call with this request id.
+    async fn lookup_request(&self, system: &str, request_id: &str) -> Result<Option<Idempotency>>;
+}
+
+/// The database as a whole: which backend, its epoch, backup, shutdown, and
+/// re-sealing informant blocks under a new key.
+#[async_trait]
+pub trait StoreAdmin: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Identity of this database's history; a restore sets a new one.
+    async fn epoch(&self) -> Result<String>;
 
     /// Gives the store a new epoch, so that cursors issued before (by the
     /// original of a restored copy) are refused rather than silently skipping data.
     async fn renew_epoch(&self) -> Result<String>;
 
-    /// Closes the pool.
+    /// Writes a consistent copy of the whole store to `out` (SQLite: `VACUUM
+    /// INTO`); PostgreSQL answers FAILED_PRECONDITION: use `pg_dump`.
+    async fn backup(&self, out: &std::path::Path) -> Result<()>;
+
+    /// Closes the pool; later calls fail with `Unavailable`.
     async fn close(&self);
 
     /// Informant blocks sealed under any key but `key_id`, of records with id

@@ -18,9 +18,9 @@
 //! would need `Encode`/`Decode`/`Executor` bounds per bound type; the macro keeps
 //! the body plain Rust, compiled once per backend with its concrete sqlx types.
 
-/// Defines the shared helpers and `impl Store for $store`, whose
-/// backend-specific methods (`backup`, `close`) come in `own`; `name` is
-/// what `backend()` returns.
+/// Defines the shared helpers and every repository trait for `$store` (and so
+/// `Store`, by its blanket impl); the backend-specific `StoreAdmin` methods
+/// (`backup`, `close`) come in `own`; `name` is what `backend()` returns.
 /// `for_update` is appended to reads of the lock rows (the outbox counter and
 /// the chain head).
 macro_rules! store_body {
@@ -38,7 +38,8 @@ use sqlx::Row;
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
     Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow,
-    ReplyRow, SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    ReplyRow, SourceKey, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    AccessLogRepo, CadreRepo, ChangeRepo, OpinionRepo, RecordRepo, RequestRepo, StoreAdmin,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::error::{Error, Result};
@@ -612,41 +613,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
 }
 
 #[async_trait::async_trait]
-impl Store for $store {
-        fn backend(&self) -> &'static str {
-            $name
-        }
-
-        $($own)*
-
-    async fn epoch(&self) -> Result<String> {
-        Ok(sqlx::query("SELECT value FROM meta WHERE key = 'epoch'")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("value")?)
-    }
-
-    async fn lookup_request(&self, system: &str, request_id: &str) -> Result<Option<Idempotency>> {
-        let row = sqlx::query(
-            "SELECT system, request_id, method, request_sha256, response FROM request_ids \
-             WHERE system = $1 AND request_id = $2",
-        )
-        .bind(system)
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(Idempotency {
-                system: r.try_get("system")?,
-                request_id: r.try_get("request_id")?,
-                method: r.try_get("method")?,
-                request_sha256: r.try_get("request_sha256")?,
-                response: r.try_get("response")?,
-            })
-        })
-        .transpose()
-    }
-
+impl CadreRepo for $store {
     async fn create_cadre(&self, c: &CadreRow, meta: WriteMeta) -> Result<()> {
         let mut tx = self.begin().await?;
         let counter = lock_counter(&mut tx).await?;
@@ -701,147 +668,6 @@ impl Store for $store {
         tx.commit().await?;
         self.changed();
         Ok(())
-    }
-
-    async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>> {
-        let row = sqlx::query("SELECT * FROM cadres WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(cadre_from_row).transpose()
-    }
-
-    async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>> {
-        let row = sqlx::query("SELECT * FROM cadres WHERE id_number = $1")
-            .bind(id_number)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(cadre_from_row).transpose()
-    }
-
-    async fn list_cadres(&self, q: &CadreQuery) -> Result<Vec<CadreRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM cadres \
-             WHERE substr(managing_division, 1, length($1)) = $1 \
-               AND ($2 IS NULL OR substr(managing_division, 1, length($2)) = $2) \
-               AND ($3 IS NULL OR ($4 AND substr(display_name, 1, length($3)) = $3) OR (NOT $4 AND display_name = $3)) \
-               AND ($5 IS NULL OR id > $5) \
-             ORDER BY id LIMIT $6",
-        )
-        .bind(&q.jurisdiction_prefix)
-        .bind(&q.division_prefix)
-        .bind(&q.name)
-        .bind(q.name_is_prefix)
-        .bind(&q.after_id)
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(cadre_from_row).collect()
-    }
-
-    async fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<i64>> {
-        let mut tx = self.begin().await?;
-        let seqs = append_in_tx(&mut tx, entries).await?;
-        tx.commit().await?;
-        Ok(seqs)
-    }
-
-    async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
-        let rows = sqlx::query("SELECT * FROM access_log WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(log_from_row).collect()
-    }
-
-    async fn list_access_events(&self, q: &LogQuery) -> Result<Vec<LogHit>> {
-        let sql = super::list_access_events_sql();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(q.after_seq)
-            .bind(&q.principal)
-            .bind(&q.method)
-            .bind(q.start_us)
-            .bind(q.end_us)
-            .bind(&q.cadre)
-            .bind(q.limit)
-            .bind(&q.principal_prefix)
-            .bind(&q.scope)
-            .bind(i32::from(q.cadre_ok_only))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogHit {
-                    row: log_from_row(r)?,
-                    about_scope: r.try_get("about_scope")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn log_cadre_index(
-        &self,
-        after_seq: i64,
-        through_seq: Option<i64>,
-    ) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT cadre, seq FROM access_log_cadres WHERE seq > $1 AND ($2 IS NULL OR seq <= $2) \
-             ORDER BY seq, cadre",
-        )
-        .bind(after_seq)
-        .bind(through_seq)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("cadre")?, r.try_get("seq")?)))
-            .collect()
-    }
-
-    async fn log_head(&self) -> Result<(i64, String)> {
-        let r = sqlx::query("SELECT seq, hash FROM access_log_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((r.try_get("seq")?, r.try_get("hash")?))
-    }
-
-    async fn log_hash_at(&self, seq: i64) -> Result<Option<String>> {
-        let r = sqlx::query("SELECT hash FROM access_log WHERE seq = $1")
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await?;
-        r.map(|r| r.try_get("hash").map_err(Error::from))
-            .transpose()
-    }
-
-    async fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO log_checkpoints (seq, hash, time_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(c.seq)
-        .bind(&c.hash)
-        .bind(c.time_us)
-        .bind(&c.key_id)
-        .bind(&c.signature)
-        .execute(self.writes())
-        .await?;
-        Ok(())
-    }
-
-    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
-        let rows = sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq, time_us")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(checkpoint_from_row).collect()
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
-        let row =
-            sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq DESC, time_us DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(checkpoint_from_row).transpose()
     }
 
     async fn create_cadres(
@@ -902,6 +728,53 @@ impl Store for $store {
         Ok(out)
     }
 
+    async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>> {
+        let row = sqlx::query("SELECT * FROM cadres WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(cadre_from_row).transpose()
+    }
+
+    async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>> {
+        let row = sqlx::query("SELECT * FROM cadres WHERE id_number = $1")
+            .bind(id_number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(cadre_from_row).transpose()
+    }
+
+    async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>> {
+        cadres_where(&self.pool, "id", ids).await
+    }
+
+    async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>> {
+        cadres_where(&self.pool, "id_number", id_numbers).await
+    }
+
+    async fn list_cadres(&self, q: &CadreQuery) -> Result<Vec<CadreRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM cadres \
+             WHERE substr(managing_division, 1, length($1)) = $1 \
+               AND ($2 IS NULL OR substr(managing_division, 1, length($2)) = $2) \
+               AND ($3 IS NULL OR ($4 AND substr(display_name, 1, length($3)) = $3) OR (NOT $4 AND display_name = $3)) \
+               AND ($5 IS NULL OR id > $5) \
+             ORDER BY id LIMIT $6",
+        )
+        .bind(&q.jurisdiction_prefix)
+        .bind(&q.division_prefix)
+        .bind(&q.name)
+        .bind(q.name_is_prefix)
+        .bind(&q.after_id)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cadre_from_row).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordRepo for $store {
     async fn submit_records(
         &self,
         items: Vec<RecordRow>,
@@ -1019,14 +892,6 @@ impl Store for $store {
         rows.iter().map(record_from_row).collect()
     }
 
-    async fn get_cadres(&self, ids: &[String]) -> Result<Vec<CadreRow>> {
-        cadres_where(&self.pool, "id", ids).await
-    }
-
-    async fn get_cadres_by_id_numbers(&self, id_numbers: &[String]) -> Result<Vec<CadreRow>> {
-        cadres_where(&self.pool, "id_number", id_numbers).await
-    }
-
     async fn find_records(
         &self,
         owner_system: &str,
@@ -1096,34 +961,20 @@ impl Store for $store {
         rows.iter().map(record_from_row).collect()
     }
 
-    async fn change_head(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT seq FROM change_counter WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("seq")?)
+    async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query(
+            "SELECT MAX(update_time_us) AS t FROM records WHERE cadre_id = $1 \
+             AND kind IN ('SANCTION', 'ADMONISHMENT', 'CLUE', 'ORG_HANDLING', 'AUDIT_FINDING', 'PETITION', 'PERSONAL_MATTERS_CHECK')",
+        )
+        .bind(cadre_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("t")?)
     }
+}
 
-    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
-        let rows = sqlx::query("SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChangeRow {
-                    seq: r.try_get("seq")?,
-                    op: r.try_get("op")?,
-                    resource: r.try_get("resource")?,
-                    kind: r.try_get("kind")?,
-                    revision: r.try_get("revision")?,
-                    division: r.try_get("division")?,
-                    commit_time_us: r.try_get("commit_time_us")?,
-                })
-            })
-            .collect()
-    }
-
+#[async_trait::async_trait]
+impl OpinionRepo for $store {
     async fn create_opinion_request(&self, r: &OpinionRequestRow, meta: WriteMeta) -> Result<()> {
         let mut tx = self.begin().await?;
         let counter = lock_counter(&mut tx).await?;
@@ -1364,16 +1215,36 @@ impl Store for $store {
             })
             .collect()
     }
+}
 
-    async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query(
-            "SELECT MAX(update_time_us) AS t FROM records WHERE cadre_id = $1 \
-             AND kind IN ('SANCTION', 'ADMONISHMENT', 'CLUE', 'ORG_HANDLING', 'AUDIT_FINDING', 'PETITION', 'PERSONAL_MATTERS_CHECK')",
-        )
-        .bind(cadre_id)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("t")?)
+#[async_trait::async_trait]
+impl ChangeRepo for $store {
+    async fn change_head(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT seq FROM change_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("seq")?)
+    }
+
+    async fn list_changes(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
+        let rows = sqlx::query("SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChangeRow {
+                    seq: r.try_get("seq")?,
+                    op: r.try_get("op")?,
+                    resource: r.try_get("resource")?,
+                    kind: r.try_get("kind")?,
+                    revision: r.try_get("revision")?,
+                    division: r.try_get("division")?,
+                    commit_time_us: r.try_get("commit_time_us")?,
+                })
+            })
+            .collect()
     }
 
     async fn prune_changes(&self, before_us: i64) -> Result<i64> {
@@ -1414,6 +1285,154 @@ impl Store for $store {
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessLogRepo for $store {
+    async fn append_log(&self, entries: &[LogEntry]) -> Result<Vec<i64>> {
+        let mut tx = self.begin().await?;
+        let seqs = append_in_tx(&mut tx, entries).await?;
+        tx.commit().await?;
+        Ok(seqs)
+    }
+
+    async fn read_log(&self, after_seq: i64, limit: i64) -> Result<Vec<LogRow>> {
+        let rows = sqlx::query("SELECT * FROM access_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(log_from_row).collect()
+    }
+
+    async fn list_access_events(&self, q: &LogQuery) -> Result<Vec<LogHit>> {
+        let sql = super::list_access_events_sql();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(q.after_seq)
+            .bind(&q.principal)
+            .bind(&q.method)
+            .bind(q.start_us)
+            .bind(q.end_us)
+            .bind(&q.cadre)
+            .bind(q.limit)
+            .bind(&q.principal_prefix)
+            .bind(&q.scope)
+            .bind(i32::from(q.cadre_ok_only))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogHit {
+                    row: log_from_row(r)?,
+                    about_scope: r.try_get("about_scope")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn log_head(&self) -> Result<(i64, String)> {
+        let r = sqlx::query("SELECT seq, hash FROM access_log_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((r.try_get("seq")?, r.try_get("hash")?))
+    }
+
+    async fn log_cadre_index(
+        &self,
+        after_seq: i64,
+        through_seq: Option<i64>,
+    ) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT cadre, seq FROM access_log_cadres WHERE seq > $1 AND ($2 IS NULL OR seq <= $2) \
+             ORDER BY seq, cadre",
+        )
+        .bind(after_seq)
+        .bind(through_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("cadre")?, r.try_get("seq")?)))
+            .collect()
+    }
+
+    async fn log_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT hash FROM access_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| r.try_get("hash").map_err(Error::from))
+            .transpose()
+    }
+
+    async fn insert_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO log_checkpoints (seq, hash, time_us, key_id, signature) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(c.time_us)
+        .bind(&c.key_id)
+        .bind(&c.signature)
+        .execute(self.writes())
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        let rows = sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq, time_us")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
+        let row =
+            sqlx::query("SELECT * FROM log_checkpoints ORDER BY seq DESC, time_us DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(checkpoint_from_row).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestRepo for $store {
+    async fn lookup_request(&self, system: &str, request_id: &str) -> Result<Option<Idempotency>> {
+        let row = sqlx::query(
+            "SELECT system, request_id, method, request_sha256, response FROM request_ids \
+             WHERE system = $1 AND request_id = $2",
+        )
+        .bind(system)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Idempotency {
+                system: r.try_get("system")?,
+                request_id: r.try_get("request_id")?,
+                method: r.try_get("method")?,
+                request_sha256: r.try_get("request_sha256")?,
+                response: r.try_get("response")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreAdmin for $store {
+    fn backend(&self) -> &'static str {
+        $name
+    }
+
+    $($own)*
+
+    async fn epoch(&self) -> Result<String> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = 'epoch'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("value")?)
     }
 
     async fn renew_epoch(&self) -> Result<String> {
@@ -1478,6 +1497,7 @@ impl Store for $store {
         Ok(replaced)
     }
 }
+
 
 fn checkpoint_from_row(r: &DbRow) -> Result<CheckpointRow> {
     Ok(CheckpointRow {

@@ -21,18 +21,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL admin URL tests use, or `None` (with a printed notice) when unset.
-pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("CADREX_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!(
-                "notice: CADREX_TEST_POSTGRES_URL is not set; skipping the PostgreSQL variant of this test"
-            );
-            None
-        }
-    }
-}
+/// The one `TestDb` of the crate, shared with the store suite.
+pub use cadrex::store::test_db::{TestDb, postgres_admin_url};
 
 /// Runs `$name(Backend)` once per backend as `$name::sqlite` and `$name::postgres`.
 #[macro_export]
@@ -51,75 +41,6 @@ macro_rules! both_backends {
             }
         }
     )*};
-}
-
-/// A uniquely named PostgreSQL database, dropped when this value is.
-pub struct TestDb {
-    admin_url: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDb {
-    pub async fn create() -> TestDb {
-        use sqlx::Connection;
-        let admin_url = postgres_admin_url().expect("postgres URL");
-        let name = format!("cadrex_t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL at CADREX_TEST_POSTGRES_URL is unreachable");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let _ = conn.close().await;
-        let url = replace_db(&admin_url, &name);
-        TestDb {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-fn replace_db(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    format!("{}/{db}{query}", &base[..path_start])
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs outside any runtime guarantee; a short-lived thread with
-        // its own runtime does the async cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                    let _ = c.close().await;
-                }
-            })
-        })
-        .join();
-    }
 }
 
 /// Everything the server logs in this test process, for asserting on log lines.
