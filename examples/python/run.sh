@@ -5,7 +5,10 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 cargo build --quiet --manifest-path "$root/Cargo.toml" --bin cadrex
-"$root/target/debug/cadrex" serve --listen "127.0.0.1:$port" --store "sqlite://$work/cadrex.db" --pki-dir "$work/pki" \
+# Wherever cargo puts its output (CARGO_TARGET_DIR, a workspace, .cargo/config).
+target="$(cargo metadata --quiet --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+"${CADREX:-$target/debug/cadrex}" serve --listen "127.0.0.1:$port" --store "sqlite://$work/cadrex.db" --pki-dir "$work/pki" \
   >"$work/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
