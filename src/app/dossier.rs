@@ -11,7 +11,7 @@ use crate::domain::records::{self, Kind};
 use crate::domain::rules;
 use crate::domain::{division, parse_date};
 use crate::error::{Error, Result};
-use crate::identity::Agency;
+use crate::domain::agency::Agency;
 use crate::proto::{self, record::Payload};
 use crate::store::now_us;
 

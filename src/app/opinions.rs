@@ -10,7 +10,7 @@ use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::{division, filter, free_text, parse_date};
 use crate::error::{Error, FieldViolation, Result};
-use crate::identity::Agency;
+use crate::domain::agency::Agency;
 use crate::proto;
 use crate::store::{
     Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta, now_us,

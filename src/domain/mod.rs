@@ -1,5 +1,6 @@
 //! Domain rules: identifiers, divisions, the access-log chain, record validation, the rules engine and the working-day calendar (whose data files are the only I/O here).
 
+pub mod agency;
 pub mod cadre;
 pub mod calendar;
 pub mod chain;

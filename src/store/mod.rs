@@ -129,7 +129,7 @@ pub struct LogHit {
 pub(crate) fn list_access_events_sql() -> String {
     let about = "EXISTS (SELECT 1 FROM access_log_cadres c JOIN cadres k ON c.cadre = 'cadres/' || k.id \
                  WHERE c.seq = l.seq AND substr(k.managing_division, 1, length($9)) = $9)";
-    let by: Vec<String> = crate::identity::Agency::ALL
+    let by: Vec<String> = crate::domain::agency::Agency::ALL
         .iter()
         .map(|a| {
             format!(

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::config::Config;
-use crate::identity::{Agency, Principal};
+use crate::domain::agency::Agency;
+use crate::identity::Principal;
 use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;

@@ -13,7 +13,8 @@ use rustls_pki_types::pem::PemObject;
 use crate::domain::chain::LogEntry;
 use crate::domain::ids;
 use crate::domain::records::{self, Kind};
-use crate::identity::{Agency, Principal};
+use crate::domain::agency::Agency;
+use crate::identity::Principal;
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
 use crate::store::{
