@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{AppState, Call, micros, page_size, page_token, timestamp};
+use super::{AppState, Call, page_size, page_token};
 use crate::access_log;
 use crate::authz::{Action, Resource};
 use crate::domain::chain::{self, LogRow};
+use crate::domain::clock::{micros, timestamp};
 use crate::domain::division;
 use crate::error::{Error, Result};
 use crate::proto;

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::{AppState, Call, Outcome, RequestKey, item_error, page_size, page_token, timestamp};
+use super::{AppState, Call, Outcome, RequestKey, item_error, page_size, page_token};
 use crate::authz::{Action, Resource};
+use crate::domain::clock::{now_us, timestamp};
+use crate::domain::states::{ChangeKind, ChangeOp};
 use crate::domain::{cadre, division, filter, ids};
 use crate::error::{Error, FieldViolation, Result};
 use crate::identity::Principal;
 use crate::proto;
-use crate::store::{CadreQuery, CadreRow, Change, PostRow, WriteMeta, now_us};
+use crate::store::{CadreQuery, CadreRow, Change, PostRow, WriteMeta};
 
 pub struct CadreApi {
     pub(crate) state: Arc<AppState>,

@@ -7,9 +7,10 @@ use prost::Message;
 
 use super::cadres::{self, cadre_resource};
 use super::records::{RecordApi, ViewCache, is_owner};
-use super::{AppState, Call, cursor, timestamp};
+use super::{AppState, Call, cursor};
 use crate::access_log;
 use crate::authz::{Action, Resource};
+use crate::domain::clock::{now_us, timestamp};
 use crate::domain::division;
 use crate::domain::records::{Kind, parse_record_name};
 use crate::error::{Error, Result};
@@ -462,7 +463,7 @@ pub async fn prune_forever(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cutoff = crate::store::now_us() - state.config.change_retention.as_micros() as i64;
+        let cutoff = now_us() - state.config.change_retention.as_micros() as i64;
         if let Err(e) = state.store.prune_changes(cutoff).await {
             tracing::warn!(error = %e, "pruning the change feed");
         }

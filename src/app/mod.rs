@@ -22,8 +22,7 @@ mod paging;
 pub mod records;
 mod replay;
 
-pub use crate::domain::calendar::today;
-pub use paging::{cursor, item_error, micros, page_size, page_token, timestamp};
+pub use paging::{cursor, item_error, page_size, page_token};
 pub use replay::{Outcome, OutcomeItem, RequestKey};
 
 /// Everything a handler needs, shared by all services.

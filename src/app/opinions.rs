@@ -4,17 +4,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::records::RecordApi;
-use super::{AppState, Call, Outcome, RequestKey, micros, page_size, page_token, timestamp, today};
+use super::{AppState, Call, Outcome, RequestKey, page_size, page_token};
 use crate::authz::{Action, Resource};
+use crate::domain::agency::Agency;
+use crate::domain::clock::{micros, now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::{division, filter, free_text, parse_date};
 use crate::error::{Error, FieldViolation, Result};
 use crate::domain::agency::Agency;
 use crate::proto;
-use crate::store::{
-    Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta, now_us,
-};
+use crate::store::{Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta};
 
 pub struct OpinionApi {
     pub(crate) state: Arc<AppState>,

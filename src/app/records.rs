@@ -7,9 +7,9 @@ use prost::Message;
 
 use super::{
     AppState, Call, Outcome, OutcomeItem, RequestKey, cursor, item_error, page_size, page_token,
-    timestamp,
 };
 use crate::authz::{Action, Resource};
+use crate::domain::clock::timestamp;
 use crate::domain::records::{self, Kind, parse_record_name};
 use crate::domain::{division, filter, free_text, ids};
 use crate::error::{Error, FieldViolation, Result};

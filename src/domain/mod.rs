@@ -4,6 +4,7 @@ pub mod agency;
 pub mod cadre;
 pub mod calendar;
 pub mod chain;
+pub mod clock;
 pub mod division;
 pub mod filter;
 pub mod ids;

@@ -539,14 +539,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Microseconds since the Unix epoch, now.
-pub fn now_us() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    d.as_micros() as i64
-}
-
 /// The distinct `cadres/{id}` prefixes of resource names, for the log's cadre index.
 pub fn cadres_touched(resources: &[String]) -> Vec<String> {
     let mut out: Vec<String> = resources

@@ -38,10 +38,12 @@ use sqlx::Row;
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
     Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow,
-    ReplyRow, SourceKey, Store, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    ReplyRow, SourceKey, Store, SubmitOutcome, WriteMeta, plan_batch,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
-use crate::error::{Error, Result};
+use crate::domain::clock::now_us;
+use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
+use crate::error::{Error, Reason, Result};
 use crate::informant::Sealed;
 
 type Db = $db;

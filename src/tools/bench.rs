@@ -743,7 +743,7 @@ mod raw {
                 .push_bind(String::new())
                 .push_bind(String::new())
                 .push_bind("urn:cadrex:system:audit:360000:audit-sys".to_string())
-                .push_bind(crate::store::now_us());
+                .push_bind(crate::domain::clock::now_us());
         });
     }
 

@@ -12,14 +12,14 @@ use rustls_pki_types::pem::PemObject;
 
 use crate::domain::chain::LogEntry;
 use crate::domain::ids;
+use crate::domain::clock::now_us;
 use crate::domain::records::{self, Kind};
 use crate::domain::agency::Agency;
 use crate::identity::Principal;
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
 use crate::store::{
-    CadreQuery, CadreRow, Change, OpinionRequestRow, PostRow, RecordRow, ReplyRow, Store,
-    WriteMeta, now_us,
+    CadreQuery, CadreRow, Change, OpinionRequestRow, PostRow, RecordRow, ReplyRow, Store, WriteMeta,
 };
 
 /// Rows per write transaction: large enough to amortise the commit, small
@@ -1073,7 +1073,7 @@ async fn seed_opinions(
     rng: &mut Rng,
     by_province: &[Vec<String>],
 ) -> anyhow::Result<(usize, usize)> {
-    let today = crate::domain::calendar::today();
+    let today = crate::domain::clock::today();
     let now = now_us();
     let day_us = 86_400_000_000i64;
     let (mut requests, mut replies) = (0, 0);
