@@ -508,9 +508,9 @@ impl CadreApi {
         let meta = WriteMeta {
             log: call.entry(0, crate::access_log::digest(&bytes)),
             changes: vec![Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: resource_name(&row.id),
-                kind: "CADRE".into(),
+                kind: ChangeKind::Cadre.as_str().into(),
                 revision: row.revision,
                 division: row.managing_division.clone(),
             }],

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod ids;
 pub mod records;
 pub mod rules;
+pub mod states;
 
 use crate::error::FieldViolation;
 

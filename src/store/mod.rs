@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::chain::{LogEntry, LogRow};
-use crate::error::{Error, Result};
+use crate::domain::states::{ChangeOp, RecordState, RequestState};
+use crate::error::{Error, Reason, Result};
 use crate::informant::Sealed;
 
 mod postgres;
@@ -50,9 +51,9 @@ pub struct CadreRow {
 /// One outbox row, written in the same transaction as the change it describes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// `UPSERT` or `RETRACT`.
-    pub op: &'static str,
+    pub op: ChangeOp,
     pub resource: String,
+    /// The text of a [`ChangeKind`](crate::domain::states::ChangeKind).
     pub kind: String,
     pub revision: i64,
     pub division: String,
@@ -179,8 +180,7 @@ pub struct RecordRow {
     pub revision: i64,
     pub event_date: String,
     pub classification: String,
-    /// `ACTIVE` or `RETRACTED`.
-    pub state: String,
+    pub state: RecordState,
     pub retraction_reason: String,
     /// The encoded `Record` with only its payload set, informant removed.
     pub payload: Vec<u8>,
@@ -230,8 +230,7 @@ pub struct OpinionRequestRow {
     pub requester_division: String,
     pub purpose: String,
     pub due_date: String,
-    /// `PENDING`, `REPLIED` or `WITHDRAWN`.
-    pub state: String,
+    pub state: RequestState,
     pub note: String,
     pub withdraw_reason: String,
     pub warnings: Vec<String>,
@@ -267,7 +266,7 @@ pub struct OpinionQuery {
     pub requester: Option<(String, String)>,
     /// Only requests naming a cadre managed under this prefix.
     pub cadre_prefix: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<RequestState>,
     pub after_id: Option<String>,
     pub limit: i64,
 }
@@ -280,7 +279,7 @@ pub struct RecordQuery {
     pub jurisdiction_prefix: String,
     /// Kinds to include; empty means none.
     pub kinds: Vec<String>,
-    pub state: Option<String>,
+    pub state: Option<RecordState>,
     pub updated_from_us: Option<i64>,
     pub updated_before_us: Option<i64>,
     /// Snapshot: only revisions at or below this change seq.
@@ -293,6 +292,10 @@ pub struct RecordQuery {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeRow {
     pub seq: i64,
+    /// The text of a [`ChangeOp`], and `kind` of a
+    /// [`ChangeKind`](crate::domain::states::ChangeKind), as stored: on a
+    /// shared database a newer server may have written one this one does not
+    /// know, which the feed skips rather than fails on.
     pub op: String,
     pub resource: String,
     pub kind: String,
@@ -639,7 +642,7 @@ pub(crate) fn plan_batch(
                     row.id = e.id.clone();
                 }
                 row.revision = plan.last_seq;
-                row.state = "ACTIVE".into();
+                row.state = RecordState::Active;
                 row.retraction_reason = String::new();
                 row.update_time_us = now;
                 let vkey = (
@@ -653,7 +656,7 @@ pub(crate) fn plan_batch(
                 plan.changes.push((
                     plan.last_seq,
                     Change {
-                        op: "UPSERT",
+                        op: ChangeOp::Upsert,
                         resource: format!("cadres/{}/records/{}", row.cadre_id, row.id),
                         kind: row.kind.clone(),
                         revision: row.revision,

@@ -307,6 +307,13 @@ async fn insert_cadre(tx: &mut DbConn, c: &CadreRow) -> Result<()> {
     Ok(())
 }
 
+/// A state column read back through its enum: only this code writes these
+/// columns, so other text is a store fault, not something to pass on.
+fn stored_state<T>(r: &DbRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let text: String = r.try_get(column)?;
+    parse(&text).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown {column} {text:?}")))
+}
+
 fn opinion_from_row(r: &DbRow) -> Result<OpinionRequestRow> {
     let warnings: String = r.try_get("warnings")?;
     Ok(OpinionRequestRow {
@@ -316,7 +323,7 @@ fn opinion_from_row(r: &DbRow) -> Result<OpinionRequestRow> {
         requester_division: r.try_get("requester_division")?,
         purpose: r.try_get("purpose")?,
         due_date: r.try_get("due_date")?,
-        state: r.try_get("state")?,
+        state: stored_state(r, "state", RequestState::parse)?,
         note: r.try_get("note")?,
         withdraw_reason: r.try_get("withdraw_reason")?,
         warnings: serde_json::from_str(&warnings).map_err(Error::internal)?,
@@ -368,7 +375,7 @@ fn record_from_row(r: &DbRow) -> Result<RecordRow> {
         revision: r.try_get("revision")?,
         event_date: r.try_get("event_date")?,
         classification: r.try_get("classification")?,
-        state: r.try_get("state")?,
+        state: stored_state(r, "state", RecordState::parse)?,
         retraction_reason: r.try_get("retraction_reason")?,
         payload: r.try_get("payload")?,
         payload_sha256: r.try_get("payload_sha256")?,
@@ -536,7 +543,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
                 .push_bind(row.revision)
                 .push_bind(row.event_date.clone())
                 .push_bind(row.classification.clone())
-                .push_bind(row.state.clone())
+                .push_bind(row.state.as_str())
                 .push_bind(row.retraction_reason.clone())
                 .push_bind(row.payload.clone())
                 .push_bind(row.payload_sha256.clone())
@@ -577,7 +584,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
         .bind(row.revision)
         .bind(&row.event_date)
         .bind(&row.classification)
-        .bind(&row.state)
+        .bind(row.state.as_str())
         .bind(&row.retraction_reason)
         .bind(&row.payload)
         .bind(&row.payload_sha256)
@@ -865,9 +872,9 @@ impl Store for $store {
                         &mut tx,
                         seq,
                         &super::Change {
-                            op: "UPSERT",
+                            op: ChangeOp::Upsert,
                             resource: format!("cadres/{}", c.id),
-                            kind: "CADRE".into(),
+                            kind: ChangeKind::Cadre.as_str().into(),
                             revision: c.revision,
                             division: c.managing_division.clone(),
                         },
@@ -954,7 +961,7 @@ impl Store for $store {
         if row.revision != expected_revision {
             return Err(concurrent());
         }
-        row.state = "RETRACTED".into();
+        row.state = RecordState::Retracted;
         row.retraction_reason = reason.to_string();
         row.revision = seq;
         row.submitting_system = submitting_system.to_string();
@@ -963,7 +970,7 @@ impl Store for $store {
             "UPDATE records SET state = $1, retraction_reason = $2, revision = $3, submitting_system = $4, \
              update_time_us = $5 WHERE id = $6",
         )
-        .bind(&row.state)
+        .bind(row.state.as_str())
         .bind(&row.retraction_reason)
         .bind(row.revision)
         .bind(&row.submitting_system)
@@ -975,7 +982,7 @@ impl Store for $store {
             &mut tx,
             seq,
             &super::Change {
-                op: "RETRACT",
+                op: ChangeOp::Retract,
                 resource: record_name(&row),
                 kind: row.kind.clone(),
                 revision: row.revision,
@@ -1087,7 +1094,7 @@ impl Store for $store {
         .bind(&q.jurisdiction_prefix)
         .bind(&q.cadre_id)
         .bind(kinds)
-        .bind(&q.state)
+        .bind(q.state.map(|s| s.as_str()))
         .bind(q.updated_from_us)
         .bind(q.updated_before_us)
         .bind(q.max_revision)
@@ -1140,7 +1147,7 @@ impl Store for $store {
         .bind(&r.requester_division)
         .bind(&r.purpose)
         .bind(&r.due_date)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .bind(&r.note)
         .bind(&r.withdraw_reason)
         .bind(serde_json::to_string(&r.warnings).map_err(Error::internal)?)
@@ -1196,7 +1203,7 @@ impl Store for $store {
         .bind(agency)
         .bind(division)
         .bind(&q.cadre_prefix)
-        .bind(&q.state)
+        .bind(q.state.map(|s| s.as_str()))
         .bind(&q.after_id)
         .bind(q.limit)
         .fetch_all(&self.pool)
@@ -1226,18 +1233,18 @@ impl Store for $store {
             return Err(Error::NotFound(format!("opinionRequests/{id}")));
         };
         let mut req = opinion_from_row(&row)?;
-        if req.state != "PENDING" {
+        if req.state != RequestState::Pending {
             return Err(Error::precondition(
                 "NOT_PENDING",
                 "only a pending request can be withdrawn",
             ));
         }
-        req.state = "WITHDRAWN".into();
+        req.state = RequestState::Withdrawn;
         req.withdraw_reason = reason.to_string();
         req.revision += 1;
         req.update_time_us = now_us();
         sqlx::query("UPDATE opinion_requests SET state = $1, withdraw_reason = $2, revision = $3, update_time_us = $4 WHERE id = $5")
-            .bind(&req.state)
+            .bind(req.state.as_str())
             .bind(&req.withdraw_reason)
             .bind(req.revision)
             .bind(req.update_time_us)
@@ -1274,7 +1281,7 @@ impl Store for $store {
             )));
         };
         let mut req = opinion_from_row(&row)?;
-        if req.state == "WITHDRAWN" {
+        if req.state == RequestState::Withdrawn {
             return Err(Error::precondition(
                 "REQUEST_WITHDRAWN",
                 "the request was withdrawn",
@@ -1310,21 +1317,21 @@ impl Store for $store {
         .await?
         .try_get("n")?;
         let mut meta = meta;
-        if req.state == "PENDING" && unanswered == 0 {
-            req.state = "REPLIED".into();
+        if req.state == RequestState::Pending && unanswered == 0 {
+            req.state = RequestState::Replied;
             req.revision += 1;
             req.update_time_us = now_us();
             sqlx::query("UPDATE opinion_requests SET state = $1, revision = $2, update_time_us = $3 WHERE id = $4")
-                .bind(&req.state)
+                .bind(req.state.as_str())
                 .bind(req.revision)
                 .bind(req.update_time_us)
                 .bind(&req.id)
                 .execute(&mut *tx)
                 .await?;
             meta.changes.push(super::Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: format!("opinionRequests/{}", req.id),
-                kind: "OPINION_REQUEST".into(),
+                kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: req.revision,
                 division: req.requester_division.clone(),
             });

@@ -122,7 +122,7 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     let meta = |rev| WriteMeta {
         log: entry(0),
         changes: vec![Change {
-            op: "UPSERT",
+            op: crate::domain::states::ChangeOp::Upsert,
             resource: "cadres/a".into(),
             kind: "CADRE".into(),
             revision: rev,
@@ -243,7 +243,7 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
                 let meta = WriteMeta {
                     log: entry(n as usize),
                     changes: vec![Change {
-                        op: "UPSERT",
+                        op: crate::domain::states::ChangeOp::Upsert,
                         resource: format!("cadres/w{w}i{i}"),
                         kind: "CADRE".into(),
                         revision: 1,
@@ -297,7 +297,7 @@ async fn opinion_request_states(url: &str) {
         requester_division: "3608".into(),
         purpose: "PROMOTION".into(),
         due_date: "2030-01-01".into(),
-        state: "PENDING".into(),
+        state: crate::domain::states::RequestState::Pending,
         revision: 1,
         cadres: vec!["a".into(), "b".into()],
         ..Default::default()
@@ -333,7 +333,10 @@ async fn opinion_request_states(url: &str) {
         .add_opinion_reply(&reply("p1", "r1", "a"), meta())
         .await
         .unwrap();
-    assert_eq!(after_one.state, "PENDING");
+    assert_eq!(
+        after_one.state,
+        crate::domain::states::RequestState::Pending
+    );
     assert_eq!(
         s.change_head().await.unwrap(),
         head,
@@ -343,7 +346,10 @@ async fn opinion_request_states(url: &str) {
         .add_opinion_reply(&reply("p2", "r1", "b"), meta())
         .await
         .unwrap();
-    assert_eq!(after_all.state, "REPLIED");
+    assert_eq!(
+        after_all.state,
+        crate::domain::states::RequestState::Replied
+    );
     assert_eq!(after_all.revision, 2);
     let changes = s.list_changes(head, 10).await.unwrap();
     assert_eq!(changes.len(), 1);
@@ -362,11 +368,14 @@ async fn opinion_request_states(url: &str) {
         .withdraw_opinion_request("r2", "no longer", meta())
         .await
         .unwrap();
-    assert_eq!(withdrawn.state, "WITHDRAWN");
+    assert_eq!(
+        withdrawn.state,
+        crate::domain::states::RequestState::Withdrawn
+    );
     assert!(matches!(
         s.add_opinion_reply(&reply("p3", "r2", "a"), meta()).await,
         Err(crate::Error::FailedPrecondition {
-            reason: "REQUEST_WITHDRAWN",
+            reason: crate::error::Reason::RequestWithdrawn,
             ..
         })
     ));

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::domain::agency::Agency;
+use crate::domain::states::RecordState;
 use crate::identity::Principal;
 use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
@@ -596,7 +597,7 @@ async fn engagements(store: &dyn Store, audit_uri: &str) -> anyhow::Result<Vec<(
         .list_records(&RecordQuery {
             jurisdiction_prefix: PROVINCE[..2].to_string(),
             kinds: vec!["AUDIT_ENGAGEMENT".into()],
-            state: Some("ACTIVE".into()),
+            state: Some(RecordState::Active),
             max_revision: i64::MAX,
             limit: 1000,
             ..Default::default()
@@ -736,7 +737,7 @@ mod raw {
                 .push_bind(n as i64)
                 .push_bind("2026-05-20".to_string())
                 .push_bind("INTERNAL".to_string())
-                .push_bind("ACTIVE".to_string())
+                .push_bind(RecordState::Active.as_str().to_string())
                 .push_bind(String::new())
                 .push_bind(payload.to_vec())
                 .push_bind(crate::access_log::digest(payload))

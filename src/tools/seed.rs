@@ -14,7 +14,7 @@ use crate::domain::chain::LogEntry;
 use crate::domain::ids;
 use crate::domain::clock::now_us;
 use crate::domain::records::{self, Kind};
-use crate::domain::agency::Agency;
+use crate::domain::states::{ChangeKind, ChangeOp, Decision, RecordState, RequestState};
 use crate::identity::Principal;
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
@@ -477,7 +477,7 @@ fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
         method: method.into(),
         resources,
         purpose: String::new(),
-        decision: "ALLOW".into(),
+        decision: Decision::Allow.as_str().into(),
         policy_ids: Vec::new(),
         request_id: String::new(),
         status_code: 0,
@@ -990,7 +990,7 @@ impl RecordSeeder<'_> {
             revision: 0,
             event_date,
             classification: records::classification_name(classification).into(),
-            state: "ACTIVE".into(),
+            state: RecordState::Active,
             retraction_reason: String::new(),
             payload: stored.encode_to_vec(),
             payload_sha256: sha,
@@ -1106,7 +1106,7 @@ async fn seed_opinions(
                 requester_division: org.division.clone(),
                 purpose: rng.pick(PURPOSES).to_string(),
                 due_date: due.to_string(),
-                state: "PENDING".into(),
+                state: RequestState::Pending,
                 note: "拟提拔使用，请回复廉政意见。".into(),
                 withdraw_reason: String::new(),
                 warnings: Vec::new(),
@@ -1128,9 +1128,9 @@ async fn seed_opinions(
                     resources,
                 ),
                 changes: vec![Change {
-                    op: "UPSERT",
+                    op: ChangeOp::Upsert,
                     resource: name.clone(),
-                    kind: "OPINION_REQUEST".into(),
+                    kind: ChangeKind::OpinionRequest.as_str().into(),
                     revision: 1,
                     division: org.division.clone(),
                 }],
@@ -1169,9 +1169,9 @@ async fn seed_opinions(
                                 vec![reply_name.clone()],
                             ),
                             changes: vec![Change {
-                                op: "UPSERT",
+                                op: ChangeOp::Upsert,
                                 resource: reply_name,
-                                kind: "OPINION_REPLY".into(),
+                                kind: ChangeKind::OpinionReply.as_str().into(),
                                 revision: 1,
                                 division: org.division.clone(),
                             }],
@@ -1192,9 +1192,9 @@ async fn seed_opinions(
                             vec![name.clone()],
                         ),
                         changes: vec![Change {
-                            op: "UPSERT",
+                            op: ChangeOp::Upsert,
                             resource: name.clone(),
-                            kind: "OPINION_REQUEST".into(),
+                            kind: ChangeKind::OpinionRequest.as_str().into(),
                             revision: 2,
                             division: org.division.clone(),
                         }],

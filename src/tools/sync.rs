@@ -438,7 +438,7 @@ impl Item {
             "event_id": event_id,
             "seq": seq,
             "cursor": cursor,
-            "op": if self.retracted { "RETRACT" } else { "UPSERT" },
+            "op": if self.retracted { ChangeOp::Retract } else { ChangeOp::Upsert }.as_str(),
             "resource": self.resource,
             "kind": kind_suffix(self.kind),
             "revision": self.revision,
@@ -607,10 +607,11 @@ impl Mirror {
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         for item in items {
             let state = if item.retracted {
-                "RETRACTED"
+                RecordState::Retracted
             } else {
-                "ACTIVE"
-            };
+                RecordState::Active
+            }
+            .as_str();
             let body = (!item.retracted).then_some(item.body.as_slice());
             let done = sqlx::query(MIRROR_UPSERT)
                 .bind(&item.resource)
