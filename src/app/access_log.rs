@@ -170,7 +170,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read the access log",
                 )
             },
@@ -314,7 +314,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read checkpoints",
                 )
             },
@@ -341,7 +341,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only discipline systems verify the access log",
                 )
             },

@@ -12,8 +12,7 @@ use crate::domain::clock::{now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules;
 use crate::domain::{division, parse_date};
-use crate::error::{Error, Result};
-use crate::domain::agency::Agency;
+use crate::error::{Error, Reason, Result};
 use crate::proto::{self, record::Payload};
 
 pub struct DossierApi {
@@ -55,7 +54,7 @@ impl DossierApi {
     ) -> Result<()> {
         let refused = || {
             Error::denied(
-                "NO_OPEN_REQUEST",
+                Reason::NoOpenRequest,
                 "appointment vetting needs an open integrity-opinion request of yours for this cadre",
             )
         };

@@ -121,8 +121,8 @@ impl ChangeApi {
             // A kind this server does not know (written by a newer one) is skipped.
             let Some(kind) = wanted(kinds, &row) else {
                 continue;
-            }
-            if let Some(view) = self.render(call, &row, views, &fetched).await? {
+            };
+            if let Some(view) = self.render(call, &row, kind, views, &fetched).await? {
                 out.events.push(proto::ChangeEvent {
                     event_id: format!("{}-{}", self.state.epoch, row.seq),
                     seq: row.seq,
@@ -302,7 +302,7 @@ impl ChangeApi {
             &Resource::Exchange,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read the change feed",
                 )
             },
@@ -355,7 +355,7 @@ impl ChangeApi {
                 &Resource::Exchange,
                 || {
                     Error::denied(
-                        "ACTION_NOT_PERMITTED",
+                        Reason::ActionNotPermitted,
                         "this system may not read the change feed",
                     )
                 },

@@ -12,8 +12,7 @@ use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
 use crate::domain::{division, filter, free_text, parse_date};
-use crate::error::{Error, FieldViolation, Result};
-use crate::domain::agency::Agency;
+use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::proto;
 use crate::store::{Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta};
 
@@ -373,7 +372,7 @@ impl OpinionApi {
             &cadre_resource("-", &p.division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only organization systems ask for integrity opinions",
                 )
             },
@@ -507,7 +506,7 @@ impl OpinionApi {
             &cadre_resource("-", &p.division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only organization and discipline systems take part in vetting",
                 )
             },
@@ -607,7 +606,7 @@ impl OpinionApi {
             );
             call.deny(&d);
             return Err(Error::denied(
-                "NOT_REQUESTER",
+                Reason::NotRequester,
                 "only the requesting organization department withdraws",
             ));
         }
@@ -668,7 +667,7 @@ impl OpinionApi {
             &cadre_resource(&id, &c.managing_division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only discipline systems draft and reply to integrity opinions",
                 )
             },

@@ -13,7 +13,7 @@ use crate::domain::clock::timestamp;
 use crate::domain::records::{self, Kind, parse_record_name};
 use crate::domain::states::RecordState;
 use crate::domain::{division, filter, free_text, ids};
-use crate::error::{Error, FieldViolation, Result};
+use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::identity::Principal;
 use crate::proto::{self, record::Payload};
 use crate::store::{CadreRow, RecordQuery, RecordRow, SubmitOutcome};
@@ -329,7 +329,7 @@ impl RecordApi {
             &new_resource(kind, &principal.division),
             || {
                 Error::denied(
-                    "KIND_NOT_OWNED",
+                    Reason::KindNotOwned,
                     format!(
                         "{} systems are not the authoritative source of {} records",
                         principal.agency,
@@ -343,7 +343,7 @@ impl RecordApi {
             Ok(true) => {}
             Ok(false) => {
                 return Err(Error::precondition(
-                    "CLASSIFIED_NOT_ACCEPTED",
+                    Reason::ClassifiedNotAccepted,
                     "state-secret records must not enter a system not certified for them",
                 ));
             }
@@ -817,7 +817,10 @@ impl RecordApi {
                 if cadre_id.is_some() {
                     Error::CadreNotAccessible
                 } else {
-                    Error::denied("ACTION_NOT_PERMITTED", "this system may not list records")
+                    Error::denied(
+                        Reason::ActionNotPermitted,
+                        "this system may not list records",
+                    )
                 }
             },
         )?;
@@ -950,7 +953,7 @@ impl RecordApi {
                 Error::CadreNotAccessible
             } else if self.view_of(call, &row)?.is_some() {
                 Error::denied(
-                    "NOT_OWNER",
+                    Reason::NotOwner,
                     "only a system of the owner agency and division retracts a record",
                 )
             } else {
@@ -959,7 +962,7 @@ impl RecordApi {
         }
         if !req.etag.is_empty() && req.etag != etag(row.revision) {
             return Err(Error::precondition(
-                "ETAG_MISMATCH",
+                Reason::EtagMismatch,
                 "the record has changed since it was read",
             ));
         }

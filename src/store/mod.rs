@@ -582,7 +582,7 @@ pub(crate) struct BatchPlan {
 
 fn version_conflict() -> Error {
     Error::Aborted {
-        reason: "VERSION_CONFLICT",
+        reason: Reason::VersionConflict,
         message: "this source version was already submitted with different content".into(),
     }
 }
@@ -727,7 +727,7 @@ mod plan_tests {
         assert!(matches!(
             &plan.outcomes[3],
             Err(Error::Aborted {
-                reason: "VERSION_CONFLICT",
+                reason: Reason::VersionConflict,
                 ..
             })
         ));
@@ -771,7 +771,7 @@ mod plan_tests {
         assert!(matches!(
             &plan.outcomes[1],
             Err(Error::Aborted {
-                reason: "VERSION_CONFLICT",
+                reason: Reason::VersionConflict,
                 ..
             })
         ));

@@ -230,7 +230,7 @@ async fn insert_change(tx: &mut DbConn, seq: i64, c: &super::Change) -> Result<(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(seq)
-    .bind(c.op)
+    .bind(c.op.as_str())
     .bind(&c.resource)
     .bind(&c.kind)
     .bind(c.revision)
@@ -394,7 +394,7 @@ fn record_name(r: &RecordRow) -> String {
 
 fn concurrent() -> Error {
     Error::Aborted {
-        reason: "CONCURRENT_MODIFICATION",
+        reason: Reason::ConcurrentModification,
         message: "the record was written concurrently; retry".into(),
     }
 }
@@ -608,7 +608,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
         );
         q.push_values(chunk, |mut b, (seq, c)| {
             b.push_bind(*seq)
-                .push_bind(c.op)
+                .push_bind(c.op.as_str())
                 .push_bind(c.resource.clone())
                 .push_bind(c.kind.clone())
                 .push_bind(c.revision)
@@ -698,7 +698,7 @@ impl Store for $store {
                 .is_some();
             return Err(if exists {
                 Error::Aborted {
-                    reason: "CONCURRENT_MODIFICATION",
+                    reason: Reason::ConcurrentModification,
                     message: "the cadre changed while this update was prepared".into(),
                 }
             } else {
@@ -1235,7 +1235,7 @@ impl Store for $store {
         let mut req = opinion_from_row(&row)?;
         if req.state != RequestState::Pending {
             return Err(Error::precondition(
-                "NOT_PENDING",
+                Reason::NotPending,
                 "only a pending request can be withdrawn",
             ));
         }
@@ -1283,7 +1283,7 @@ impl Store for $store {
         let mut req = opinion_from_row(&row)?;
         if req.state == RequestState::Withdrawn {
             return Err(Error::precondition(
-                "REQUEST_WITHDRAWN",
+                Reason::RequestWithdrawn,
                 "the request was withdrawn",
             ));
         }

@@ -10,9 +10,10 @@ use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::domain::agency::Agency;
 use crate::domain::chain::LogEntry;
-use crate::domain::ids;
 use crate::domain::clock::now_us;
+use crate::domain::ids;
 use crate::domain::records::{self, Kind};
 use crate::domain::states::{ChangeKind, ChangeOp, Decision, RecordState, RequestState};
 use crate::identity::Principal;

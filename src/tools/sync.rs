@@ -75,7 +75,6 @@ const MAX_EXPIRED_IN_A_ROW: u32 = 3;
 /// Most watch frames committed in one transaction; a burst of commits is
 /// applied in a few transactions rather than one per event.
 const WATCH_BATCH: usize = 500;
-const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
 
 /// How long the agent runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -892,7 +891,7 @@ fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
         .unwrap_or_default();
     if status.code() == Code::FailedPrecondition
         && let Some((r, metadata)) = &reason
-        && r == CURSOR_EXPIRED
+        && r == Reason::CursorExpired.as_str()
     {
         return Failure::Expired {
             oldest: metadata.get("oldest_cursor").cloned().unwrap_or_default(),
