@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::chain::{self, GENESIS, LogEntry, Verifier};
+use crate::domain::clock::now_us;
 use crate::error::{Error, Result};
-use crate::store::{CheckpointRow, Store, now_us};
+use crate::store::{CheckpointRow, Store};
 
 /// The key that signs checkpoints; every instance of one exchange shares it.
 pub struct LogSigner {

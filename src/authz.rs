@@ -625,7 +625,7 @@ impl DivisionChains {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Agency;
+    use crate::domain::agency::Agency;
     use std::path::PathBuf;
 
     fn principal(agency: Agency, division: &str) -> Principal {

@@ -42,10 +42,7 @@ pub enum Error {
     #[error("cadre not accessible")]
     CadreNotAccessible,
     #[error("permission denied: {message}")]
-    PermissionDenied {
-        reason: &'static str,
-        message: String,
-    },
+    PermissionDenied { reason: Reason, message: String },
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
     #[error("invalid argument: {violations:?}")]
@@ -56,15 +53,9 @@ pub enum Error {
     #[error("malformed request: {0}")]
     MalformedRequest(String),
     #[error("failed precondition: {message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Reason, message: String },
     #[error("aborted: {message}")]
-    Aborted {
-        reason: &'static str,
-        message: String,
-    },
+    Aborted { reason: Reason, message: String },
     /// A change-feed cursor older than the retention window or from another
     /// epoch; `oldest` is the oldest valid cursor, to re-snapshot from.
     #[error("cursor expired")]
@@ -76,7 +67,7 @@ pub enum Error {
     /// may retry after `retry_after`, other systems are unaffected.
     #[error("resource exhausted: {message}")]
     ResourceExhausted {
-        reason: &'static str,
+        reason: Reason,
         message: String,
         retry_after: std::time::Duration,
     },
@@ -94,14 +85,14 @@ impl Error {
         }
     }
 
-    pub fn denied(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn denied(reason: Reason, message: impl Into<String>) -> Self {
         Error::PermissionDenied {
             reason,
             message: message.into(),
         }
     }
 
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
         Error::FailedPrecondition {
             reason,
             message: message.into(),
@@ -151,7 +142,7 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(d) => match d.code().as_deref().map(transient_sqlstate) {
                 Some(Some(Transient::Unavailable)) => Error::Unavailable(e.to_string()),
                 Some(Some(Transient::Aborted)) => Error::Aborted {
-                    reason: "CONCURRENT_MODIFICATION",
+                    reason: Reason::ConcurrentModification,
                     message: "the store gave up on a conflicting transaction; retry".into(),
                 },
                 Some(None) | None => Error::Internal(e.into()),
@@ -184,48 +175,149 @@ fn transient_sqlstate(code: &str) -> Option<Transient> {
     }
 }
 
-fn localized(reason: &str) -> &'static str {
-    match reason {
-        "CADRE_NOT_ACCESSIBLE" => "干部不存在或不在您的管理权限范围内",
-        "NOT_FOUND" => "请求的资源不存在",
-        "ALREADY_EXISTS" => "资源已存在",
-        "UNAUTHENTICATED" => "未能确认调用系统的身份，请使用交换平台签发的有效证书",
-        "INVALID_ARGUMENT" => "请求参数不符合要求，请按字段说明更正后重试",
-        "MALFORMED_REQUEST" => "请求报文无法按接口定义解析，请检查客户端使用的接口定义版本",
-        "ETAG_MISMATCH" => "数据已被他人修改，请重新读取后再提交",
-        "ACTION_NOT_PERMITTED" => "本系统无权执行该操作",
-        "JURISDICTION" => "超出本机关的干部管理权限",
-        "CONCURRENT_MODIFICATION" => "数据正被同时修改，请稍后重试",
-        "REQUEST_ID_REUSED" => "请求编号已用于另一内容不同的请求",
-        "STORE_UNAVAILABLE" => "数据存储暂时不可用，请稍后重试",
-        "KIND_NOT_OWNED" => "本机关不是该类记录的权威来源，无权报送",
-        "CLASSIFIED_NOT_ACCEPTED" => "本系统未取得涉密信息系统资质，不接收涉及国家秘密的记录",
-        "VERSION_CONFLICT" => "同一版本号的记录内容不一致，请使用新的版本号",
-        "NOT_OWNER" => "只有记录所属机关可以撤回该记录",
-        "RATE_LIMITED" => "本系统调用过于频繁，请按建议的时间间隔后重试",
-        "TOO_MANY_CONCURRENT_CALLS" => "本系统同时进行的调用过多，请待已有调用完成后重试",
-        "CURSOR_EXPIRED" => "同步游标已失效，请重新获取全量数据后再增量同步",
-        _ => "操作未能完成",
+/// Every `ErrorInfo` reason cadrex sends. Clients branch on these, so the
+/// wire text ([`Reason::as_str`]) never changes once shipped; each has a
+/// zh-CN message in [`Reason::localized`], whose `match` has no fallback arm
+/// so that a reason added without a message does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The cadre does not exist or lies outside the caller's jurisdiction (one answer for both).
+    CadreNotAccessible,
+    NotFound,
+    AlreadyExists,
+    Unauthenticated,
+    InvalidArgument,
+    /// The body does not decode as the method's request message.
+    MalformedRequest,
+    /// The caller's etag no longer matches the stored revision.
+    EtagMismatch,
+    /// The policy does not let this system perform the action.
+    ActionNotPermitted,
+    /// The action reaches outside the caller's jurisdiction.
+    Jurisdiction,
+    /// A conflicting transaction won; retry.
+    ConcurrentModification,
+    /// A request id reused with other content.
+    RequestIdReused,
+    StoreUnavailable,
+    /// The caller's agency is not an authoritative source of this record kind.
+    KindNotOwned,
+    /// A state-secret record sent to an exchange not certified for them.
+    ClassifiedNotAccepted,
+    /// The same source version submitted again with other content.
+    VersionConflict,
+    /// Only the owning system may retract a record.
+    NotOwner,
+    RateLimited,
+    TooManyConcurrentCalls,
+    /// A change-feed cursor older than the retained changes or from another epoch.
+    CursorExpired,
+    /// Only a pending opinion request can be withdrawn.
+    NotPending,
+    /// Only the requesting body may act on its opinion request.
+    NotRequester,
+    /// Appointment vetting names no open request of the caller's for the cadre.
+    NoOpenRequest,
+    /// A withdrawn opinion request takes no replies.
+    RequestWithdrawn,
+    /// PostgreSQL is backed up with `pg_dump`, not by the server.
+    UsePgDump,
+    Internal,
+}
+
+impl Reason {
+    /// The UPPER_SNAKE text sent as the ErrorInfo reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::CadreNotAccessible => "CADRE_NOT_ACCESSIBLE",
+            Reason::NotFound => "NOT_FOUND",
+            Reason::AlreadyExists => "ALREADY_EXISTS",
+            Reason::Unauthenticated => "UNAUTHENTICATED",
+            Reason::InvalidArgument => "INVALID_ARGUMENT",
+            Reason::MalformedRequest => "MALFORMED_REQUEST",
+            Reason::EtagMismatch => "ETAG_MISMATCH",
+            Reason::ActionNotPermitted => "ACTION_NOT_PERMITTED",
+            Reason::Jurisdiction => "JURISDICTION",
+            Reason::ConcurrentModification => "CONCURRENT_MODIFICATION",
+            Reason::RequestIdReused => "REQUEST_ID_REUSED",
+            Reason::StoreUnavailable => "STORE_UNAVAILABLE",
+            Reason::KindNotOwned => "KIND_NOT_OWNED",
+            Reason::ClassifiedNotAccepted => "CLASSIFIED_NOT_ACCEPTED",
+            Reason::VersionConflict => "VERSION_CONFLICT",
+            Reason::NotOwner => "NOT_OWNER",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::TooManyConcurrentCalls => "TOO_MANY_CONCURRENT_CALLS",
+            Reason::CursorExpired => "CURSOR_EXPIRED",
+            Reason::NotPending => "NOT_PENDING",
+            Reason::NotRequester => "NOT_REQUESTER",
+            Reason::NoOpenRequest => "NO_OPEN_REQUEST",
+            Reason::RequestWithdrawn => "REQUEST_WITHDRAWN",
+            Reason::UsePgDump => "USE_PG_DUMP",
+            Reason::Internal => "INTERNAL",
+        }
+    }
+
+    /// The zh-CN message sent beside the reason.
+    pub fn localized(self) -> &'static str {
+        match self {
+            Reason::CadreNotAccessible => "干部不存在或不在您的管理权限范围内",
+            Reason::NotFound => "请求的资源不存在",
+            Reason::AlreadyExists => "资源已存在",
+            Reason::Unauthenticated => "未能确认调用系统的身份，请使用交换平台签发的有效证书",
+            Reason::InvalidArgument => "请求参数不符合要求，请按字段说明更正后重试",
+            Reason::MalformedRequest => {
+                "请求报文无法按接口定义解析，请检查客户端使用的接口定义版本"
+            }
+            Reason::EtagMismatch => "数据已被他人修改，请重新读取后再提交",
+            Reason::ActionNotPermitted => "本系统无权执行该操作",
+            Reason::Jurisdiction => "超出本机关的干部管理权限",
+            Reason::ConcurrentModification => "数据正被同时修改，请稍后重试",
+            Reason::RequestIdReused => "请求编号已用于另一内容不同的请求",
+            Reason::StoreUnavailable => "数据存储暂时不可用，请稍后重试",
+            Reason::KindNotOwned => "本机关不是该类记录的权威来源，无权报送",
+            Reason::ClassifiedNotAccepted => {
+                "本系统未取得涉密信息系统资质，不接收涉及国家秘密的记录"
+            }
+            Reason::VersionConflict => "同一版本号的记录内容不一致，请使用新的版本号",
+            Reason::NotOwner => "只有记录所属机关可以撤回该记录",
+            Reason::RateLimited => "本系统调用过于频繁，请按建议的时间间隔后重试",
+            Reason::TooManyConcurrentCalls => "本系统同时进行的调用过多，请待已有调用完成后重试",
+            Reason::CursorExpired => "同步游标已失效，请重新获取全量数据后再增量同步",
+            // These went out with the generic text before the table became
+            // exhaustive; it is kept so that no client sees a change.
+            Reason::NotPending
+            | Reason::NotRequester
+            | Reason::NoOpenRequest
+            | Reason::RequestWithdrawn
+            | Reason::UsePgDump
+            | Reason::Internal => "操作未能完成",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 impl Error {
     /// The `ErrorInfo` reason sent to the caller.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::AlreadyExists(_) => "ALREADY_EXISTS",
-            Error::CadreNotAccessible => "CADRE_NOT_ACCESSIBLE",
+            Error::NotFound(_) => Reason::NotFound,
+            Error::AlreadyExists(_) => Reason::AlreadyExists,
+            Error::CadreNotAccessible => Reason::CadreNotAccessible,
             Error::PermissionDenied { reason, .. }
             | Error::FailedPrecondition { reason, .. }
             | Error::Aborted { reason, .. }
-            | Error::ResourceExhausted { reason, .. } => reason,
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            Error::MalformedRequest(_) => "MALFORMED_REQUEST",
-            Error::CursorExpired { .. } => "CURSOR_EXPIRED",
-            Error::Unavailable(_) => "STORE_UNAVAILABLE",
-            Error::Internal(_) => "INTERNAL",
+            | Error::ResourceExhausted { reason, .. } => *reason,
+            Error::Unauthenticated(_) => Reason::Unauthenticated,
+            Error::InvalidArgument { .. } => Reason::InvalidArgument,
+            Error::MalformedRequest(_) => Reason::MalformedRequest,
+            Error::CursorExpired { .. } => Reason::CursorExpired,
+            Error::Unavailable(_) => Reason::StoreUnavailable,
+            Error::Internal(_) => Reason::Internal,
         }
     }
 
@@ -313,8 +405,8 @@ impl From<Error> for Status {
             | Error::Internal(_) => {}
         }
         let reason = e.reason();
-        details.set_error_info(reason, DOMAIN, metadata);
-        details.set_localized_message("zh-CN", localized(reason));
+        details.set_error_info(reason.as_str(), DOMAIN, metadata);
+        details.set_localized_message("zh-CN", reason.localized());
         Status::with_error_details(code, clip(&e.public_message()), details)
     }
 }

@@ -1,50 +1,11 @@
 //! Caller identity: the verified client certificate's `urn:cadrex:system:` SAN URI, turned into a `Principal`.
 
-use std::fmt;
-
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
+use crate::domain::agency::Agency;
 use crate::domain::division;
 use crate::error::Error;
-
-/// The four kinds of supervisory body that hold certificates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Agency {
-    Discipline,
-    Organization,
-    Audit,
-    Petition,
-}
-
-impl Agency {
-    pub const ALL: [Agency; 4] = [
-        Agency::Discipline,
-        Agency::Organization,
-        Agency::Audit,
-        Agency::Petition,
-    ];
-
-    /// The lowercase name used in URIs, Cedar attributes and the access log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Agency::Discipline => "discipline",
-            Agency::Organization => "organization",
-            Agency::Audit => "audit",
-            Agency::Petition => "petition",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Agency::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-impl fmt::Display for Agency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A calling system, read only from its verified certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::Error;
+use crate::error::{Error, Reason};
 
 /// Limits of one system; a zero turns that limit off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl SystemLimits {
                         &state,
                         system,
                         method,
-                        "TOO_MANY_CONCURRENT_CALLS",
+                        Reason::TooManyConcurrentCalls,
                         CONCURRENCY_RETRY,
                     ));
                 }
@@ -149,7 +149,7 @@ impl SystemLimits {
             let wait = not_until.wait_time_from(rate.clock().now());
             // Never advise "retry now": round up to the next millisecond.
             let wait = wait.max(Duration::from_millis(1));
-            return Err(refuse(&state, system, method, "RATE_LIMITED", wait));
+            return Err(refuse(&state, system, method, Reason::RateLimited, wait));
         }
         Ok(slot)
     }
@@ -159,10 +159,10 @@ fn refuse(
     state: &SystemState,
     system: &str,
     method: &str,
-    reason: &'static str,
+    reason: Reason,
     retry_after: Duration,
 ) -> Error {
-    metrics::counter!("cadrex_rpc_limited_total", "system" => system.to_string(), "reason" => reason)
+    metrics::counter!("cadrex_rpc_limited_total", "system" => system.to_string(), "reason" => reason.as_str())
         .increment(1);
     let mut warned = state.warned.lock().unwrap_or_else(|e| e.into_inner());
     warned.1 += 1;
@@ -171,15 +171,16 @@ fn refuse(
         tracing::warn!(
             principal = %system,
             method = %method,
-            reason,
+            reason = reason.as_str(),
             refused = warned.1,
             "calls refused: system over its limit"
         );
         *warned = (Some(now), 0);
     }
-    let message = match reason {
-        "RATE_LIMITED" => "this system is over its call rate; retry after the given delay",
-        _ => "this system has too many calls in progress; retry after the given delay",
+    let message = if reason == Reason::RateLimited {
+        "this system is over its call rate; retry after the given delay"
+    } else {
+        "this system has too many calls in progress; retry after the given delay"
     };
     Error::ResourceExhausted {
         reason,
@@ -201,7 +202,7 @@ mod tests {
                 reason,
                 retry_after,
                 ..
-            } => (reason, retry_after),
+            } => (reason.as_str(), retry_after),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -711,7 +711,7 @@ pub fn authenticate(
 mod tests {
     use super::*;
     use crate::admin::pki::{self, ClientSpec, PkiPaths};
-    use crate::identity::Agency;
+    use crate::domain::agency::Agency;
     use futures::StreamExt;
     use rustls::ClientConfig;
     use rustls_pki_types::ServerName;

@@ -20,7 +20,8 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::parse_x509_crl;
 use x509_parser::prelude::FromDer;
 
-use crate::identity::{Agency, parse_uri, serial_hex};
+use crate::domain::agency::Agency;
+use crate::identity::{parse_uri, serial_hex};
 
 /// The division `init` issues its first set of client certificates for.
 pub const DEFAULT_DIVISION: &str = "360821";

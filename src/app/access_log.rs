@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use super::{AppState, Call, micros, page_size, page_token, timestamp};
+use super::{AppState, Call, page_size, page_token};
 use crate::access_log;
 use crate::authz::{Action, Resource};
 use crate::domain::chain::{self, LogRow};
+use crate::domain::clock::{micros, timestamp};
 use crate::domain::division;
-use crate::error::{Error, Result};
+use crate::domain::states::Decision;
+use crate::error::{Error, Reason, Result};
 use crate::proto;
 use crate::store::{CheckpointRow, LogQuery};
 
@@ -22,11 +24,9 @@ impl AccessLogApi {
 }
 
 fn event(r: LogRow) -> proto::AccessEvent {
-    let decision = match r.entry.decision.as_str() {
-        "ALLOW" => proto::Decision::Allow,
-        "DENY" => proto::Decision::Deny,
-        _ => proto::Decision::Unspecified,
-    };
+    // The stored text, not an enum: a tampered row must still be shown as stored.
+    let decision =
+        Decision::parse(&r.entry.decision).map_or(proto::Decision::Unspecified, Decision::to_proto);
     proto::AccessEvent {
         seq: r.seq,
         time: Some(timestamp(r.time_us)),
@@ -170,7 +170,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read the access log",
                 )
             },
@@ -314,7 +314,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read checkpoints",
                 )
             },
@@ -341,7 +341,7 @@ impl AccessLogApi {
             &Resource::AccessLog,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only discipline systems verify the access log",
                 )
             },

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::{AppState, Call, Outcome, RequestKey, item_error, page_size, page_token, timestamp};
+use super::{AppState, Call, Outcome, RequestKey, item_error, page_size, page_token};
 use crate::authz::{Action, Resource};
+use crate::domain::clock::{now_us, timestamp};
+use crate::domain::states::{ChangeKind, ChangeOp};
 use crate::domain::{cadre, division, filter, ids};
-use crate::error::{Error, FieldViolation, Result};
+use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::identity::Principal;
 use crate::proto;
-use crate::store::{CadreQuery, CadreRow, Change, PostRow, WriteMeta, now_us};
+use crate::store::{CadreQuery, CadreRow, Change, PostRow, WriteMeta};
 
 pub struct CadreApi {
     pub(crate) state: Arc<AppState>,
@@ -221,7 +223,7 @@ impl CadreApi {
         };
         call.require(authz, Action::CreateCadre, &own, || {
             Error::denied(
-                "ACTION_NOT_PERMITTED",
+                Reason::ActionNotPermitted,
                 "only organization systems register cadres",
             )
         })?;
@@ -302,7 +304,7 @@ impl CadreApi {
             };
             if !call.authorize(authz, Action::CreateCadre, &target).allowed {
                 items.push(Item::Failed(Error::denied(
-                    "JURISDICTION",
+                    Reason::Jurisdiction,
                     "the managing division is outside the caller's jurisdiction",
                 )));
                 continue;
@@ -414,7 +416,7 @@ impl CadreApi {
         };
         call.require(authz, Action::CreateCadre, &own, || {
             Error::denied(
-                "ACTION_NOT_PERMITTED",
+                Reason::ActionNotPermitted,
                 "only organization systems register cadres",
             )
         })?;
@@ -447,7 +449,7 @@ impl CadreApi {
         };
         call.require(authz, Action::CreateCadre, &target, || {
             Error::denied(
-                "JURISDICTION",
+                Reason::Jurisdiction,
                 "the managing division is outside the caller's jurisdiction",
             )
         })?;
@@ -506,9 +508,9 @@ impl CadreApi {
         let meta = WriteMeta {
             log: call.entry(0, crate::access_log::digest(&bytes)),
             changes: vec![Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: resource_name(&row.id),
-                kind: "CADRE".into(),
+                kind: ChangeKind::Cadre.as_str().into(),
                 revision: row.revision,
                 division: row.managing_division.clone(),
             }],
@@ -535,7 +537,7 @@ impl CadreApi {
         };
         call.require(authz, Action::UpdateCadre, &own, || {
             Error::denied(
-                "ACTION_NOT_PERMITTED",
+                Reason::ActionNotPermitted,
                 "only organization systems update cadres",
             )
         })?;
@@ -569,7 +571,7 @@ impl CadreApi {
         )?;
         if !input.etag.is_empty() && input.etag != etag(current.revision) {
             return Err(Error::precondition(
-                "ETAG_MISMATCH",
+                Reason::EtagMismatch,
                 "the cadre has changed since it was read",
             ));
         }
@@ -596,7 +598,7 @@ impl CadreApi {
             // Moving a cadre takes a caller whose jurisdiction covers both ends.
             call.require(authz, Action::UpdateCadre, &cadre_resource(&next), || {
                 Error::denied(
-                    "JURISDICTION",
+                    Reason::Jurisdiction,
                     "the new managing division is outside the caller's jurisdiction",
                 )
             })?;
@@ -619,7 +621,10 @@ impl CadreApi {
             division: call.principal.division.clone(),
         };
         call.require(&self.state.authz, Action::ListCadres, &own, || {
-            Error::denied("ACTION_NOT_PERMITTED", "this system may not list cadres")
+            Error::denied(
+                Reason::ActionNotPermitted,
+                "this system may not list cadres",
+            )
         })?;
         // One decision per page: every cadre of the page lies in the caller's
         // jurisdiction, where the view depends on the agency alone.

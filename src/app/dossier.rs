@@ -5,15 +5,15 @@ use std::sync::Arc;
 use super::cadres::{self, cadre_resource};
 use super::opinions::{OpinionApi, barred, reasons_proto, verdict_proto, visible_records};
 use super::records::RecordApi;
-use super::{AppState, Call, timestamp, today};
+use super::{AppState, Call};
 use crate::authz::Action;
+use crate::domain::agency::Agency;
+use crate::domain::clock::{now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules;
 use crate::domain::{division, parse_date};
-use crate::error::{Error, Result};
-use crate::identity::Agency;
+use crate::error::{Error, Reason, Result};
 use crate::proto::{self, record::Payload};
-use crate::store::now_us;
 
 pub struct DossierApi {
     pub(crate) state: Arc<AppState>,
@@ -56,7 +56,7 @@ impl DossierApi {
     ) -> Result<proto::DossierVetting> {
         let refused = || {
             Error::denied(
-                "NO_OPEN_REQUEST",
+                Reason::NoOpenRequest,
                 "appointment vetting needs an open integrity-opinion request of yours for this cadre",
             )
         };

@@ -7,12 +7,14 @@ use prost::Message;
 
 use super::cadres::{self, cadre_resource};
 use super::records::{RecordApi, ViewCache, is_owner};
-use super::{AppState, Call, cursor, timestamp};
+use super::{AppState, Call, cursor};
 use crate::access_log;
 use crate::authz::{Action, Resource};
+use crate::domain::clock::{now_us, timestamp};
 use crate::domain::division;
-use crate::domain::records::{Kind, parse_record_name};
-use crate::error::{Error, Result};
+use crate::domain::records::parse_record_name;
+use crate::domain::states::{ChangeKind, ChangeOp};
+use crate::error::{Error, Reason, Result};
 use crate::proto::{self, change_event};
 use crate::store::ChangeRow;
 
@@ -35,57 +37,24 @@ impl ChangeApi {
     }
 }
 
-fn kind_name(k: proto::ChangeKind) -> Option<&'static str> {
-    use proto::ChangeKind as C;
-    Some(match k {
-        C::Cadre => "CADRE",
-        C::Sanction => "SANCTION",
-        C::Admonishment => "ADMONISHMENT",
-        C::Clue => "CLUE",
-        C::OrgHandling => "ORG_HANDLING",
-        C::PersonalMattersCheck => "PERSONAL_MATTERS_CHECK",
-        C::Evaluation => "EVALUATION",
-        C::AuditEngagement => "AUDIT_ENGAGEMENT",
-        C::AuditFinding => "AUDIT_FINDING",
-        C::Petition => "PETITION",
-        C::OpinionRequest => "OPINION_REQUEST",
-        C::OpinionReply => "OPINION_REPLY",
-        C::Unspecified => return None,
-    })
-}
-
-fn kind_proto(name: &str) -> proto::ChangeKind {
-    use proto::ChangeKind as C;
-    [
-        C::Cadre,
-        C::Sanction,
-        C::Admonishment,
-        C::Clue,
-        C::OrgHandling,
-        C::PersonalMattersCheck,
-        C::Evaluation,
-        C::AuditEngagement,
-        C::AuditFinding,
-        C::Petition,
-        C::OpinionRequest,
-        C::OpinionReply,
-    ]
-    .into_iter()
-    .find(|k| kind_name(*k) == Some(name))
-    .unwrap_or(C::Unspecified)
-}
-
-/// Kinds requested, as stored names; empty means every kind.
-fn kinds_filter(kinds: &[i32]) -> Result<HashSet<&'static str>> {
+/// Kinds requested; empty means every kind.
+fn kinds_filter(kinds: &[i32]) -> Result<HashSet<ChangeKind>> {
     kinds
         .iter()
         .map(|k| {
             proto::ChangeKind::try_from(*k)
                 .ok()
-                .and_then(kind_name)
+                .and_then(ChangeKind::from_proto)
                 .ok_or_else(|| Error::invalid("kinds", "unknown or unspecified change kind"))
         })
         .collect()
+}
+
+/// The kind of a change row when the filter `kinds` lets it through (an empty
+/// filter lets every kind through); `None` also for a kind this server does
+/// not know.
+fn wanted(kinds: &HashSet<ChangeKind>, row: &ChangeRow) -> Option<ChangeKind> {
+    ChangeKind::parse(&row.kind).filter(|k| kinds.is_empty() || kinds.contains(k))
 }
 
 /// View decisions reused across a scan, keyed by the authorization resource
@@ -135,7 +104,7 @@ impl ChangeApi {
         &self,
         call: &mut Call,
         after: i64,
-        kinds: &HashSet<&'static str>,
+        kinds: &HashSet<ChangeKind>,
         limit: i64,
         views: &mut Views,
     ) -> Result<Scan> {
@@ -149,21 +118,20 @@ impl ChangeApi {
         };
         for row in rows {
             out.last_seq = row.seq;
-            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
+            // A kind this server does not know (written by a newer one) is skipped.
+            let Some(kind) = wanted(kinds, &row) else {
                 continue;
-            }
-            if let Some(view) = self.render(call, &row, views, &fetched).await? {
+            };
+            if let Some(view) = self.render(call, &row, kind, views, &fetched).await? {
                 out.events.push(proto::ChangeEvent {
                     event_id: format!("{}-{}", self.state.epoch, row.seq),
                     seq: row.seq,
                     cursor: cursor::encode(&self.state.epoch, row.seq),
-                    op: if row.op == "RETRACT" {
-                        proto::ChangeOp::Retract
-                    } else {
-                        proto::ChangeOp::Upsert
-                    } as i32,
+                    op: ChangeOp::parse(&row.op)
+                        .unwrap_or(ChangeOp::Upsert)
+                        .to_proto() as i32,
                     resource: row.resource.clone(),
-                    kind: kind_proto(&row.kind) as i32,
+                    kind: kind.to_proto() as i32,
                     revision: row.revision,
                     commit_time: Some(timestamp(row.commit_time_us)),
                     view: Some(view),
@@ -180,22 +148,23 @@ impl ChangeApi {
         &self,
         jurisdiction: &str,
         rows: &[ChangeRow],
-        kinds: &HashSet<&'static str>,
+        kinds: &HashSet<ChangeKind>,
     ) -> Result<Fetched> {
         let mut cadre_ids = Vec::new();
         let mut record_ids = Vec::new();
         for row in rows {
-            if !kinds.is_empty() && !kinds.contains(row.kind.as_str()) {
-                continue;
-            }
-            if row.kind == "CADRE" {
-                if let Some(id) = row.resource.strip_prefix("cadres/") {
-                    cadre_ids.push(id.to_string());
+            match wanted(kinds, row) {
+                Some(ChangeKind::Cadre) => {
+                    if let Some(id) = row.resource.strip_prefix("cadres/") {
+                        cadre_ids.push(id.to_string());
+                    }
                 }
-            } else if Kind::parse(&row.kind).is_some()
-                && let Some((_, id)) = parse_record_name(&row.resource)
-            {
-                record_ids.push(id);
+                Some(ChangeKind::Record(_)) => {
+                    if let Some((_, id)) = parse_record_name(&row.resource) {
+                        record_ids.push(id);
+                    }
+                }
+                Some(ChangeKind::OpinionRequest | ChangeKind::OpinionReply) | None => {}
             }
         }
         let store = &self.state.store;
@@ -222,11 +191,12 @@ impl ChangeApi {
         &self,
         call: &mut Call,
         row: &ChangeRow,
+        kind: ChangeKind,
         views: &mut Views,
         fetched: &Fetched,
     ) -> Result<Option<change_event::View>> {
         let principal = call.principal.clone();
-        if row.kind == "CADRE" {
+        if kind == ChangeKind::Cadre {
             let Some(id) = row.resource.strip_prefix("cadres/") else {
                 return Ok(None);
             };
@@ -256,11 +226,8 @@ impl ChangeApi {
             };
             return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(c, v))));
         }
-        if row.kind == "OPINION_REQUEST" || row.kind == "OPINION_REPLY" {
-            return self.render_opinion(call, row).await;
-        }
-        if Kind::parse(&row.kind).is_none() {
-            return Ok(None);
+        if matches!(kind, ChangeKind::OpinionRequest | ChangeKind::OpinionReply) {
+            return self.render_opinion(call, row, kind).await;
         }
         let Some((_, id)) = parse_record_name(&row.resource) else {
             return Ok(None);
@@ -291,6 +258,7 @@ impl ChangeApi {
         &self,
         call: &mut Call,
         row: &ChangeRow,
+        kind: ChangeKind,
     ) -> Result<Option<change_event::View>> {
         let mut parts = row.resource.split('/');
         let (Some("opinionRequests"), Some(id)) = (parts.next(), parts.next()) else {
@@ -302,7 +270,7 @@ impl ChangeApi {
         let Some(view) = self.opinions.view(call, &req).await? else {
             return Ok(None);
         };
-        if row.kind == "OPINION_REQUEST" {
+        if kind == ChangeKind::OpinionRequest {
             if view.revision != row.revision {
                 return Ok(None);
             }
@@ -334,7 +302,7 @@ impl ChangeApi {
             &Resource::Exchange,
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "this system may not read the change feed",
                 )
             },
@@ -360,7 +328,7 @@ const WATCH_STEP: i64 = 500;
 /// the views decided so far (kept for the life of the stream).
 pub struct Watch {
     pub after: i64,
-    kinds: HashSet<&'static str>,
+    kinds: HashSet<ChangeKind>,
     views: Views,
 }
 
@@ -387,7 +355,7 @@ impl ChangeApi {
                 &Resource::Exchange,
                 || {
                     Error::denied(
-                        "ACTION_NOT_PERMITTED",
+                        Reason::ActionNotPermitted,
                         "this system may not read the change feed",
                     )
                 },
@@ -462,7 +430,7 @@ pub async fn prune_forever(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cutoff = crate::store::now_us() - state.config.change_retention.as_micros() as i64;
+        let cutoff = now_us() - state.config.change_retention.as_micros() as i64;
         if let Err(e) = state.store.prune_changes(cutoff).await {
             tracing::warn!(error = %e, "pruning the change feed");
         }

@@ -8,6 +8,7 @@ use crate::access_log::{AccessLog, LogSigner};
 use crate::authz::{Action, Authorizer, Decision, Resource};
 use crate::config::Config;
 use crate::domain::chain::LogEntry;
+use crate::domain::states;
 use crate::error::{Error, Result};
 use crate::identity::Principal;
 use crate::store::Store;
@@ -22,8 +23,7 @@ mod paging;
 pub mod records;
 mod replay;
 
-pub use crate::domain::calendar::today;
-pub use paging::{cursor, item_error, micros, page_size, page_token, timestamp};
+pub use paging::{cursor, item_error, page_size, page_token};
 pub use replay::{Outcome, OutcomeItem, RequestKey};
 
 /// Everything a handler needs, shared by all services.
@@ -144,11 +144,11 @@ impl Call {
     /// The log row for this call with the given outcome.
     pub fn entry(&self, status_code: i32, response_sha256: String) -> LogEntry {
         let decision = match self.decision {
-            Some(true) => "ALLOW",
-            Some(false) => "DENY",
+            Some(true) => states::Decision::Allow,
+            Some(false) => states::Decision::Deny,
             // Refused before any policy was asked (bad input, unknown cadre).
-            None if status_code == 0 => "ALLOW",
-            None => "DENY",
+            None if status_code == 0 => states::Decision::Allow,
+            None => states::Decision::Deny,
         };
         LogEntry {
             principal: self.principal.uri.clone(),
@@ -157,7 +157,7 @@ impl Call {
             method: self.method.to_string(),
             resources: self.resources.clone(),
             purpose: self.purpose.clone(),
-            decision: decision.to_string(),
+            decision: decision.as_str().to_string(),
             policy_ids: self.policy_ids.clone(),
             request_id: self.request_id.clone(),
             status_code,

@@ -4,17 +4,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::records::RecordApi;
-use super::{AppState, Call, Outcome, RequestKey, micros, page_size, page_token, timestamp, today};
+use super::{AppState, Call, Outcome, RequestKey, page_size, page_token};
 use crate::authz::{Action, Resource};
+use crate::domain::agency::Agency;
+use crate::domain::clock::{micros, now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
+use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
 use crate::domain::{division, filter, free_text, parse_date};
-use crate::error::{Error, FieldViolation, Result};
-use crate::identity::Agency;
+use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::proto;
-use crate::store::{
-    Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta, now_us,
-};
+use crate::store::{Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta};
 
 pub struct OpinionApi {
     pub(crate) state: Arc<AppState>,
@@ -106,15 +106,6 @@ fn verdict_from_name(s: &str) -> proto::Verdict {
         "DEFER" => proto::Verdict::Defer,
         "NOT_AGREE" => proto::Verdict::NotAgree,
         _ => proto::Verdict::Unspecified,
-    }
-}
-
-fn state_proto(s: &str) -> proto::OpinionRequestState {
-    match s {
-        "PENDING" => proto::OpinionRequestState::Pending,
-        "REPLIED" => proto::OpinionRequestState::Replied,
-        "WITHDRAWN" => proto::OpinionRequestState::Withdrawn,
-        _ => proto::OpinionRequestState::Unspecified,
     }
 }
 
@@ -264,7 +255,7 @@ impl OpinionApi {
         }
         // The stored state is the whole request's; a caller's is its pieces'.
         // Withdrawal concerns every piece, so it shows (with its time) to all.
-        let state = if req.state == "WITHDRAWN" {
+        let state = if req.state == RequestState::Withdrawn {
             update_time_us = update_time_us.max(req.update_time_us);
             proto::OpinionRequestState::Withdrawn
         } else if answered == cadres.len() {
@@ -287,7 +278,7 @@ impl OpinionApi {
         // cadre at once, so only a caller seeing every cadre is told of it; one
         // seeing some learns of its own pieces' replies from their reply events,
         // and its view last changed as a request at the revision before.
-        let revision = if whole || req.state != "REPLIED" {
+        let revision = if whole || req.state != RequestState::Replied {
             req.revision
         } else {
             req.revision - 1
@@ -381,7 +372,7 @@ impl OpinionApi {
             &cadre_resource("-", &p.division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only organization systems ask for integrity opinions",
                 )
             },
@@ -466,7 +457,7 @@ impl OpinionApi {
             requester_division: p.division.clone(),
             purpose: purpose.unwrap_or_default().into(),
             due_date: due.to_string(),
-            state: "PENDING".into(),
+            state: RequestState::Pending,
             note: req.note.clone(),
             withdraw_reason: String::new(),
             warnings,
@@ -490,9 +481,9 @@ impl OpinionApi {
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
             changes: vec![Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: request_name(&row.id),
-                kind: "OPINION_REQUEST".into(),
+                kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: 1,
                 division: p.division.clone(),
             }],
@@ -515,7 +506,7 @@ impl OpinionApi {
             &cadre_resource("-", &p.division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only organization and discipline systems take part in vetting",
                 )
             },
@@ -543,19 +534,18 @@ impl OpinionApi {
             };
             match (term.field.as_str(), term.op) {
                 ("state", filter::Op::Eq) => {
-                    let s = term.value.trim_start_matches("OPINION_REQUEST_STATE_");
-                    if !["PENDING", "REPLIED", "WITHDRAWN"].contains(&s) {
-                        return Err(Error::invalid(
-                            "filter",
-                            "state is PENDING, REPLIED or WITHDRAWN",
-                        ));
-                    }
-                    want_state = Some(state_proto(s));
+                    let s = RequestState::parse(
+                        term.value.trim_start_matches("OPINION_REQUEST_STATE_"),
+                    )
+                    .ok_or_else(|| {
+                        Error::invalid("filter", "state is PENDING, REPLIED or WITHDRAWN")
+                    })?;
+                    want_state = Some(s.to_proto());
                     // The stored state is the whole request's: a caller seeing
                     // some cadres sees REPLIED once its own are, while the
                     // request is still PENDING. Stored REPLIED and WITHDRAWN
                     // read the same to everyone, so only those narrow the query.
-                    query.state = (s != "REPLIED").then(|| s.to_string());
+                    query.state = (s != RequestState::Replied).then_some(s);
                 }
                 ("overdue", filter::Op::Eq) => want_overdue = Some(flag()?),
                 ("stale", filter::Op::Eq) => want_stale = Some(flag()?),
@@ -616,7 +606,7 @@ impl OpinionApi {
             );
             call.deny(&d);
             return Err(Error::denied(
-                "NOT_REQUESTER",
+                Reason::NotRequester,
                 "only the requesting organization department withdraws",
             ));
         }
@@ -629,9 +619,9 @@ impl OpinionApi {
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
             changes: vec![Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: request_name(&row.id),
-                kind: "OPINION_REQUEST".into(),
+                kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: row.revision + 1,
                 division: row.requester_division.clone(),
             }],
@@ -677,7 +667,7 @@ impl OpinionApi {
             &cadre_resource(&id, &c.managing_division),
             || {
                 Error::denied(
-                    "ACTION_NOT_PERMITTED",
+                    Reason::ActionNotPermitted,
                     "only discipline systems draft and reply to integrity opinions",
                 )
             },
@@ -814,9 +804,9 @@ impl OpinionApi {
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
             changes: vec![Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: response.name.clone(),
-                kind: "OPINION_REPLY".into(),
+                kind: ChangeKind::OpinionReply.as_str().into(),
                 revision: 1,
                 division: row.requester_division.clone(),
             }],
@@ -840,7 +830,7 @@ pub async fn visible_records(
         cadre_id: Some(cadre_id.to_string()),
         jurisdiction_prefix: String::new(),
         kinds: Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
-        state: Some("ACTIVE".into()),
+        state: Some(RecordState::Active),
         max_revision: i64::MAX,
         limit: 100_000,
         ..Default::default()

@@ -1,21 +1,6 @@
-//! Paging and cursors: opaque page tokens, page sizes, change-feed cursors, timestamps, and a batch item's error as its own status would carry it.
+//! Paging and cursors: opaque page tokens, page sizes, change-feed cursors, and a batch item's error as its own status would carry it.
 
 use crate::error::{Error, Result};
-
-/// Microseconds to a protobuf timestamp.
-pub fn timestamp(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
-
-/// A protobuf timestamp to microseconds.
-pub fn micros(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(ts.nanos) / 1000)
-}
 
 /// Opaque page tokens: a tagged cursor, base64url so clients do not parse them.
 pub mod page_token {
@@ -68,7 +53,7 @@ pub fn item_error(e: &Error) -> crate::proto::ItemError {
     };
     crate::proto::ItemError {
         code: e.code() as i32,
-        reason: e.reason().to_string(),
+        reason: e.reason().as_str().to_string(),
         message: e.public_message(),
         field_violations,
     }

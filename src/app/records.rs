@@ -7,12 +7,13 @@ use prost::Message;
 
 use super::{
     AppState, Call, Outcome, OutcomeItem, RequestKey, cursor, item_error, page_size, page_token,
-    timestamp,
 };
 use crate::authz::{Action, Resource};
+use crate::domain::clock::timestamp;
 use crate::domain::records::{self, Kind, parse_record_name};
+use crate::domain::states::RecordState;
 use crate::domain::{division, filter, free_text, ids};
-use crate::error::{Error, FieldViolation, Result};
+use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::identity::Principal;
 use crate::proto::{self, record::Payload};
 use crate::store::{CadreRow, RecordQuery, RecordRow, SubmitOutcome};
@@ -117,7 +118,7 @@ impl ViewCache {
     ) -> Result<Option<View>> {
         let level = self.level(api, call, row)?;
         Ok(level.map(|v| {
-            if row.state == "RETRACTED" && !is_owner(&call.principal, row) {
+            if row.state == RecordState::Retracted && !is_owner(&call.principal, row) {
                 View::Tombstone
             } else {
                 v
@@ -134,14 +135,6 @@ pub(crate) use crate::informant::informant_context;
 
 fn etag(revision: i64) -> String {
     format!("r{revision}")
-}
-
-fn state_proto(s: &str) -> proto::RecordState {
-    if s == "RETRACTED" {
-        proto::RecordState::Retracted
-    } else {
-        proto::RecordState::Active
-    }
 }
 
 impl RecordApi {
@@ -197,7 +190,7 @@ impl RecordApi {
             cadre: format!("cadres/{}", row.cadre_id),
             kind: kind.to_proto() as i32,
             revision: row.revision,
-            state: state_proto(&row.state) as i32,
+            state: row.state.to_proto() as i32,
             update_time: Some(timestamp(row.update_time_us)),
             etag: etag(row.revision),
             ..Default::default()
@@ -336,7 +329,7 @@ impl RecordApi {
             &new_resource(kind, &principal.division),
             || {
                 Error::denied(
-                    "KIND_NOT_OWNED",
+                    Reason::KindNotOwned,
                     format!(
                         "{} systems are not the authoritative source of {} records",
                         principal.agency,
@@ -350,7 +343,7 @@ impl RecordApi {
             Ok(true) => {}
             Ok(false) => {
                 return Err(Error::precondition(
-                    "CLASSIFIED_NOT_ACCEPTED",
+                    Reason::ClassifiedNotAccepted,
                     "state-secret records must not enter a system not certified for them",
                 ));
             }
@@ -456,7 +449,7 @@ impl RecordApi {
                     .filter(|e| {
                         e.kind == Kind::AuditEngagement.as_str()
                             && e.cadre_id == cadre.id
-                            && e.state == "ACTIVE"
+                            && e.state == RecordState::Active
                     });
                 let Some(engagement) = engagement else {
                     return Err(Error::invalid(
@@ -515,7 +508,7 @@ impl RecordApi {
             revision: 0,
             event_date,
             classification: records::classification_name(rec.classification).into(),
-            state: "ACTIVE".into(),
+            state: RecordState::Active,
             retraction_reason: String::new(),
             payload: stored.encode_to_vec(),
             payload_sha256: sha,
@@ -824,7 +817,10 @@ impl RecordApi {
                 if cadre_id.is_some() {
                     Error::CadreNotAccessible
                 } else {
-                    Error::denied("ACTION_NOT_PERMITTED", "this system may not list records")
+                    Error::denied(
+                        Reason::ActionNotPermitted,
+                        "this system may not list records",
+                    )
                 }
             },
         )?;
@@ -845,11 +841,9 @@ impl RecordApi {
                     wanted.retain(|w| *w == k);
                 }
                 ("state", filter::Op::Eq) => {
-                    let s = term.value.trim_start_matches("RECORD_STATE_");
-                    if s != "ACTIVE" && s != "RETRACTED" {
-                        return Err(Error::invalid("filter", "state is ACTIVE or RETRACTED"));
-                    }
-                    query.state = Some(s.to_string());
+                    let s = RecordState::parse(term.value.trim_start_matches("RECORD_STATE_"))
+                        .ok_or_else(|| Error::invalid("filter", "state is ACTIVE or RETRACTED"))?;
+                    query.state = Some(s);
                 }
                 ("update_time", op) => {
                     let t = time::OffsetDateTime::parse(
@@ -959,7 +953,7 @@ impl RecordApi {
                 Error::CadreNotAccessible
             } else if self.view_of(call, &row)?.is_some() {
                 Error::denied(
-                    "NOT_OWNER",
+                    Reason::NotOwner,
                     "only a system of the owner agency and division retracts a record",
                 )
             } else {
@@ -968,11 +962,11 @@ impl RecordApi {
         }
         if !req.etag.is_empty() && req.etag != etag(row.revision) {
             return Err(Error::precondition(
-                "ETAG_MISMATCH",
+                Reason::EtagMismatch,
                 "the record has changed since it was read",
             ));
         }
-        if row.state == "RETRACTED" {
+        if row.state == RecordState::Retracted {
             return self.owner_view(call, &row);
         }
         let log = call.entry(0, String::new());

@@ -4,7 +4,7 @@ use prost::Message;
 
 use super::{AppState, Call};
 use crate::access_log;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::store::Idempotency;
 
 /// Hex SHA-256 of a request message, to tell a replay from a reused request id.
@@ -69,7 +69,7 @@ impl RequestKey {
         };
         if stored.method != self.method || stored.request_sha256 != self.request_sha256 {
             return Err(Error::Aborted {
-                reason: "REQUEST_ID_REUSED",
+                reason: Reason::RequestIdReused,
                 message: "request_id was already used for a different request".into(),
             });
         }

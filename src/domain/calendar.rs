@@ -228,12 +228,6 @@ fn parse_year(text: &str) -> anyhow::Result<(i32, YearDays)> {
     Ok((year, days))
 }
 
-/// Today's date in Asia/Shanghai, where every date of the exchange lives.
-pub fn today() -> Date {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    time::OffsetDateTime::now_utc().to_offset(offset).date()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,9 @@ pub struct LogEntry {
     pub method: String,
     pub resources: Vec<String>,
     pub purpose: String,
-    /// `ALLOW` or `DENY`.
+    /// The text of a [`Decision`](crate::domain::states::Decision). Text, not
+    /// the enum: `cadrex log verify` must hash whatever a row holds, even a
+    /// tampered one, and the chain encodes exactly this text.
     pub decision: String,
     pub policy_ids: Vec<String>,
     pub request_id: String,
@@ -160,7 +162,7 @@ mod tests {
         LogEntry {
             principal: "urn:cadrex:system:audit:360821:a".into(),
             method: m.into(),
-            decision: "ALLOW".into(),
+            decision: crate::domain::states::Decision::Allow.as_str().into(),
             ..Default::default()
         }
     }
@@ -181,6 +183,25 @@ mod tests {
         let mut v = Verifier::new(0, GENESIS);
         v.check(&rows[0]).unwrap();
         assert_eq!(v.check(&rows[2]).unwrap_err().seq, 2);
+    }
+
+    /// The encoding is shared by both backends and by every row already
+    /// stored: one row's hash, computed independently, pins it.
+    #[test]
+    fn canonical_encoding_is_pinned() {
+        let e = LogEntry {
+            fingerprint: "f".into(),
+            officer: "张三".into(),
+            resources: vec!["cadres/1".into()],
+            purpose: "CASE_HANDLING".into(),
+            policy_ids: vec!["p1".into()],
+            request_id: "r".into(),
+            ..entry("m")
+        };
+        assert_eq!(
+            row_hash(GENESIS, 7, 1_700_000_000_000_000, &e),
+            "ca1bb5b6043dfac9e1679844a4b3cd79483977c5048fef84799d3cb5ea3eb172"
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Domain rules: identifiers, divisions, the access-log chain, record validation, the rules engine and the working-day calendar (whose data files are the only I/O here).
 
+pub mod agency;
 pub mod cadre;
 pub mod calendar;
 pub mod chain;
+pub mod clock;
 pub mod division;
 pub mod filter;
 pub mod holidays;
 pub mod ids;
 pub mod records;
 pub mod rules;
+pub mod states;
 
 use crate::error::FieldViolation;
 

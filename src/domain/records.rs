@@ -3,9 +3,9 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::domain::agency::Agency;
 use crate::domain::{DATE_RULE, Text, check_text, parse_date, rules};
 use crate::error::FieldViolation;
-use crate::identity::Agency;
 use crate::proto::{self, record::Payload};
 
 /// The nine record kinds of DESIGN §4.

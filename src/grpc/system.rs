@@ -7,8 +7,9 @@ use tonic::{Request, Response, Status};
 use super::{METHODS, Target};
 use crate::app::AppState;
 use crate::authz::Resource;
+use crate::domain::agency::Agency;
 use crate::domain::records::Kind;
-use crate::identity::{self, Agency};
+use crate::identity;
 use crate::proto::{self, system_service_server::SystemService};
 
 pub struct SystemApi {

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::chain::{LogEntry, LogRow};
-use crate::error::{Error, Result};
+use crate::domain::states::{ChangeOp, RecordState, RequestState};
+use crate::error::{Error, Reason, Result};
 use crate::informant::Sealed;
 
 mod postgres;
@@ -52,9 +53,9 @@ pub struct CadreRow {
 /// One outbox row, written in the same transaction as the change it describes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// `UPSERT` or `RETRACT`.
-    pub op: &'static str,
+    pub op: ChangeOp,
     pub resource: String,
+    /// The text of a [`ChangeKind`](crate::domain::states::ChangeKind).
     pub kind: String,
     pub revision: i64,
     pub division: String,
@@ -131,7 +132,7 @@ pub struct LogHit {
 pub(crate) fn list_access_events_sql() -> String {
     let about = "EXISTS (SELECT 1 FROM access_log_cadres c JOIN cadres k ON c.cadre = 'cadres/' || k.id \
                  WHERE c.seq = l.seq AND substr(k.managing_division, 1, length($9)) = $9)";
-    let by: Vec<String> = crate::identity::Agency::ALL
+    let by: Vec<String> = crate::domain::agency::Agency::ALL
         .iter()
         .map(|a| {
             format!(
@@ -181,8 +182,7 @@ pub struct RecordRow {
     pub revision: i64,
     pub event_date: String,
     pub classification: String,
-    /// `ACTIVE` or `RETRACTED`.
-    pub state: String,
+    pub state: RecordState,
     pub retraction_reason: String,
     /// The encoded `Record` with only its payload set, informant removed.
     pub payload: Vec<u8>,
@@ -232,8 +232,7 @@ pub struct OpinionRequestRow {
     pub requester_division: String,
     pub purpose: String,
     pub due_date: String,
-    /// `PENDING`, `REPLIED` or `WITHDRAWN`.
-    pub state: String,
+    pub state: RequestState,
     pub note: String,
     pub withdraw_reason: String,
     pub warnings: Vec<String>,
@@ -269,7 +268,7 @@ pub struct OpinionQuery {
     pub requester: Option<(String, String)>,
     /// Only requests naming a cadre managed under this prefix.
     pub cadre_prefix: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<RequestState>,
     pub after_id: Option<String>,
     pub limit: i64,
 }
@@ -282,7 +281,7 @@ pub struct RecordQuery {
     pub jurisdiction_prefix: String,
     /// Kinds to include; empty means none.
     pub kinds: Vec<String>,
-    pub state: Option<String>,
+    pub state: Option<RecordState>,
     pub updated_from_us: Option<i64>,
     pub updated_before_us: Option<i64>,
     /// Snapshot: only revisions at or below this change seq.
@@ -295,6 +294,10 @@ pub struct RecordQuery {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeRow {
     pub seq: i64,
+    /// The text of a [`ChangeOp`], and `kind` of a
+    /// [`ChangeKind`](crate::domain::states::ChangeKind), as stored: on a
+    /// shared database a newer server may have written one this one does not
+    /// know, which the feed skips rather than fails on.
     pub op: String,
     pub resource: String,
     pub kind: String,
@@ -608,14 +611,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Microseconds since the Unix epoch, now.
-pub fn now_us() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    d.as_micros() as i64
-}
-
 /// The distinct `cadres/{id}` prefixes of resource names, for the log's cadre index.
 pub fn cadres_touched(resources: &[String]) -> Vec<String> {
     let mut out: Vec<String> = resources
@@ -656,7 +651,7 @@ pub(crate) struct BatchPlan {
 
 fn version_conflict() -> Error {
     Error::Aborted {
-        reason: "VERSION_CONFLICT",
+        reason: Reason::VersionConflict,
         message: "this source version was already submitted with different content".into(),
     }
 }
@@ -716,7 +711,7 @@ pub(crate) fn plan_batch(
                     row.id = e.id.clone();
                 }
                 row.revision = plan.last_seq;
-                row.state = "ACTIVE".into();
+                row.state = RecordState::Active;
                 row.retraction_reason = String::new();
                 row.update_time_us = now;
                 let vkey = (
@@ -730,7 +725,7 @@ pub(crate) fn plan_batch(
                 plan.changes.push((
                     plan.last_seq,
                     Change {
-                        op: "UPSERT",
+                        op: ChangeOp::Upsert,
                         resource: format!("cadres/{}/records/{}", row.cadre_id, row.id),
                         kind: row.kind.clone(),
                         revision: row.revision,
@@ -801,7 +796,7 @@ mod plan_tests {
         assert!(matches!(
             &plan.outcomes[3],
             Err(Error::Aborted {
-                reason: "VERSION_CONFLICT",
+                reason: Reason::VersionConflict,
                 ..
             })
         ));
@@ -845,7 +840,7 @@ mod plan_tests {
         assert!(matches!(
             &plan.outcomes[1],
             Err(Error::Aborted {
-                reason: "VERSION_CONFLICT",
+                reason: Reason::VersionConflict,
                 ..
             })
         ));

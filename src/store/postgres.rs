@@ -146,7 +146,7 @@ super::sql::store_body! {
     own: {
         async fn backup(&self, _out: &std::path::Path) -> Result<()> {
             Err(Error::precondition(
-                "USE_PG_DUMP",
+                Reason::UsePgDump,
                 "back up PostgreSQL with pg_dump, restore with pg_restore, then run `cadrex restore --epoch-only`",
             ))
         }

@@ -38,11 +38,13 @@ use sqlx::Row;
 use super::{
     BatchPlan, CadreQuery, CadreRow, ChangeRow, CheckpointRow, FinishBatch, FinishCadres,
     Idempotency, LogHit, LogQuery, OpinionQuery, OpinionRequestRow, RecordQuery, RecordRow,
-    ReplyRow, SourceKey, SubmitOutcome, WriteMeta, now_us, plan_batch,
+    ReplyRow, SourceKey, SubmitOutcome, WriteMeta, plan_batch,
     AccessLogRepo, CadreRepo, ChangeRepo, OpinionRepo, RecordRepo, RequestRepo, StoreAdmin,
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
-use crate::error::{Error, Result};
+use crate::domain::clock::now_us;
+use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
+use crate::error::{Error, Reason, Result};
 use crate::informant::Sealed;
 
 type Db = $db;
@@ -229,7 +231,7 @@ async fn insert_change(tx: &mut DbConn, seq: i64, c: &super::Change) -> Result<(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(seq)
-    .bind(c.op)
+    .bind(c.op.as_str())
     .bind(&c.resource)
     .bind(&c.kind)
     .bind(c.revision)
@@ -306,6 +308,13 @@ async fn insert_cadre(tx: &mut DbConn, c: &CadreRow) -> Result<()> {
     Ok(())
 }
 
+/// A state column read back through its enum: only this code writes these
+/// columns, so other text is a store fault, not something to pass on.
+fn stored_state<T>(r: &DbRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let text: String = r.try_get(column)?;
+    parse(&text).ok_or_else(|| Error::internal(anyhow::anyhow!("unknown {column} {text:?}")))
+}
+
 fn opinion_from_row(r: &DbRow) -> Result<OpinionRequestRow> {
     let warnings: String = r.try_get("warnings")?;
     Ok(OpinionRequestRow {
@@ -315,7 +324,7 @@ fn opinion_from_row(r: &DbRow) -> Result<OpinionRequestRow> {
         requester_division: r.try_get("requester_division")?,
         purpose: r.try_get("purpose")?,
         due_date: r.try_get("due_date")?,
-        state: r.try_get("state")?,
+        state: stored_state(r, "state", RequestState::parse)?,
         note: r.try_get("note")?,
         withdraw_reason: r.try_get("withdraw_reason")?,
         warnings: serde_json::from_str(&warnings).map_err(Error::internal)?,
@@ -367,7 +376,7 @@ fn record_from_row(r: &DbRow) -> Result<RecordRow> {
         revision: r.try_get("revision")?,
         event_date: r.try_get("event_date")?,
         classification: r.try_get("classification")?,
-        state: r.try_get("state")?,
+        state: stored_state(r, "state", RecordState::parse)?,
         retraction_reason: r.try_get("retraction_reason")?,
         payload: r.try_get("payload")?,
         payload_sha256: r.try_get("payload_sha256")?,
@@ -386,7 +395,7 @@ fn record_name(r: &RecordRow) -> String {
 
 fn concurrent() -> Error {
     Error::Aborted {
-        reason: "CONCURRENT_MODIFICATION",
+        reason: Reason::ConcurrentModification,
         message: "the record was written concurrently; retry".into(),
     }
 }
@@ -535,7 +544,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
                 .push_bind(row.revision)
                 .push_bind(row.event_date.clone())
                 .push_bind(row.classification.clone())
-                .push_bind(row.state.clone())
+                .push_bind(row.state.as_str())
                 .push_bind(row.retraction_reason.clone())
                 .push_bind(row.payload.clone())
                 .push_bind(row.payload_sha256.clone())
@@ -576,7 +585,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
         .bind(row.revision)
         .bind(&row.event_date)
         .bind(&row.classification)
-        .bind(&row.state)
+        .bind(row.state.as_str())
         .bind(&row.retraction_reason)
         .bind(&row.payload)
         .bind(&row.payload_sha256)
@@ -600,7 +609,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
         );
         q.push_values(chunk, |mut b, (seq, c)| {
             b.push_bind(*seq)
-                .push_bind(c.op)
+                .push_bind(c.op.as_str())
                 .push_bind(c.resource.clone())
                 .push_bind(c.kind.clone())
                 .push_bind(c.revision)
@@ -656,7 +665,7 @@ impl CadreRepo for $store {
                 .is_some();
             return Err(if exists {
                 Error::Aborted {
-                    reason: "CONCURRENT_MODIFICATION",
+                    reason: Reason::ConcurrentModification,
                     message: "the cadre changed while this update was prepared".into(),
                 }
             } else {
@@ -689,9 +698,9 @@ impl CadreRepo for $store {
                         &mut tx,
                         seq,
                         &super::Change {
-                            op: "UPSERT",
+                            op: ChangeOp::Upsert,
                             resource: format!("cadres/{}", c.id),
-                            kind: "CADRE".into(),
+                            kind: ChangeKind::Cadre.as_str().into(),
                             revision: c.revision,
                             division: c.managing_division.clone(),
                         },
@@ -825,7 +834,7 @@ impl RecordRepo for $store {
         if row.revision != expected_revision {
             return Err(concurrent());
         }
-        row.state = "RETRACTED".into();
+        row.state = RecordState::Retracted;
         row.retraction_reason = reason.to_string();
         row.revision = seq;
         row.submitting_system = submitting_system.to_string();
@@ -834,7 +843,7 @@ impl RecordRepo for $store {
             "UPDATE records SET state = $1, retraction_reason = $2, revision = $3, submitting_system = $4, \
              update_time_us = $5 WHERE id = $6",
         )
-        .bind(&row.state)
+        .bind(row.state.as_str())
         .bind(&row.retraction_reason)
         .bind(row.revision)
         .bind(&row.submitting_system)
@@ -846,7 +855,7 @@ impl RecordRepo for $store {
             &mut tx,
             seq,
             &super::Change {
-                op: "RETRACT",
+                op: ChangeOp::Retract,
                 resource: record_name(&row),
                 kind: row.kind.clone(),
                 revision: row.revision,
@@ -950,7 +959,7 @@ impl RecordRepo for $store {
         .bind(&q.jurisdiction_prefix)
         .bind(&q.cadre_id)
         .bind(kinds)
-        .bind(&q.state)
+        .bind(q.state.map(|s| s.as_str()))
         .bind(q.updated_from_us)
         .bind(q.updated_before_us)
         .bind(q.max_revision)
@@ -989,7 +998,7 @@ impl OpinionRepo for $store {
         .bind(&r.requester_division)
         .bind(&r.purpose)
         .bind(&r.due_date)
-        .bind(&r.state)
+        .bind(r.state.as_str())
         .bind(&r.note)
         .bind(&r.withdraw_reason)
         .bind(serde_json::to_string(&r.warnings).map_err(Error::internal)?)
@@ -1045,7 +1054,7 @@ impl OpinionRepo for $store {
         .bind(agency)
         .bind(division)
         .bind(&q.cadre_prefix)
-        .bind(&q.state)
+        .bind(q.state.map(|s| s.as_str()))
         .bind(&q.after_id)
         .bind(q.limit)
         .fetch_all(&self.pool)
@@ -1075,18 +1084,18 @@ impl OpinionRepo for $store {
             return Err(Error::NotFound(format!("opinionRequests/{id}")));
         };
         let mut req = opinion_from_row(&row)?;
-        if req.state != "PENDING" {
+        if req.state != RequestState::Pending {
             return Err(Error::precondition(
-                "NOT_PENDING",
+                Reason::NotPending,
                 "only a pending request can be withdrawn",
             ));
         }
-        req.state = "WITHDRAWN".into();
+        req.state = RequestState::Withdrawn;
         req.withdraw_reason = reason.to_string();
         req.revision += 1;
         req.update_time_us = now_us();
         sqlx::query("UPDATE opinion_requests SET state = $1, withdraw_reason = $2, revision = $3, update_time_us = $4 WHERE id = $5")
-            .bind(&req.state)
+            .bind(req.state.as_str())
             .bind(&req.withdraw_reason)
             .bind(req.revision)
             .bind(req.update_time_us)
@@ -1123,9 +1132,9 @@ impl OpinionRepo for $store {
             )));
         };
         let mut req = opinion_from_row(&row)?;
-        if req.state == "WITHDRAWN" {
+        if req.state == RequestState::Withdrawn {
             return Err(Error::precondition(
-                "REQUEST_WITHDRAWN",
+                Reason::RequestWithdrawn,
                 "the request was withdrawn",
             ));
         }
@@ -1159,21 +1168,21 @@ impl OpinionRepo for $store {
         .await?
         .try_get("n")?;
         let mut meta = meta;
-        if req.state == "PENDING" && unanswered == 0 {
-            req.state = "REPLIED".into();
+        if req.state == RequestState::Pending && unanswered == 0 {
+            req.state = RequestState::Replied;
             req.revision += 1;
             req.update_time_us = now_us();
             sqlx::query("UPDATE opinion_requests SET state = $1, revision = $2, update_time_us = $3 WHERE id = $4")
-                .bind(&req.state)
+                .bind(req.state.as_str())
                 .bind(req.revision)
                 .bind(req.update_time_us)
                 .bind(&req.id)
                 .execute(&mut *tx)
                 .await?;
             meta.changes.push(super::Change {
-                op: "UPSERT",
+                op: ChangeOp::Upsert,
                 resource: format!("opinionRequests/{}", req.id),
-                kind: "OPINION_REQUEST".into(),
+                kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: req.revision,
                 division: req.requester_division.clone(),
             });

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use super::*;
 use crate::access_log;
 use crate::domain::chain::LogEntry;
+use crate::domain::clock::now_us;
+use crate::domain::states::{ChangeOp, RecordState, RequestState};
 
 /// A fresh store per test: a temporary SQLite file, or a new PostgreSQL
 /// database (the shared `TestDb`, dropped with the fixture even when the test
@@ -97,7 +99,7 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
     let meta = |rev| WriteMeta {
         log: entry(0),
         changes: vec![Change {
-            op: "UPSERT",
+            op: crate::domain::states::ChangeOp::Upsert,
             resource: "cadres/a".into(),
             kind: "CADRE".into(),
             revision: rev,
@@ -218,7 +220,7 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
                 let meta = WriteMeta {
                     log: entry(n as usize),
                     changes: vec![Change {
-                        op: "UPSERT",
+                        op: crate::domain::states::ChangeOp::Upsert,
                         resource: format!("cadres/w{w}i{i}"),
                         kind: "CADRE".into(),
                         revision: 1,
@@ -272,7 +274,7 @@ async fn opinion_request_states(url: &str) {
         requester_division: "3608".into(),
         purpose: "PROMOTION".into(),
         due_date: "2030-01-01".into(),
-        state: "PENDING".into(),
+        state: crate::domain::states::RequestState::Pending,
         revision: 1,
         cadres: vec!["a".into(), "b".into()],
         ..Default::default()
@@ -308,7 +310,10 @@ async fn opinion_request_states(url: &str) {
         .add_opinion_reply(&reply("p1", "r1", "a"), meta())
         .await
         .unwrap();
-    assert_eq!(after_one.state, "PENDING");
+    assert_eq!(
+        after_one.state,
+        crate::domain::states::RequestState::Pending
+    );
     assert_eq!(
         s.change_head().await.unwrap(),
         head,
@@ -318,7 +323,10 @@ async fn opinion_request_states(url: &str) {
         .add_opinion_reply(&reply("p2", "r1", "b"), meta())
         .await
         .unwrap();
-    assert_eq!(after_all.state, "REPLIED");
+    assert_eq!(
+        after_all.state,
+        crate::domain::states::RequestState::Replied
+    );
     assert_eq!(after_all.revision, 2);
     let changes = s.list_changes(head, 10).await.unwrap();
     assert_eq!(changes.len(), 1);
@@ -337,11 +345,14 @@ async fn opinion_request_states(url: &str) {
         .withdraw_opinion_request("r2", "no longer", meta())
         .await
         .unwrap();
-    assert_eq!(withdrawn.state, "WITHDRAWN");
+    assert_eq!(
+        withdrawn.state,
+        crate::domain::states::RequestState::Withdrawn
+    );
     assert!(matches!(
         s.add_opinion_reply(&reply("p3", "r2", "a"), meta()).await,
         Err(crate::Error::FailedPrecondition {
-            reason: "REQUEST_WITHDRAWN",
+            reason: crate::error::Reason::RequestWithdrawn,
             ..
         })
     ));
@@ -390,7 +401,7 @@ fn bare_meta() -> WriteMeta {
 fn cadre_meta(c: &CadreRow) -> WriteMeta {
     WriteMeta {
         changes: vec![Change {
-            op: "UPSERT",
+            op: ChangeOp::Upsert,
             resource: format!("cadres/{}", c.id),
             kind: "CADRE".into(),
             revision: c.revision,
@@ -456,7 +467,7 @@ fn ids_of<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
 }
 
 fn is_aborted(r: &crate::error::Result<impl std::fmt::Debug>, reason: &str) -> bool {
-    matches!(r, Err(crate::Error::Aborted { reason: got, .. }) if *got == reason)
+    matches!(r, Err(crate::Error::Aborted { reason: got, .. }) if got.as_str() == reason)
 }
 
 /// `backend()` names the backend of the URL; a database keeps its epoch
@@ -511,7 +522,7 @@ async fn admin_backup_then_connect_reads_the_same_data(url: &str) {
         assert!(matches!(
             s.backup(&out).await,
             Err(crate::Error::FailedPrecondition {
-                reason: "USE_PG_DUMP",
+                reason: crate::error::Reason::UsePgDump,
                 ..
             })
         ));
@@ -741,7 +752,7 @@ async fn submit_records_written_unchanged_stale_and_conflict(url: &str) {
         .unwrap();
     let (s1, s2) = (written(&first[0]), written(&first[1]));
     assert_eq!((s1.revision, s2.revision), (head + 1, head + 2));
-    assert_eq!(s1.state, "ACTIVE");
+    assert_eq!(s1.state, RecordState::Active);
     assert_eq!(s.get_record(&s1.id).await.unwrap(), Some(s1.clone()));
     assert_eq!(s.get_record("missing").await.unwrap(), None);
     assert!(s.lookup_request("sys-a", "b1").await.unwrap().is_some());
@@ -825,7 +836,7 @@ async fn retract_record_takes_a_new_revision(url: &str) {
         .retract_record(&row.id, row.revision, "entered in error", "sys-b", entry(0))
         .await
         .unwrap();
-    assert_eq!(out.state, "RETRACTED");
+    assert_eq!(out.state, RecordState::Retracted);
     assert_eq!(out.retraction_reason, "entered in error");
     assert_eq!(out.submitting_system, "sys-b");
     assert_eq!(out.revision, head + 1);
@@ -936,7 +947,7 @@ async fn list_records_filters_snapshot_and_pages(url: &str) {
     );
     assert_eq!(
         list(RecordQuery {
-            state: Some("ACTIVE".into()),
+            state: Some(RecordState::Active),
             ..all.clone()
         })
         .await,
@@ -1308,7 +1319,7 @@ async fn opinion_requests_get_list_withdraw_and_replies(url: &str) {
         requester_division: division.into(),
         purpose: "PROMOTION".into(),
         due_date: "2030-01-01".into(),
-        state: "PENDING".into(),
+        state: RequestState::Pending,
         note: "n".into(),
         warnings: vec!["w".into()],
         revision: 1,
@@ -1335,7 +1346,7 @@ async fn opinion_requests_get_list_withdraw_and_replies(url: &str) {
     let head = s.change_head().await.unwrap();
     let meta = WriteMeta {
         changes: vec![Change {
-            op: "UPSERT",
+            op: ChangeOp::Upsert,
             resource: "opinionRequests/r3".into(),
             kind: "OPINION_REQUEST".into(),
             revision: 0,
@@ -1390,7 +1401,7 @@ async fn opinion_requests_get_list_withdraw_and_replies(url: &str) {
     );
     assert_eq!(
         list(OpinionQuery {
-            state: Some("WITHDRAWN".into()),
+            state: Some(RequestState::Withdrawn),
             ..all.clone()
         })
         .await,

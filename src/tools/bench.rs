@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use crate::config::Config;
-use crate::identity::{Agency, Principal};
+use crate::domain::agency::Agency;
+use crate::domain::states::RecordState;
+use crate::identity::Principal;
 use crate::proto;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;
@@ -595,7 +597,7 @@ async fn engagements(store: &dyn Store, audit_uri: &str) -> anyhow::Result<Vec<(
         .list_records(&RecordQuery {
             jurisdiction_prefix: PROVINCE[..2].to_string(),
             kinds: vec!["AUDIT_ENGAGEMENT".into()],
-            state: Some("ACTIVE".into()),
+            state: Some(RecordState::Active),
             max_revision: i64::MAX,
             limit: 1000,
             ..Default::default()
@@ -735,14 +737,14 @@ mod raw {
                 .push_bind(n as i64)
                 .push_bind("2026-05-20".to_string())
                 .push_bind("INTERNAL".to_string())
-                .push_bind("ACTIVE".to_string())
+                .push_bind(RecordState::Active.as_str().to_string())
                 .push_bind(String::new())
                 .push_bind(payload.to_vec())
                 .push_bind(crate::access_log::digest(payload))
                 .push_bind(String::new())
                 .push_bind(String::new())
                 .push_bind("urn:cadrex:system:audit:360000:audit-sys".to_string())
-                .push_bind(crate::store::now_us());
+                .push_bind(crate::domain::clock::now_us());
         });
     }
 

@@ -12,6 +12,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::error::Reason;
+
 /// Where the server listens by default.
 pub const DEFAULT_SERVER: &str = "https://localhost:50051";
 /// Name checked against the server certificate by default (the development
@@ -140,7 +142,7 @@ pub fn is_transient(status: &Status, patience: Patience) -> bool {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => true,
         Code::Aborted => {
             patience == Patience::Agent
-                || error_reason(status).as_deref() == Some("CONCURRENT_MODIFICATION")
+                || error_reason(status).as_deref() == Some(Reason::ConcurrentModification.as_str())
         }
         Code::ResourceExhausted | Code::Internal => patience == Patience::Agent,
         _ => false,
@@ -151,7 +153,7 @@ pub fn is_transient(status: &Status, patience: Patience) -> bool {
 pub fn is_transient_item(code: i32, reason: &str) -> bool {
     match Code::from(code) {
         Code::Unavailable | Code::DeadlineExceeded => true,
-        Code::Aborted => reason == "CONCURRENT_MODIFICATION",
+        Code::Aborted => reason == Reason::ConcurrentModification.as_str(),
         _ => false,
     }
 }

@@ -10,15 +10,17 @@ use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::domain::agency::Agency;
 use crate::domain::chain::LogEntry;
+use crate::domain::clock::now_us;
 use crate::domain::ids;
 use crate::domain::records::{self, Kind};
-use crate::identity::{Agency, Principal};
+use crate::domain::states::{ChangeKind, ChangeOp, Decision, RecordState, RequestState};
+use crate::identity::Principal;
 use crate::informant::KeyRing;
 use crate::proto::{self, record::Payload};
 use crate::store::{
-    CadreQuery, CadreRow, Change, OpinionRequestRow, PostRow, RecordRow, ReplyRow, Store,
-    WriteMeta, now_us,
+    CadreQuery, CadreRow, Change, OpinionRequestRow, PostRow, RecordRow, ReplyRow, Store, WriteMeta,
 };
 
 /// Rows per write transaction: large enough to amortise the commit, small
@@ -476,7 +478,7 @@ fn log_entry(p: &Principal, method: &str, resources: Vec<String>) -> LogEntry {
         method: method.into(),
         resources,
         purpose: String::new(),
-        decision: "ALLOW".into(),
+        decision: Decision::Allow.as_str().into(),
         policy_ids: Vec::new(),
         request_id: String::new(),
         status_code: 0,
@@ -989,7 +991,7 @@ impl RecordSeeder<'_> {
             revision: 0,
             event_date,
             classification: records::classification_name(classification).into(),
-            state: "ACTIVE".into(),
+            state: RecordState::Active,
             retraction_reason: String::new(),
             payload: stored.encode_to_vec(),
             payload_sha256: sha,
@@ -1072,7 +1074,7 @@ async fn seed_opinions(
     rng: &mut Rng,
     by_province: &[Vec<String>],
 ) -> anyhow::Result<(usize, usize)> {
-    let today = crate::domain::calendar::today();
+    let today = crate::domain::clock::today();
     let now = now_us();
     let day_us = 86_400_000_000i64;
     let (mut requests, mut replies) = (0, 0);
@@ -1105,7 +1107,7 @@ async fn seed_opinions(
                 requester_division: org.division.clone(),
                 purpose: rng.pick(PURPOSES).to_string(),
                 due_date: due.to_string(),
-                state: "PENDING".into(),
+                state: RequestState::Pending,
                 note: "拟提拔使用，请回复廉政意见。".into(),
                 withdraw_reason: String::new(),
                 warnings: Vec::new(),
@@ -1127,9 +1129,9 @@ async fn seed_opinions(
                     resources,
                 ),
                 changes: vec![Change {
-                    op: "UPSERT",
+                    op: ChangeOp::Upsert,
                     resource: name.clone(),
-                    kind: "OPINION_REQUEST".into(),
+                    kind: ChangeKind::OpinionRequest.as_str().into(),
                     revision: 1,
                     division: org.division.clone(),
                 }],
@@ -1168,9 +1170,9 @@ async fn seed_opinions(
                                 vec![reply_name.clone()],
                             ),
                             changes: vec![Change {
-                                op: "UPSERT",
+                                op: ChangeOp::Upsert,
                                 resource: reply_name,
-                                kind: "OPINION_REPLY".into(),
+                                kind: ChangeKind::OpinionReply.as_str().into(),
                                 revision: 1,
                                 division: org.division.clone(),
                             }],
@@ -1191,9 +1193,9 @@ async fn seed_opinions(
                             vec![name.clone()],
                         ),
                         changes: vec![Change {
-                            op: "UPSERT",
+                            op: ChangeOp::Upsert,
                             resource: name.clone(),
-                            kind: "OPINION_REQUEST".into(),
+                            kind: ChangeKind::OpinionRequest.as_str().into(),
                             revision: 2,
                             division: org.division.clone(),
                         }],

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
 use tonic::transport::Channel;
 
-use crate::identity::Agency;
+use crate::domain::agency::Agency;
 use crate::proto;
 use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;

@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
@@ -27,6 +27,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::domain::clock::{self, now_us, rfc3339};
+use crate::domain::states::{ChangeOp, RecordState};
+use crate::error::Reason;
 use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
@@ -72,7 +75,6 @@ const MAX_EXPIRED_IN_A_ROW: u32 = 3;
 /// Most watch frames committed in one transaction; a burst of commits is
 /// applied in a few transactions rather than one per event.
 const WATCH_BATCH: usize = 500;
-const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
 
 /// How long the agent runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,11 +370,6 @@ fn without_informant(mut r: proto::Record) -> proto::Record {
     r
 }
 
-fn micros(t: Option<&prost_types::Timestamp>) -> i64 {
-    t.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
-        .unwrap_or(0)
-}
-
 impl Item {
     fn from_event(e: proto::ChangeEvent) -> Option<Item> {
         let kind = ChangeKind::try_from(e.kind).ok()?;
@@ -390,7 +387,7 @@ impl Item {
             revision: e.revision,
             retracted: e.op == proto::ChangeOp::Retract as i32 || retracted_view,
             body,
-            commit_time_us: micros(e.commit_time.as_ref()),
+            commit_time_us: e.commit_time.as_ref().map_or(0, clock::micros),
             event: Some((e.event_id, e.seq, e.cursor)),
         })
     }
@@ -401,7 +398,7 @@ impl Item {
             resource: r.name.clone(),
             revision: r.revision,
             retracted: r.state == proto::RecordState::Retracted as i32,
-            commit_time_us: micros(r.update_time.as_ref()),
+            commit_time_us: r.update_time.as_ref().map_or(0, clock::micros),
             body: without_informant(r).encode_to_vec(),
             event: None,
         })
@@ -425,7 +422,7 @@ impl Item {
             resource: c.name.clone(),
             revision,
             retracted: false,
-            commit_time_us: micros(c.update_time.as_ref()),
+            commit_time_us: c.update_time.as_ref().map_or(0, clock::micros),
             body: c.encode_to_vec(),
             event: None,
         })
@@ -440,7 +437,7 @@ impl Item {
             "event_id": event_id,
             "seq": seq,
             "cursor": cursor,
-            "op": if self.retracted { "RETRACT" } else { "UPSERT" },
+            "op": if self.retracted { ChangeOp::Retract } else { ChangeOp::Upsert }.as_str(),
             "resource": self.resource,
             "kind": kind_suffix(self.kind),
             "revision": self.revision,
@@ -454,23 +451,6 @@ impl Item {
         s.push('\n');
         s
     }
-}
-
-fn rfc3339(us: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// What a write does to the checkpoint besides applying its items.
@@ -626,10 +606,11 @@ impl Mirror {
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         for item in items {
             let state = if item.retracted {
-                "RETRACTED"
+                RecordState::Retracted
             } else {
-                "ACTIVE"
-            };
+                RecordState::Active
+            }
+            .as_str();
             let body = (!item.retracted).then_some(item.body.as_slice());
             let done = sqlx::query(MIRROR_UPSERT)
                 .bind(&item.resource)
@@ -910,7 +891,7 @@ fn classify(status: Status, method: &str, args: &SyncArgs) -> Failure {
         .unwrap_or_default();
     if status.code() == Code::FailedPrecondition
         && let Some((r, metadata)) = &reason
-        && r == CURSOR_EXPIRED
+        && r == Reason::CursorExpired.as_str()
     {
         return Failure::Expired {
             oldest: metadata.get("oldest_cursor").cloned().unwrap_or_default(),

@@ -1,0 +1,47 @@
+//! The kinds of supervisory body that hold certificates, named as in URIs, Cedar and the access log.
+
+use std::fmt;
+
+/// The four kinds of supervisory body that hold certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Agency {
+    /// 纪检监察机关: discipline inspection and supervision commission.
+    Discipline,
+    /// 组织部门: organization department.
+    Organization,
+    /// 审计机关: audit office.
+    Audit,
+    /// 信访部门: letters and visits bureau.
+    Petition,
+}
+
+impl Agency {
+    /// Every agency kind, in the order of DESIGN §1.
+    pub const ALL: [Agency; 4] = [
+        Agency::Discipline,
+        Agency::Organization,
+        Agency::Audit,
+        Agency::Petition,
+    ];
+
+    /// The lowercase name used in URIs, Cedar attributes and the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agency::Discipline => "discipline",
+            Agency::Organization => "organization",
+            Agency::Audit => "audit",
+            Agency::Petition => "petition",
+        }
+    }
+
+    /// The agency named `s` (lowercase, as in [`Agency::as_str`]); `None` for any other text.
+    pub fn parse(s: &str) -> Option<Self> {
+        Agency::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Agency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
