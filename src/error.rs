@@ -222,6 +222,8 @@ pub enum Reason {
     RequestWithdrawn,
     /// PostgreSQL is backed up with `pg_dump`, not by the server.
     UsePgDump,
+    /// An audit finding whose engagement is not (yet) in the exchange.
+    EngagementNotFound,
     Internal,
 }
 
@@ -253,6 +255,7 @@ impl Reason {
             Reason::NoOpenRequest => "NO_OPEN_REQUEST",
             Reason::RequestWithdrawn => "REQUEST_WITHDRAWN",
             Reason::UsePgDump => "USE_PG_DUMP",
+            Reason::EngagementNotFound => "ENGAGEMENT_NOT_FOUND",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -283,14 +286,15 @@ impl Reason {
             Reason::RateLimited => "本系统调用过于频繁，请按建议的时间间隔后重试",
             Reason::TooManyConcurrentCalls => "本系统同时进行的调用过多，请待已有调用完成后重试",
             Reason::CursorExpired => "同步游标已失效，请重新获取全量数据后再增量同步",
-            // These went out with the generic text before the table became
-            // exhaustive; it is kept so that no client sees a change.
-            Reason::NotPending
-            | Reason::NotRequester
-            | Reason::NoOpenRequest
-            | Reason::RequestWithdrawn
-            | Reason::UsePgDump
-            | Reason::Internal => "操作未能完成",
+            Reason::NotPending => "只有待答复的廉政意见征询可以撤回",
+            Reason::NotRequester => "只有提出征询的机关可以处理该廉政意见征询",
+            Reason::NoOpenRequest => "任前廉政审查须指明本机关对该干部尚未办结的廉政意见征询",
+            Reason::RequestWithdrawn => "该廉政意见征询已撤回，不再接受答复",
+            Reason::UsePgDump => "PostgreSQL 存储请使用 pg_dump 备份",
+            Reason::EngagementNotFound => {
+                "该审计项目尚未报送到交换平台，请先报送审计项目后再报送审计发现的问题"
+            }
+            Reason::Internal => "服务器内部错误，请联系交换平台运维人员",
         }
     }
 }

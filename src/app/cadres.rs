@@ -231,9 +231,10 @@ impl CadreApi {
             return Err(Error::invalid("requests", "between 1 and 1000 cadres"));
         }
         let key = RequestKey::new(call, &req, &req.request_id)?;
-        if let Some(previous) = key
-            .replay::<proto::BatchCreateCadresResponse>(&self.state, batch_outcome)
-            .await?
+        if !req.validate_only
+            && let Some(previous) = key
+                .replay::<proto::BatchCreateCadresResponse>(&self.state, batch_outcome)
+                .await?
         {
             // Re-rendered in the caller's current view, as a read would be.
             let ids: Vec<String> = previous
@@ -373,6 +374,27 @@ impl CadreApi {
             proto::BatchCreateCadresResponse { results }
         };
         call.decision = Some(true);
+        if req.validate_only {
+            // Nothing is stored: a new cadre answers as it would be registered,
+            // with no name, and `created` saying it would be.
+            let none_failed: Vec<Result<()>> = new_rows.iter().map(|_| Ok(())).collect();
+            let mut response = assemble(&none_failed);
+            for (result, item) in response.results.iter_mut().zip(&items) {
+                if let (Item::New(_), Some(c)) = (item, result.cadre.as_mut()) {
+                    c.name.clear();
+                    c.etag.clear();
+                }
+            }
+            call.validated = true;
+            call.resources = items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Existing(row) => Some(resource_name(&row.id)),
+                    _ => None,
+                })
+                .collect();
+            return Ok(response);
+        }
         if new_rows.is_empty() {
             let response = assemble(&[]);
             call.resources = response

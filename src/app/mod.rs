@@ -63,6 +63,8 @@ pub struct Call {
     policy_ids: Vec<String>,
     /// Set by a write whose row went into its own transaction.
     pub logged: bool,
+    /// A `validate_only` call: an allowed answer is logged as VALIDATED.
+    pub validated: bool,
 }
 
 impl Call {
@@ -85,6 +87,7 @@ impl Call {
             decision: None,
             policy_ids: Vec::new(),
             logged: false,
+            validated: false,
         }
     }
 
@@ -144,6 +147,7 @@ impl Call {
     /// The log row for this call with the given outcome.
     pub fn entry(&self, status_code: i32, response_sha256: String) -> LogEntry {
         let decision = match self.decision {
+            Some(true) if self.validated && status_code == 0 => states::Decision::Validated,
             Some(true) => states::Decision::Allow,
             Some(false) => states::Decision::Deny,
             // Refused before any policy was asked (bad input, unknown cadre).

@@ -451,10 +451,14 @@ impl RecordApi {
                             && e.cadre_id == cadre.id
                             && e.state == RecordState::Active
                     });
+                // The engagement may still be on its way (an import that
+                // sends findings first, a retry after a failed batch): a
+                // precondition the caller can wait for, not bad input.
                 let Some(engagement) = engagement else {
-                    return Err(Error::invalid(
-                        "record.audit_finding.engagement_source_record_id",
-                        "no active engagement with this source record id from this system for this cadre",
+                    return Err(Error::precondition(
+                        Reason::EngagementNotFound,
+                        "record.audit_finding.engagement_source_record_id: no active engagement \
+                         with this source record id from this system for this cadre (yet)",
                     ));
                 };
                 f.engagement = record_name(engagement);
@@ -536,6 +540,15 @@ impl RecordApi {
         req: proto::SubmitRecordRequest,
     ) -> Result<proto::SubmitRecordResponse> {
         let key = RequestKey::new(call, &req, &req.request_id)?;
+        if req.validate_only {
+            let named = self.named(&call.principal, &[&req]).await?;
+            let row = self.prepare(call, &req, &named).await?;
+            validated(call, std::slice::from_ref(&row));
+            return Ok(proto::SubmitRecordResponse {
+                record: None,
+                stale: false,
+            });
+        }
         if let Some(previous) = key
             .replay::<proto::SubmitRecordResponse>(&self.state, |r| {
                 Outcome::from_items([(r.record.map(|r| r.name), r.stale, None)])
@@ -614,15 +627,16 @@ impl RecordApi {
             ));
         }
         let key = RequestKey::new(call, &req, &req.request_id)?;
-        if let Some(previous) = key
-            .replay::<proto::BatchSubmitRecordsResponse>(&self.state, |r| {
-                Outcome::from_items(
-                    r.results
-                        .into_iter()
-                        .map(|r| (r.record.map(|r| r.name), r.stale, r.error)),
-                )
-            })
-            .await?
+        if !req.validate_only
+            && let Some(previous) = key
+                .replay::<proto::BatchSubmitRecordsResponse>(&self.state, |r| {
+                    Outcome::from_items(
+                        r.results
+                            .into_iter()
+                            .map(|r| (r.record.map(|r| r.name), r.stale, r.error)),
+                    )
+                })
+                .await?
         {
             let results = self
                 .rerender(call, &previous)
@@ -666,6 +680,19 @@ impl RecordApi {
             .iter()
             .filter_map(|p| p.as_ref().ok().cloned())
             .collect();
+        if req.validate_only {
+            validated(call, &rows);
+            let results = prepared
+                .iter()
+                .enumerate()
+                .map(|(index, p)| proto::BatchSubmitResult {
+                    index: index as i32,
+                    error: p.as_ref().err().map(item_error),
+                    ..Default::default()
+                })
+                .collect();
+            return Ok(proto::BatchSubmitRecordsResponse { results });
+        }
         let render = |o: &SubmitOutcome| -> Result<proto::Record> {
             let view = views
                 .get(&o.row().kind)
@@ -1050,7 +1077,19 @@ impl RecordApi {
     }
 }
 
-/// A payload of `kind` with default content, to ask whether the kind has a summary type.
+/// Marks a `validate_only` call (AIP-163): nothing was written, so its log
+/// row names the cadres the accepted items would have been filed under (all
+/// resolved by the server) and says VALIDATED.
+fn validated(call: &mut Call, rows: &[RecordRow]) {
+    call.validated = true;
+    call.resources = rows
+        .iter()
+        .map(|r| format!("cadres/{}", r.cadre_id))
+        .collect();
+    call.resources.sort();
+    call.resources.dedup();
+}
+
 /// One item's result of a batch: the record in the caller's view with its
 /// stale flag, or the item's error.
 fn batch_result(
@@ -1073,6 +1112,7 @@ fn batch_result(
     }
 }
 
+/// A payload of `kind` with default content, to ask whether the kind has a summary type.
 fn sample_payload(kind: Kind) -> Payload {
     match kind {
         Kind::Sanction => Payload::Sanction(Default::default()),

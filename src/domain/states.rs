@@ -202,11 +202,14 @@ impl fmt::Display for ChangeKind {
 pub enum Decision {
     Allow,
     Deny,
+    /// A `validate_only` call (AIP-163) that passed every check; nothing was stored.
+    Validated,
 }
 
 stored_text!(Decision {
     Allow => "ALLOW",
     Deny => "DENY",
+    Validated => "VALIDATED",
 });
 
 impl Decision {
@@ -215,6 +218,7 @@ impl Decision {
         match self {
             Decision::Allow => proto::Decision::Allow,
             Decision::Deny => proto::Decision::Deny,
+            Decision::Validated => proto::Decision::Validated,
         }
     }
 }

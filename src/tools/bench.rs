@@ -588,6 +588,7 @@ pub fn finding(
             ..Default::default()
         }),
         request_id: String::new(),
+        validate_only: false,
     }
 }
 
@@ -642,6 +643,7 @@ async fn ingest_phase(
                 .batch_submit_records(proto::BatchSubmitRecordsRequest {
                     requests,
                     request_id: String::new(),
+                    validate_only: false,
                 })
                 .await?
                 .into_inner();

@@ -264,6 +264,11 @@ pub struct ImportCommand {
     /// Rejected rows [default: F.rejected.csv beside the input].
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Check every row on the server (every rule, the cadre, the engagement,
+    /// the permissions) and store nothing; the report lists what would be
+    /// rejected.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl ImportCommand {
@@ -289,8 +294,12 @@ impl ImportCommand {
             batch_size: self.batch,
             report: Some(report.clone()),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            dry_run: self.dry_run,
         };
         let summary = run(args).await?;
+        if self.dry_run {
+            println!("dry run, nothing stored; accepted means would be accepted");
+        }
         println!("{summary}");
         if summary.rejected > 0 {
             println!("rejected rows: {}", report.display());
@@ -322,6 +331,8 @@ pub struct ImportArgs {
     pub report: Option<PathBuf>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Validate on the server (AIP-163 `validate_only`) and store nothing.
+    pub dry_run: bool,
 }
 
 impl ImportArgs {
@@ -351,6 +362,7 @@ impl ImportArgs {
             batch_size: DEFAULT_BATCH,
             report: None,
             progress: false,
+            dry_run: false,
         }
     }
 }
@@ -435,6 +447,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
         args.cert.clone(),
     );
     sender.preflight(&args).await?;
+    sender.dry_run = args.dry_run;
 
     let mut report = Report::new(args.report.as_deref())?;
     let mut summary = ImportSummary::default();
@@ -1253,6 +1266,8 @@ struct Sender {
     bar: indicatif::ProgressBar,
     /// Named when the server refuses it.
     cert: PathBuf,
+    /// Every call asks `validate_only`.
+    dry_run: bool,
 }
 
 impl Sender {
@@ -1281,6 +1296,7 @@ impl Sender {
             run_salt,
             bar,
             cert,
+            dry_run: false,
         }
     }
 
@@ -1405,7 +1421,11 @@ impl Sender {
         items: &[&Pending],
         salt: Option<&[u8]>,
     ) -> anyhow::Result<Sent> {
-        let request = build_request(self.kind, items, salt);
+        let mut request = build_request(self.kind, items, salt);
+        match &mut request {
+            BatchRequest::Records(r) => r.validate_only = self.dry_run,
+            BatchRequest::Cadres(r) => r.validate_only = self.dry_run,
+        }
         let mut tries = 0;
         loop {
             tries += 1;
@@ -1562,6 +1582,7 @@ fn build_request(kind: ImportKind, items: &[&Pending], salt: Option<&[u8]>) -> B
                     })
                     .collect(),
                 request_id: String::new(),
+                validate_only: false,
             };
             h.update(req.encode_to_vec());
             req.request_id = hex::encode(h.finalize());
@@ -1577,9 +1598,11 @@ fn build_request(kind: ImportKind, items: &[&Pending], salt: Option<&[u8]>) -> B
                             Item::Cadre(_) => None,
                         },
                         request_id: String::new(),
+                        validate_only: false,
                     })
                     .collect(),
                 request_id: String::new(),
+                validate_only: false,
             };
             h.update(req.encode_to_vec());
             req.request_id = hex::encode(h.finalize());

@@ -268,6 +268,7 @@ async fn no_informant_in_plaintext_anywhere_at_rest(backend: Backend) {
     let with_id = proto::SubmitRecordRequest {
         record: Some(record(&c, "AR-2", 1, petition_with_informant(&tag))),
         request_id: format!("{base}-rid"),
+        validate_only: false,
     };
     let first = client
         .submit_record(with_id.clone())
@@ -290,6 +291,7 @@ async fn no_informant_in_plaintext_anywhere_at_rest(backend: Backend) {
             submit(record(&c, "AR-4", 1, petition_with_informant(&tag2))),
         ],
         request_id: format!("{base}-batch"),
+        validate_only: false,
     };
     let first = client
         .batch_submit_records(batch.clone())
@@ -308,6 +310,7 @@ async fn no_informant_in_plaintext_anywhere_at_rest(backend: Backend) {
         .batch_submit_records(proto::BatchSubmitRecordsRequest {
             requests: vec![submit(record(&c, "AR-5", 1, petition_with_informant(&tag)))],
             request_id: String::new(),
+            validate_only: false,
         })
         .await
         .unwrap();

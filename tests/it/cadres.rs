@@ -569,6 +569,7 @@ async fn lowercase_x_is_the_same_id_number(backend: Backend) {
                         request_id: String::new(),
                     }],
                     request_id: String::new(),
+                    validate_only: false,
                 })
                 .await,
         );

@@ -235,9 +235,11 @@ fn cut_batch(c: &proto::Cadre, prefix: &str, n: usize) -> proto::BatchSubmitReco
                     finding("AE-CUT", 100 + i as i64),
                 )),
                 request_id: String::new(),
+                validate_only: false,
             })
             .collect(),
         request_id: uuid::Uuid::new_v4().to_string(),
+        validate_only: false,
     }
 }
 
@@ -285,6 +287,7 @@ async fn postgres_connection_cut_mid_batch_is_retryable() {
         .submit_record(proto::SubmitRecordRequest {
             record: Some(record(&c, "AE-CUT", 1, engagement())),
             request_id: String::new(),
+            validate_only: false,
         })
         .await
         .unwrap();

@@ -303,6 +303,30 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
 
     // Bad rows land in the report; the good ones are stored.
     let report = server.dir.path().join("bad-findings.rejected.csv");
+    // A dry run checks every row on the server and stores nothing: the same
+    // rows would be accepted and rejected, and the report says which.
+    let before = count_findings(&server).await;
+    let mut dry = args(
+        &server,
+        ImportKind::AuditFinding,
+        "bad-findings.csv",
+        "audit",
+    );
+    dry.report = Some(report.clone());
+    dry.batch_size = 3;
+    dry.dry_run = true;
+    let s = cadrex::tools::import::run(dry).await.unwrap();
+    assert_eq!(
+        (s.rows, s.accepted, s.unchanged, s.rejected),
+        (8, 3, 0, 5),
+        "{s}"
+    );
+    check_bad_findings_report(&report);
+    assert_eq!(
+        count_findings(&server).await,
+        before,
+        "a dry run stores nothing"
+    );
     for run in 0..2 {
         let mut a = args(
             &server,

@@ -158,6 +158,7 @@ async fn rotation_keeps_informants_readable_to_discipline_only(backend: Backend)
             .submit_record(proto::SubmitRecordRequest {
                 record: Some(record(&c, &format!("XF-K-{i}"), 1, petition(&canary, i))),
                 request_id: String::new(),
+                validate_only: false,
             })
             .await
             .unwrap()

@@ -285,6 +285,7 @@ impl Fixture {
                     request_id: String::new(),
                 }],
                 request_id: String::new(),
+                validate_only: false,
             },
         );
         put(
@@ -338,6 +339,7 @@ impl Fixture {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                validate_only: false,
             };
             put("RecordService/SubmitRecord", owner, &submit);
             put(
@@ -346,6 +348,7 @@ impl Fixture {
                 &proto::BatchSubmitRecordsRequest {
                     requests: vec![submit],
                     request_id: String::new(),
+                    validate_only: false,
                 },
             );
         }

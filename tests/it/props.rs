@@ -993,6 +993,7 @@ async fn system_and_cadre_requests(backend: Backend) {
                 proto::BatchCreateCadresRequest {
                     requests,
                     request_id,
+                    validate_only: false,
                 },
             )
         });
@@ -1302,6 +1303,7 @@ fn submission(f: &Fixture) -> BoxedStrategy<(Caller, proto::SubmitRecordRequest)
                     proto::SubmitRecordRequest {
                         record: Some(record),
                         request_id,
+                        validate_only: false,
                     },
                 )
             },
@@ -1344,6 +1346,7 @@ async fn record_requests(backend: Backend) {
                 proto::BatchSubmitRecordsRequest {
                     requests,
                     request_id,
+                    validate_only: false,
                 },
             )
         });
@@ -1809,6 +1812,7 @@ async fn nul_in_every_free_text_field(backend: Backend) {
             request_id: String::new(),
         }],
         request_id: String::new(),
+        validate_only: false,
     };
     f.run(
         "BatchCreateCadres.display_name",
@@ -1910,6 +1914,7 @@ async fn nul_in_every_free_text_field(backend: Backend) {
         let req = proto::SubmitRecordRequest {
             record: Some(record.clone()),
             request_id: String::new(),
+            validate_only: false,
         };
         f.run(rpc, 1, Just((who, req)), |ch, r| async move {
             Records::new(ch).submit_record(r).await.map(drop)
@@ -1919,8 +1924,10 @@ async fn nul_in_every_free_text_field(backend: Backend) {
             requests: vec![proto::SubmitRecordRequest {
                 record: Some(record),
                 request_id: String::new(),
+                validate_only: false,
             }],
             request_id: NUL.into(),
+            validate_only: false,
         };
         f.run(rpc, 1, Just((who, req)), |ch, r| async move {
             Records::new(ch).batch_submit_records(r).await.map(drop)

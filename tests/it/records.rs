@@ -8,7 +8,9 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, new_cadre, server_log, violated_fields};
+use crate::common::{
+    Backend, TestServer, new_cadre, own_access_events, server_log, violated_fields,
+};
 
 both_backends!(
     submit_versions_and_retraction,
@@ -20,6 +22,8 @@ both_backends!(
     petition_reads_informants_filed_within_its_jurisdiction,
     views_that_omit_fields_carry_no_digest,
     record_naming_two_cadres_is_refused,
+    validate_only_checks_everything_and_stores_nothing,
+    a_finding_before_its_engagement_is_a_failed_precondition,
 );
 
 fn reason(status: &tonic::Status) -> String {
@@ -100,6 +104,7 @@ pub fn submit(r: proto::Record) -> proto::SubmitRecordRequest {
     proto::SubmitRecordRequest {
         record: Some(r),
         request_id: String::new(),
+        validate_only: false,
     }
 }
 
@@ -454,6 +459,7 @@ async fn batch_stores_good_items_and_logs_one_row(backend: Backend) {
         .batch_submit_records(proto::BatchSubmitRecordsRequest {
             requests,
             request_id: String::new(),
+            validate_only: false,
         })
         .await
         .unwrap()
@@ -731,6 +737,7 @@ async fn replay_cache_holds_no_informant_and_rerenders(backend: Backend) {
             petition_with_informant(&single_canary),
         )),
         request_id: "replay-single-1".into(),
+        validate_only: false,
     };
     let first = client
         .submit_record(single.clone())
@@ -752,6 +759,7 @@ async fn replay_cache_holds_no_informant_and_rerenders(backend: Backend) {
             }),
         ],
         request_id: "replay-batch-1".into(),
+        validate_only: false,
     };
     let first_batch = client
         .batch_submit_records(batch.clone())
@@ -1064,6 +1072,7 @@ async fn record_naming_two_cadres_is_refused(backend: Backend) {
                 submit(naming(&a.id_number.to_ascii_lowercase(), "AD-X-4")),
             ],
             request_id: String::new(),
+            validate_only: false,
         })
         .await
         .unwrap()
@@ -1114,4 +1123,170 @@ async fn record_naming_two_cadres_is_refused(backend: Backend) {
         assert_eq!(err.code(), Code::PermissionDenied);
         assert_eq!(reason(&err), "CADRE_NOT_ACCESSIBLE");
     }
+}
+
+/// AIP-163 `validate_only` (DESIGN §7): every check runs and answers as a
+/// real call would, nothing is stored (no record, no feed event, no cadre),
+/// the request_id cache is neither read nor written, and the call's log row
+/// says VALIDATED.
+async fn validate_only_checks_everything_and_stores_nothing(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 51).await;
+    let mut audit = rec(&server, "audit").await;
+    let feed_head = || async {
+        proto::change_feed_service_client::ChangeFeedServiceClient::new(
+            server.channel("discipline", "360821").await,
+        )
+        .list_changes(proto::ListChangesRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .len()
+    };
+    let events_before = feed_head().await;
+
+    let mut dry = submit(record(&c, "AE-1", 1, engagement()));
+    dry.validate_only = true;
+    dry.request_id = "dry-run-1".into();
+    let answer = audit.submit_record(dry.clone()).await.unwrap().into_inner();
+    assert!(answer.record.is_none(), "nothing was written");
+    let listed = audit
+        .list_records(proto::ListRecordsRequest {
+            parent: c.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.records.is_empty());
+    assert_eq!(feed_head().await, events_before, "no change in the feed");
+
+    // Bad input is refused exactly as for a real submission.
+    let mut bad = dry.clone();
+    if let Some(Payload::AuditEngagement(e)) = bad.record.as_mut().and_then(|r| r.payload.as_mut())
+    {
+        e.period_end = "2020-01-01".into();
+    }
+    let err = audit.submit_record(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // The same request id on a real call is a first call, not a replay of
+    // the validation nor a reuse with other content.
+    let mut real = dry.clone();
+    real.validate_only = false;
+    let stored = audit.submit_record(real).await.unwrap().into_inner();
+    assert!(stored.record.is_some());
+
+    // A batch: each item answers with its refusal or with nothing.
+    let batch = audit
+        .batch_submit_records(proto::BatchSubmitRecordsRequest {
+            requests: vec![
+                submit(record(&c, "AF-1", 1, finding("AE-1", 100))),
+                submit(record(&c, "AF-2", 1, finding("AE-1", -1))),
+                submit(record(&c, "AF-3", 1, finding("AE-404", 100))),
+            ],
+            request_id: "dry-batch".into(),
+            validate_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let codes: Vec<i32> = batch
+        .results
+        .iter()
+        .map(|r| r.error.as_ref().map_or(0, |e| e.code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            0,
+            Code::InvalidArgument as i32,
+            Code::FailedPrecondition as i32
+        ]
+    );
+    assert!(batch.results.iter().all(|r| r.record.is_none()));
+    let findings = audit
+        .list_records(proto::ListRecordsRequest {
+            parent: c.name.clone(),
+            filter: r#"kind = "AUDIT_FINDING""#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(findings.records.is_empty());
+
+    // Cadres: a new one answers as it would be registered, with no name, and
+    // is not registered.
+    let mut org = server.cadres("organization", "360821").await;
+    let newcomer = new_cadre("试报", "360821", 52);
+    let dry_cadres = org
+        .batch_create_cadres(proto::BatchCreateCadresRequest {
+            requests: vec![proto::CreateCadreRequest {
+                cadre: Some(newcomer.clone()),
+                request_id: String::new(),
+            }],
+            request_id: "dry-cadres".into(),
+            validate_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let item = &dry_cadres.results[0];
+    assert!(item.error.is_none() && item.created);
+    assert!(item.cadre.as_ref().unwrap().name.is_empty());
+    let err = org
+        .lookup_cadre(proto::LookupCadreRequest {
+            id_number: newcomer.id_number.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "not registered");
+
+    // The log says VALIDATED for the checked calls, ALLOW for the real one.
+    let rows = own_access_events(server.channel("audit", "360821").await).await;
+    let decisions: Vec<(i32, i32)> = rows
+        .iter()
+        .filter(|e| e.method.contains("RecordService/") && e.method.contains("Submit"))
+        .map(|e| (e.decision, e.status_code))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            (proto::Decision::Validated as i32, 0),
+            // Allowed by policy, refused by validation: as for a real call.
+            (proto::Decision::Allow as i32, Code::InvalidArgument as i32),
+            (proto::Decision::Allow as i32, 0),
+            (proto::Decision::Validated as i32, 0),
+        ],
+        "{rows:#?}"
+    );
+}
+
+/// DESIGN §4: a finding whose engagement is not (yet) in the exchange is
+/// FAILED_PRECONDITION / ENGAGEMENT_NOT_FOUND — it may arrive later — and
+/// the same finding goes in once its engagement has.
+async fn a_finding_before_its_engagement_is_a_failed_precondition(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 53).await;
+    let mut audit = rec(&server, "audit").await;
+    let early = submit(record(&c, "AF-1", 1, finding("AE-9", 100)));
+    let err = audit.submit_record(early.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ENGAGEMENT_NOT_FOUND");
+    assert!(
+        err.message()
+            .starts_with("record.audit_finding.engagement_source_record_id"),
+        "{}",
+        err.message()
+    );
+    audit
+        .submit_record(submit(record(&c, "AE-9", 1, engagement())))
+        .await
+        .unwrap();
+    audit.submit_record(early).await.unwrap();
 }

@@ -315,6 +315,7 @@ async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_wri
         .batch_submit_records(proto::BatchSubmitRecordsRequest {
             requests,
             request_id: String::new(),
+            validate_only: false,
         })
         .await
         .unwrap_err();

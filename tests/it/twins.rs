@@ -260,6 +260,7 @@ impl Fixture {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                validate_only: false,
             }
         };
         match method {
@@ -277,6 +278,7 @@ impl Fixture {
                         proto::BatchCreateCadresRequest {
                             requests: vec![create(&set[i])],
                             request_id: String::new(),
+                            validate_only: false,
                         }
                         .encode_to_vec()
                     });
@@ -286,6 +288,7 @@ impl Fixture {
                     proto::BatchCreateCadresRequest {
                         requests: vec![create_at(OUTSIDE, &spellings[i])],
                         request_id: String::new(),
+                        validate_only: false,
                     }
                     .encode_to_vec()
                 });
@@ -349,6 +352,7 @@ impl Fixture {
                     proto::BatchSubmitRecordsRequest {
                         requests: vec![submit(Some(&ids[i]), None, "TWIN-BID")],
                         request_id: String::new(),
+                        validate_only: false,
                     }
                     .encode_to_vec()
                 });
@@ -357,6 +361,7 @@ impl Fixture {
                     proto::BatchSubmitRecordsRequest {
                         requests: vec![submit(None, Some(&cadres[i]), "TWIN-BNAME")],
                         request_id: String::new(),
+                        validate_only: false,
                     }
                     .encode_to_vec()
                 });
