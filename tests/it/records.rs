@@ -425,7 +425,9 @@ async fn ownership_jurisdiction_and_validation(backend: Backend) {
         .submit_record(submit(record(&c, "AF-5", 1, finding("NO-SUCH", 1))))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
+    // DESIGN §4: the engagement may arrive later, so a precondition, not bad input.
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ENGAGEMENT_NOT_FOUND");
 
     // Nothing of the refused submissions was stored.
     let listed = rec(&server, "discipline")
