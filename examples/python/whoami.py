@@ -1,14 +1,22 @@
+#!/usr/bin/env python3
 """Calls cadrex as an outside system would: Python grpcio with an agency's certificate.
 
 Usage: whoami.py HOST:PORT PKI_DIR [AGENCY-DIVISION]
 Prints WhoAmI and AllowedMethods; exits non-zero if the identity is not the expected agency.
+Every call names the officer the system acts for (CADREX_OFFICER, else an example name) in
+`x-cadrex-officer`, UTF-8 percent-encoded as gRPC metadata must be ASCII.
 """
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 import grpc
+
+
+# quote() keeps only RFC 3986 unreserved characters with safe="": the encoding the server decodes.
+OFFICER = [("x-cadrex-officer", urllib.parse.quote(os.environ.get("CADREX_OFFICER", "示例经办人"), safe=""))]
 
 
 def load_stubs(proto_root):
@@ -76,10 +84,10 @@ def main():
     options = [("grpc.ssl_target_name_override", "localhost")] if host not in ("localhost",) else []
     with grpc.secure_channel(target, creds, options=options) as channel:
         stub = system_pb2_grpc.SystemServiceStub(channel)
-        me = stub.WhoAmI(system_pb2.WhoAmIRequest(), timeout=10)
+        me = stub.WhoAmI(system_pb2.WhoAmIRequest(), timeout=10, metadata=OFFICER)
         print("principal:", me.principal)
         print("agency:   ", system_pb2.Agency.Name(me.agency))
-        methods = stub.AllowedMethods(system_pb2.AllowedMethodsRequest(), timeout=10).methods
+        methods = stub.AllowedMethods(system_pb2.AllowedMethodsRequest(), timeout=10, metadata=OFFICER).methods
         print("methods:  ", ", ".join(m.rsplit("/", 1)[1] for m in methods))
         if who.startswith("organization"):
             exercise(channel)
@@ -109,13 +117,18 @@ def exercise(channel):
             request_id="python-example-1",
         ),
         timeout=10,
+        metadata=OFFICER,
     )
     print("created:  ", cadre.name)
     dossier = dossier_pb2_grpc.DossierServiceStub(channel).GetCadreDossier(
-        dossier_pb2.GetCadreDossierRequest(cadre=cadre.name, purpose=dossier_pb2.PURPOSE_ROUTINE_SUPERVISION), timeout=10
+        dossier_pb2.GetCadreDossierRequest(cadre=cadre.name, purpose=dossier_pb2.PURPOSE_ROUTINE_SUPERVISION),
+        timeout=10,
+        metadata=OFFICER,
     )
     print("dossier:  ", dossier.cadre.display_name, "sections", len(dossier.sections))
-    page = changes_pb2_grpc.ChangeFeedServiceStub(channel).ListChanges(changes_pb2.ListChangesRequest(), timeout=10)
+    page = changes_pb2_grpc.ChangeFeedServiceStub(channel).ListChanges(
+        changes_pb2.ListChangesRequest(), timeout=10, metadata=OFFICER
+    )
     print("changes:  ", [e.resource for e in page.events], "next cursor", page.next_cursor[:16] + "...")
     if not any(e.resource == cadre.name for e in page.events):
         print("the new cadre is missing from the feed", file=sys.stderr)

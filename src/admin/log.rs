@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::access_log::{self, LogSigner};
 use crate::store::{self, CheckpointRow};
+use crate::tools::protojson;
 
 /// `cadrex log …`: access-log tools.
 #[derive(clap::Subcommand, Debug)]
@@ -219,27 +220,27 @@ pub async fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
 
 /// `cadrex.v1.Checkpoint` in proto3 canonical JSON (lowerCamelCase names,
 /// int64 as a string, bytes as base64, Timestamp as RFC 3339), exactly what a
-/// JSON transcoding of `GetCheckpoint` returns. Empty fields are omitted.
+/// JSON transcoding of `GetCheckpoint` returns and what `cadrex client log
+/// checkpoint` prints: both go through [`protojson`]. Empty fields are omitted.
 pub fn checkpoint_json(cp: &CheckpointRow, public_key: &[u8]) -> serde_json::Value {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(cp.time_us) * 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
-    let mut m = serde_json::Map::new();
-    m.insert("seq".into(), cp.seq.to_string().into());
-    m.insert("hash".into(), cp.hash.clone().into());
-    m.insert("time".into(), time.into());
-    m.insert("keyId".into(), cp.key_id.clone().into());
-    m.insert("signature".into(), STANDARD.encode(&cp.signature).into());
-    let signed = crate::domain::chain::checkpoint_bytes(cp.seq, &cp.hash, cp.time_us, &cp.key_id);
-    m.insert("signedBytes".into(), STANDARD.encode(signed).into());
-    if !public_key.is_empty() {
-        m.insert("publicKey".into(), STANDARD.encode(public_key).into());
-    }
-    serde_json::Value::Object(m)
+    let message = crate::proto::Checkpoint {
+        seq: cp.seq,
+        hash: cp.hash.clone(),
+        time: Some(prost_types::Timestamp {
+            seconds: cp.time_us.div_euclid(1_000_000),
+            nanos: (cp.time_us.rem_euclid(1_000_000) * 1000) as i32,
+        }),
+        key_id: cp.key_id.clone(),
+        signature: cp.signature.clone(),
+        signed_bytes: crate::domain::chain::checkpoint_bytes(
+            cp.seq, &cp.hash, cp.time_us, &cp.key_id,
+        ),
+        public_key: public_key.to_vec(),
+    };
+    // The descriptor set is compiled from the same protos as the type, so
+    // this cannot fail short of a broken build.
+    protojson::to_json(&message, "cadrex.v1.Checkpoint")
+        .expect("cadrex.v1.Checkpoint is in the built-in descriptor set")
 }
 
 /// Reads the protobuf JSON of a `cadrex.v1.Checkpoint`. Accepts what proto3

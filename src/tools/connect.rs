@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::{Interceptor, interceptor::InterceptedService};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -112,6 +114,117 @@ impl ConnectArgs {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .connect_lazy())
+    }
+}
+
+/// Environment variable naming the officer when `--officer` is not given.
+pub const OFFICER_ENV: &str = "CADREX_OFFICER";
+/// Characters an officer's name may have; the server refuses longer ones.
+pub const OFFICER_MAX: usize = 64;
+
+/// RFC 3986 unreserved characters stay as they are; every other byte of the
+/// UTF-8 form becomes `%XX`, so the value is the ASCII metadata must be.
+const OFFICER_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The person the calling system acts for, sent as `x-cadrex-officer` on
+/// every call of a channel from [`ConnectArgs::channel_as`]. The server
+/// records it in the access log and never authorizes by it.
+#[derive(Clone, Debug, Default)]
+pub struct Officer {
+    name: String,
+    header: Option<AsciiMetadataValue>,
+}
+
+impl Officer {
+    /// No officer: calls carry no `x-cadrex-officer`.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `flag` (`--officer`), else `CADREX_OFFICER`, else none; see [`Officer::new`].
+    pub fn from_flag_or_env(flag: Option<&str>) -> anyhow::Result<Self> {
+        match flag {
+            Some(name) => {
+                Self::new(name).map_err(|why| anyhow::anyhow!("--officer {name:?}: {why}"))
+            }
+            None => match std::env::var(OFFICER_ENV) {
+                Ok(name) => {
+                    Self::new(&name).map_err(|why| anyhow::anyhow!("{OFFICER_ENV}={name:?}: {why}"))
+                }
+                Err(std::env::VarError::NotPresent) => Ok(Self::none()),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    anyhow::bail!("{OFFICER_ENV} is not valid UTF-8")
+                }
+            },
+        }
+    }
+
+    /// Checks `name` as the server will (trimmed, at most [`OFFICER_MAX`]
+    /// characters, no control or bidirectional override characters), so that
+    /// a bad name fails here with a clear message rather than as
+    /// INVALID_ARGUMENT on every call. Blank means no officer.
+    pub fn new(name: &str) -> Result<Self, String> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Ok(Self::none());
+        }
+        let count = name.chars().count();
+        if count > OFFICER_MAX {
+            return Err(format!(
+                "an officer's name has at most {OFFICER_MAX} characters, this one {count}"
+            ));
+        }
+        if let Some(why) = crate::domain::text_fault(name, crate::domain::Text::Line) {
+            return Err(format!("an officer's name must have {why}"));
+        }
+        let encoded = percent_encode(name);
+        // The server's own decoder has the last word, so client and server
+        // can never disagree on what is a valid officer.
+        crate::identity::decode_officer(encoded.as_bytes())
+            .map_err(|e| format!("the server would refuse it: {e}"))?;
+        let header = MetadataValue::try_from(encoded.as_str())
+            .map_err(|_| "cannot be sent as metadata".to_string())?;
+        Ok(Self {
+            name: name.to_string(),
+            header: Some(header),
+        })
+    }
+
+    /// The name as given (trimmed); empty for none.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// `value` UTF-8 percent-encoded as `x-cadrex-officer` carries it (RFC 3986:
+/// unreserved characters kept, everything else `%XX`).
+pub fn percent_encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, OFFICER_ENCODE).to_string()
+}
+
+impl Interceptor for Officer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.header {
+            request
+                .metadata_mut()
+                .insert(crate::identity::OFFICER_KEY, v.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose every call names the officer; generated clients take it
+/// like a plain [`Channel`].
+pub type OfficerChannel = InterceptedService<Channel, Officer>;
+
+impl ConnectArgs {
+    /// [`ConnectArgs::channel`] with `officer` sent on every call.
+    pub fn channel_as(&self, officer: Officer) -> anyhow::Result<OfficerChannel> {
+        Ok(InterceptedService::new(self.channel()?, officer))
     }
 }
 
@@ -358,5 +471,24 @@ mod tests {
         assert!(text.contains("certificate revoked"));
         assert!(refusal(&Status::unavailable("x"), "WhoAmI", Path::new("a.crt")).is_none());
         assert!(!is_transient(&s, Patience::Agent));
+    }
+
+    #[test]
+    fn officers_are_percent_encoded_and_checked_like_the_server() {
+        assert_eq!(percent_encode("王五"), "%E7%8E%8B%E4%BA%94");
+        assert_eq!(percent_encode("Li Si-1.a_b~"), "Li%20Si-1.a_b~");
+        let o = Officer::new("  王五 ").unwrap();
+        assert_eq!(o.name(), "王五");
+        assert_eq!(o.header.unwrap().to_str().unwrap(), "%E7%8E%8B%E4%BA%94");
+        assert!(Officer::new("").unwrap().header.is_none());
+        assert!(Officer::new(&"张".repeat(64)).is_ok());
+        let long = Officer::new(&"张".repeat(65)).unwrap_err();
+        assert!(long.contains("at most 64"), "{long}");
+        assert!(Officer::new("a\nb").unwrap_err().contains("control"));
+        assert!(
+            Officer::new("a\u{202E}b")
+                .unwrap_err()
+                .contains("bidirectional")
+        );
     }
 }

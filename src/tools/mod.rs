@@ -9,6 +9,8 @@ pub mod bench;
 pub mod client;
 pub mod connect;
 pub mod import;
+pub mod protojson;
+pub mod render;
 pub mod seed;
 pub mod soak;
 pub mod sync;

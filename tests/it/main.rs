@@ -8,6 +8,7 @@ mod at_rest;
 mod bench;
 mod cadres;
 mod changes;
+mod client;
 mod faults;
 mod identity;
 mod import;

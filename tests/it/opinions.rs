@@ -558,7 +558,7 @@ async fn operator_cli_drives_the_workflow() {
     assert!(ok, "{out}");
     let flags_at = out.find("rule verdict").expect("flags");
     let sanction_at = out
-        .find("RECORD_KIND_SANCTION")
+        .find("党纪政务处分 SANCTION (1)")
         .expect("a sanction section");
     assert!(flags_at < sanction_at, "flags first:\n{out}");
     // Refusals read as refusals.
