@@ -164,6 +164,22 @@ impl CadreApi {
         Ok((row, view))
     }
 
+    /// Only a system that registers cadres (organization) may create them;
+    /// asked against a cadre in the caller's own division, before any input
+    /// is looked at.
+    fn require_registrar(&self, call: &mut Call) -> Result<()> {
+        let own = Resource::Cadre {
+            id: "-".into(),
+            division: call.principal.division.clone(),
+        };
+        call.require(&self.state.authz, Action::CreateCadre, &own, || {
+            Error::denied(
+                Reason::ActionNotPermitted,
+                "only organization systems register cadres",
+            )
+        })
+    }
+
     /// `GetCadre`: the cadre in the caller's view; a missing cadre and one
     /// outside the caller's jurisdiction answer alike.
     pub async fn get(&self, call: &mut Call, req: proto::GetCadreRequest) -> Result<proto::Cadre> {
@@ -217,16 +233,7 @@ impl CadreApi {
             }
         }
         let authz = &self.state.authz;
-        let own = Resource::Cadre {
-            id: "-".into(),
-            division: call.principal.division.clone(),
-        };
-        call.require(authz, Action::CreateCadre, &own, || {
-            Error::denied(
-                Reason::ActionNotPermitted,
-                "only organization systems register cadres",
-            )
-        })?;
+        self.require_registrar(call)?;
         if req.requests.is_empty() || req.requests.len() > 1000 {
             return Err(Error::invalid("requests", "between 1 and 1000 cadres"));
         }
@@ -432,16 +439,7 @@ impl CadreApi {
             c.id_number = ids::canonical_id_number(&c.id_number);
         }
         let authz = &self.state.authz;
-        let own = Resource::Cadre {
-            id: "-".into(),
-            division: call.principal.division.clone(),
-        };
-        call.require(authz, Action::CreateCadre, &own, || {
-            Error::denied(
-                Reason::ActionNotPermitted,
-                "only organization systems register cadres",
-            )
-        })?;
+        self.require_registrar(call)?;
         let key = RequestKey::new(call, &req, &req.request_id)?;
         if let Some(previous) = key
             .replay::<proto::Cadre>(&self.state, |c| Outcome::one(c.name, 0))
