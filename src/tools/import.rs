@@ -269,6 +269,11 @@ pub struct ImportCommand {
     /// rejected.
     #[arg(long)]
     dry_run: bool,
+    /// Also write a CSV mapping each accepted, unchanged or stale row
+    /// (line, source record id or id number) to the resource name and revision
+    /// it became in the exchange.
+    #[arg(long)]
+    accepted_report: Option<PathBuf>,
 }
 
 impl ImportCommand {
@@ -295,6 +300,7 @@ impl ImportCommand {
             report: Some(report.clone()),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             dry_run: self.dry_run,
+            accepted_report: self.accepted_report,
         };
         let summary = run(args).await?;
         if self.dry_run {
@@ -333,6 +339,9 @@ pub struct ImportArgs {
     pub progress: bool,
     /// Validate on the server (AIP-163 `validate_only`) and store nothing.
     pub dry_run: bool,
+    /// Where to map each row the exchange holds to its resource name and
+    /// revision (CSV); `None` for no such file.
+    pub accepted_report: Option<PathBuf>,
 }
 
 impl ImportArgs {
@@ -363,6 +372,7 @@ impl ImportArgs {
             report: None,
             progress: false,
             dry_run: false,
+            accepted_report: None,
         }
     }
 }
@@ -450,6 +460,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
     sender.dry_run = args.dry_run;
 
     let mut report = Report::new(args.report.as_deref())?;
+    let mut accepted = AcceptedReport::create(args.accepted_report.as_deref())?;
     let mut summary = ImportSummary::default();
     let mut batch: Vec<Pending> = Vec::with_capacity(args.batch_size);
     // Rejections since the last batch went out, local ones included.
@@ -493,9 +504,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
             };
             for (p, outcome) in batch.iter().zip(outcomes) {
                 match outcome {
-                    Outcome::Accepted => summary.accepted += 1,
-                    Outcome::Unchanged => summary.unchanged += 1,
-                    Outcome::Stale => summary.stale += 1,
+                    Outcome::Accepted(s) => {
+                        summary.accepted += 1;
+                        accepted.write(p, "ACCEPTED", &s)?;
+                    }
+                    Outcome::Unchanged(s) => {
+                        summary.unchanged += 1;
+                        accepted.write(p, "UNCHANGED", &s)?;
+                    }
+                    Outcome::Stale(s) => {
+                        summary.stale += 1;
+                        accepted.write(p, "STALE", &s)?;
+                    }
                     Outcome::Rejected(e) => {
                         summary.rejected += 1;
                         rejected.push(Rejection::from_item(p, e));
@@ -504,6 +524,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
             }
             bar.inc(batch.len() as u64);
             bar.set_message(format!("{} rejected", summary.rejected));
+            accepted.flush()?;
             batch.clear();
         }
         if !batch.is_empty() && !at_end {
@@ -1108,6 +1129,46 @@ impl Rejection {
     }
 }
 
+/// `--accepted-report`: a CSV mapping every row the exchange holds after
+/// this run to what it became — `line,id,outcome,name,revision`, with
+/// outcome ACCEPTED (stored by this run), UNCHANGED (already held, the same
+/// content) or STALE (an older version than the one held). Written per
+/// batch, so an interrupted run leaves the rows decided so far.
+struct AcceptedReport(Option<csv::Writer<File>>);
+
+impl AcceptedReport {
+    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write the accepted report {}", path.display()))?;
+        w.write_record(["line", "id", "outcome", "name", "revision"])?;
+        Ok(Self(Some(w)))
+    }
+
+    fn write(&mut self, p: &Pending, outcome: &str, s: &Stored) -> anyhow::Result<()> {
+        if let Some(w) = &mut self.0 {
+            let revision = s.revision.map(|r| r.to_string()).unwrap_or_default();
+            w.write_record([
+                p.line.to_string().as_str(),
+                &p.id,
+                outcome,
+                &s.name,
+                &revision,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(w) = &mut self.0 {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
 /// The rejected-rows CSV, created with the first rejection so that a clean
 /// import leaves no file behind. A report left by an earlier run is removed at
 /// the start, so whatever is at the path describes the latest run.
@@ -1243,10 +1304,36 @@ async fn connect(args: &ImportArgs) -> anyhow::Result<Channel> {
 
 /// What became of one row on the server.
 enum Outcome {
-    Accepted,
-    Unchanged,
-    Stale,
+    Accepted(Stored),
+    Unchanged(Stored),
+    Stale(Stored),
     Rejected(proto::ItemError),
+}
+
+/// What a row became in the exchange: the resource name and, for records,
+/// the revision the answer carried (both empty in a dry run, which stores
+/// nothing).
+#[derive(Clone, Debug, Default)]
+struct Stored {
+    name: String,
+    revision: Option<i64>,
+}
+
+impl Stored {
+    fn of_record(r: Option<&proto::Record>) -> Self {
+        r.map(|r| Stored {
+            name: r.name.clone(),
+            revision: Some(r.revision).filter(|v| *v > 0),
+        })
+        .unwrap_or_default()
+    }
+
+    fn of_cadre(c: Option<&proto::Cadre>) -> Self {
+        Stored {
+            name: c.map(|c| c.name.clone()).unwrap_or_default(),
+            revision: None,
+        }
+    }
 }
 
 /// The answer to one call, or the instruction to split the batch.
@@ -1507,18 +1594,19 @@ impl Sender {
             else {
                 continue;
             };
+            let stored_as = Stored::of_record(r.record.as_ref());
             *slot = Some(match (r.error, r.stale) {
                 (Some(e), _) => Outcome::Rejected(e),
-                (None, true) => Outcome::Stale,
+                (None, true) => Outcome::Stale(stored_as),
                 // The server returns the stored record for a repeat of the
                 // same version and content; its write time tells a re-run
                 // from a fresh write.
                 (None, false) => {
                     let stored = r.record.as_ref().and_then(|rec| rec.update_time.as_ref());
                     if self.existed_before(stored) {
-                        Outcome::Unchanged
+                        Outcome::Unchanged(stored_as)
                     } else {
-                        Outcome::Accepted
+                        Outcome::Accepted(stored_as)
                     }
                 }
             });
@@ -1542,10 +1630,11 @@ impl Sender {
                     // time says whether it happened in this run.
                     let created_before =
                         self.existed_before(r.cadre.as_ref().and_then(|c| c.create_time.as_ref()));
+                    let stored_as = Stored::of_cadre(r.cadre.as_ref());
                     if r.created && !created_before {
-                        Outcome::Accepted
+                        Outcome::Accepted(stored_as)
                     } else {
-                        Outcome::Unchanged
+                        Outcome::Unchanged(stored_as)
                     }
                 }
             });

@@ -303,6 +303,7 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
 
     // Bad rows land in the report; the good ones are stored.
     let report = server.dir.path().join("bad-findings.rejected.csv");
+    let mut stored_names = Vec::new();
     // A dry run checks every row on the server and stores nothing: the same
     // rows would be accepted and rejected, and the report says which.
     let before = count_findings(&server).await;
@@ -336,6 +337,8 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
         );
         a.report = Some(report.clone());
         a.batch_size = 3;
+        let accepted_report = server.dir.path().join(format!("accepted-{run}.csv"));
+        a.accepted_report = Some(accepted_report.clone());
         let s = cadrex::tools::import::run(a).await.unwrap();
         let expected = if run == 0 { (8, 3, 0, 5) } else { (8, 0, 3, 5) };
         assert_eq!(
@@ -344,6 +347,29 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
             "{s}"
         );
         check_bad_findings_report(&report);
+        // Each stored row maps to the record it became, the same one on both runs.
+        let text = std::fs::read_to_string(&accepted_report).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows[0], ["line", "id", "outcome", "name", "revision"]);
+        assert_eq!(rows.len(), 4, "{text}");
+        let outcome = if run == 0 { "ACCEPTED" } else { "UNCHANGED" };
+        for r in &rows[1..] {
+            assert_eq!(r[2], outcome, "{text}");
+            assert!(
+                r[3].starts_with("cadres/") && r[3].contains("/records/"),
+                "{text}"
+            );
+            assert!(r[4].parse::<i64>().is_ok_and(|v| v > 0), "{text}");
+        }
+        let names: Vec<String> = rows[1..]
+            .iter()
+            .map(|r| format!("{}:{}:{}", r[0], r[3], r[4]))
+            .collect();
+        stored_names.push(names);
     }
+    assert_eq!(
+        stored_names[0], stored_names[1],
+        "the same rows, the same records and revisions"
+    );
     assert_eq!(count_findings(&server).await, 3);
 }
