@@ -350,6 +350,12 @@ struct Item {
     retracted: bool,
     /// Protobuf of the `Cadre` or `Record` as the caller may see it.
     body: Vec<u8>,
+    /// The same as protobuf canonical JSON, for SQL's JSON functions and jq.
+    json: serde_json::Value,
+    /// The cadre it is about (`cadres/{id}`; a cadre's own name).
+    cadre: String,
+    /// A record's event date (YYYY-MM-DD); empty for cadres.
+    event_date: String,
     commit_time_us: i64,
     /// Feed events only (NDJSON lines).
     event: Option<(String, i64, String)>,
@@ -370,16 +376,54 @@ fn without_informant(mut r: proto::Record) -> proto::Record {
     r
 }
 
+/// `message` as canonical JSON; null (and a warning) in the one case it
+/// cannot be, a descriptor set that does not describe the message, so that
+/// the protobuf body still reaches the mirror.
+fn json_of(message: &impl Message, full_name: &str) -> serde_json::Value {
+    crate::tools::protojson::to_json(message, full_name).unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "cannot render {full_name} as JSON");
+        serde_json::Value::Null
+    })
+}
+
+/// What the agent keeps of a record: the protobuf body, its JSON, the cadre
+/// and the event date; never the informant block (see [`without_informant`]).
+fn record_parts(r: proto::Record) -> (Vec<u8>, serde_json::Value, String, String) {
+    let r = without_informant(r);
+    (
+        r.encode_to_vec(),
+        json_of(&r, "cadrex.v1.Record"),
+        r.cadre.clone(),
+        r.event_date.clone(),
+    )
+}
+
 impl Item {
     fn from_event(e: proto::ChangeEvent) -> Option<Item> {
         let kind = ChangeKind::try_from(e.kind).ok()?;
-        let (body, retracted_view) = match &e.view {
-            Some(change_event::View::Cadre(c)) => (c.encode_to_vec(), false),
+        let ((body, json, cadre, event_date), retracted_view) = match &e.view {
+            Some(change_event::View::Cadre(c)) => (
+                (
+                    c.encode_to_vec(),
+                    json_of(c, "cadrex.v1.Cadre"),
+                    c.name.clone(),
+                    String::new(),
+                ),
+                false,
+            ),
             Some(change_event::View::Record(r)) => (
-                without_informant(r.clone()).encode_to_vec(),
+                record_parts(r.clone()),
                 r.state == proto::RecordState::Retracted as i32,
             ),
-            _ => (Vec::new(), false),
+            _ => (
+                (
+                    Vec::new(),
+                    serde_json::Value::Null,
+                    String::new(),
+                    String::new(),
+                ),
+                false,
+            ),
         };
         Some(Item {
             resource: e.resource,
@@ -387,19 +431,30 @@ impl Item {
             revision: e.revision,
             retracted: e.op == proto::ChangeOp::Retract as i32 || retracted_view,
             body,
+            json,
+            cadre,
+            event_date,
             commit_time_us: e.commit_time.as_ref().map_or(0, clock::micros),
             event: Some((e.event_id, e.seq, e.cursor)),
         })
     }
 
     fn from_record(r: proto::Record) -> Option<Item> {
+        let kind = change_kind_of(r.kind)?;
+        let (resource, revision) = (r.name.clone(), r.revision);
+        let retracted = r.state == proto::RecordState::Retracted as i32;
+        let commit_time_us = r.update_time.as_ref().map_or(0, clock::micros);
+        let (body, json, cadre, event_date) = record_parts(r);
         Some(Item {
-            kind: change_kind_of(r.kind)?,
-            resource: r.name.clone(),
-            revision: r.revision,
-            retracted: r.state == proto::RecordState::Retracted as i32,
-            commit_time_us: r.update_time.as_ref().map_or(0, clock::micros),
-            body: without_informant(r).encode_to_vec(),
+            kind,
+            resource,
+            revision,
+            retracted,
+            commit_time_us,
+            body,
+            json,
+            cadre,
+            event_date,
             event: None,
         })
     }
@@ -424,6 +479,9 @@ impl Item {
             retracted: false,
             commit_time_us: c.update_time.as_ref().map_or(0, clock::micros),
             body: c.encode_to_vec(),
+            json: json_of(&c, "cadrex.v1.Cadre"),
+            cadre: c.name.clone(),
+            event_date: String::new(),
             event: None,
         })
     }
@@ -442,6 +500,7 @@ impl Item {
             "kind": kind_suffix(self.kind),
             "revision": self.revision,
             "commit_time": rfc3339(self.commit_time_us),
+            "body": if self.retracted { serde_json::Value::Null } else { self.json.clone() },
             "body_base64": STANDARD.encode(&self.body),
         });
         if snapshot {
@@ -518,7 +577,10 @@ CREATE TABLE IF NOT EXISTS mirror_resources (
     revision INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('ACTIVE', 'RETRACTED')),
     body BLOB,
-    commit_time_us INTEGER NOT NULL
+    commit_time_us INTEGER NOT NULL,
+    body_json TEXT,
+    cadre TEXT,
+    event_date TEXT
 );
 CREATE INDEX IF NOT EXISTS mirror_resources_kind ON mirror_resources (kind, state);
 CREATE TABLE IF NOT EXISTS mirror_state (
@@ -535,12 +597,18 @@ INSERT INTO mirror_state (id, cursor, snapshot_done) VALUES (1, NULL, 0) ON CONF
 /// superseded changes leave it alone, which is what makes at-least-once
 /// delivery apply exactly once.
 const MIRROR_UPSERT: &str = "
-INSERT INTO mirror_resources (resource, kind, revision, state, body, commit_time_us)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO mirror_resources
+    (resource, kind, revision, state, body, commit_time_us, body_json, cadre, event_date)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (resource) DO UPDATE SET
     kind = excluded.kind, revision = excluded.revision, state = excluded.state,
-    body = excluded.body, commit_time_us = excluded.commit_time_us
+    body = excluded.body, commit_time_us = excluded.commit_time_us,
+    body_json = excluded.body_json, cadre = excluded.cadre, event_date = excluded.event_date
 WHERE excluded.revision > mirror_resources.revision";
+
+/// Columns added after the first mirrors were made: a mirror from then gets
+/// them (empty until each row's next change; delete the file to rebuild).
+const MIRROR_COLUMNS: [&str; 3] = ["body_json", "cadre", "event_date"];
 
 struct Mirror {
     conn: SqliteConnection,
@@ -570,6 +638,26 @@ impl Mirror {
             .execute(&mut conn)
             .await
             .with_context(|| format!("cannot create the mirror tables in {url}"))?;
+        for column in MIRROR_COLUMNS {
+            let present: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pragma_table_info('mirror_resources') WHERE name = $1",
+            )
+            .bind(column)
+            .fetch_one(&mut conn)
+            .await?;
+            if present == 0 {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "ALTER TABLE mirror_resources ADD COLUMN {column} TEXT"
+                )))
+                .execute(&mut conn)
+                .await?;
+            }
+        }
+        sqlx::raw_sql(
+            "CREATE INDEX IF NOT EXISTS mirror_resources_cadre ON mirror_resources (cadre, kind)",
+        )
+        .execute(&mut conn)
+        .await?;
         // What the current snapshot listed, on disk rather than in memory (a
         // national caller lists millions); per connection, since a snapshot
         // that does not finish in this process is redone from the start.
@@ -612,6 +700,7 @@ impl Mirror {
             }
             .as_str();
             let body = (!item.retracted).then_some(item.body.as_slice());
+            let json = (!item.retracted && !item.json.is_null()).then(|| item.json.to_string());
             let done = sqlx::query(MIRROR_UPSERT)
                 .bind(&item.resource)
                 .bind(kind_suffix(item.kind))
@@ -619,6 +708,9 @@ impl Mirror {
                 .bind(state)
                 .bind(body)
                 .bind(item.commit_time_us)
+                .bind(json)
+                .bind((!item.cadre.is_empty()).then_some(item.cadre.as_str()))
+                .bind((!item.event_date.is_empty()).then_some(item.event_date.as_str()))
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() > 0 {
@@ -663,7 +755,7 @@ impl Mirror {
                 // The revision stays: a later change of a resource that comes
                 // back into view still counts as newer and restores it.
                 let gone = sqlx::query(
-                    "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL \
+                    "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL, body_json = NULL \
                      WHERE state = 'ACTIVE' AND instr($1, ',' || kind || ',') > 0 \
                        AND resource NOT IN (SELECT resource FROM mirror_seen)",
                 )
@@ -1411,6 +1503,43 @@ mod tests {
         (r.get(0), r.get(1), r.get(2))
     }
 
+    /// A mirror made before the JSON and typed columns gets them on open, and
+    /// keeps its rows.
+    #[tokio::test]
+    async fn an_older_mirror_gains_the_json_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        {
+            let mut conn = SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true)
+                .connect()
+                .await
+                .unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE mirror_resources (resource TEXT PRIMARY KEY, kind TEXT NOT NULL, \
+                 revision INTEGER NOT NULL, state TEXT NOT NULL, body BLOB, \
+                 commit_time_us INTEGER NOT NULL); \
+                 INSERT INTO mirror_resources VALUES ('cadres/a/records/x', 'AUDIT_FINDING', 1, \
+                 'ACTIVE', x'00', 1);",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        let mut m = Mirror::open(&url).await.unwrap();
+        let row =
+            sqlx::query("SELECT revision, body_json, cadre, event_date FROM mirror_resources")
+                .fetch_one(&mut m.conn)
+                .await
+                .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 1);
+        assert_eq!(row.get::<Option<String>, _>(1), None);
+        // Opening again finds the columns present.
+        drop(m);
+        Mirror::open(&url).await.unwrap();
+    }
+
     #[tokio::test]
     async fn the_mirror_applies_only_newer_revisions() {
         let dir = tempfile::tempdir().unwrap();
@@ -1422,6 +1551,9 @@ mod tests {
             revision: rev,
             retracted,
             body: vec![rev as u8],
+            json: serde_json::json!({ "revision": rev.to_string() }),
+            cadre: "cadres/a".into(),
+            event_date: "2025-06-30".into(),
             commit_time_us: rev,
             event: None,
         };

@@ -1023,3 +1023,95 @@ async fn sync_never_keeps_an_informant(backend: Backend) {
         assert_eq!(p.informant.unwrap().name, format!("{base}snap-name"));
     }
 }
+
+/// The README's `sqlite3` and `jq` examples, run as written against a real
+/// mirror and a real NDJSON file: an integrator reads synced findings with
+/// ordinary tools (the JSON column, the typed columns and the JSON bodies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_sqlite3_and_jq_examples_read_the_copies() {
+    let tools_present = ["sqlite3", "jq"].iter().all(|t| {
+        std::process::Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !tools_present {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must have sqlite3 and jq (.ci/run installs them)"
+        );
+        eprintln!("notice: sqlite3 or jq is not installed; skipping the README example test");
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = |prefix: &str| {
+        readme
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("README has an example starting {prefix:?}"))
+            .to_string()
+    };
+    let (sql, jq) = (example("sqlite3 mirror.db "), example("jq -r "));
+
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let c = cadre(&server, 71).await;
+    records_client(server.channel("audit", DIVISION).await)
+        .submit_record(submit(record(&c, "AE-1", 1, engagement())))
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        add_finding(&server, &c, i * 100).await;
+    }
+    let dir = server.dir.path().join("integrator");
+    std::fs::create_dir_all(&dir).unwrap();
+    sync_once(&server, &dir.join("mirror.db")).await;
+    let mut a = sync_args(&server, Path::new("unused"), SyncMode::Once);
+    a.into = None;
+    a.out = Some(dir.join("findings.ndjson"));
+    cadrex::tools::sync::run(a).await.unwrap();
+
+    let run = |command: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", command])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rows = run(&sql);
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines.len(), 3, "{rows}");
+    let mut amounts: Vec<&str> = Vec::new();
+    for l in &lines {
+        let cols: Vec<&str> = l.split('|').collect();
+        assert_eq!(cols[0], c.name, "{rows}");
+        assert_eq!(cols[1], "2025-06-30", "{rows}");
+        assert_eq!(cols[3], "RECTIFICATION_STATUS_IN_PROGRESS", "{rows}");
+        amounts.push(cols[2]);
+    }
+    amounts.sort();
+    assert_eq!(amounts, ["100", "200", "300"], "{rows}");
+
+    let found = run(&jq);
+    let mut lines: Vec<(&str, &str)> = found
+        .lines()
+        .map(|l| l.split_once('\t').unwrap_or_else(|| panic!("{found}")))
+        .collect();
+    lines.sort_by_key(|(_, amount)| amount.to_string());
+    assert_eq!(lines.len(), 3, "{found}");
+    for (resource, _) in &lines {
+        assert!(
+            resource.starts_with(&format!("{}/records/", c.name)),
+            "{found}"
+        );
+    }
+    let amounts: Vec<&str> = lines.iter().map(|(_, a)| *a).collect();
+    assert_eq!(amounts, ["100", "200", "300"], "{found}");
+}
