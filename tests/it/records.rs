@@ -1176,6 +1176,33 @@ async fn validate_only_checks_everything_and_stores_nothing(backend: Backend) {
     let err = audit.submit_record(bad).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
+    // No existence oracle: a cadre registered in another county and one never
+    // registered, named by id number, answer alike.
+    let elsewhere = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("外县", "360802", 54)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let nobody = new_cadre("无此人", "360821", 55);
+    let mut answers = Vec::new();
+    for id_number in [&elsewhere.id_number, &nobody.id_number] {
+        let mut probe = dry.clone();
+        probe.request_id.clear();
+        if let Some(r) = probe.record.as_mut() {
+            r.cadre_id_number = id_number.clone();
+            r.source_record_id = "AE-PROBE".into();
+        }
+        let err = audit.submit_record(probe).await.unwrap_err();
+        answers.push((err.code(), reason(&err), err.message().to_string()));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, Code::PermissionDenied);
+
     // The same request id on a real call is a first call, not a replay of
     // the validation nor a reuse with other content.
     let mut real = dry.clone();
@@ -1262,6 +1289,8 @@ async fn validate_only_checks_everything_and_stores_nothing(backend: Backend) {
             (proto::Decision::Validated as i32, 0),
             // Allowed by policy, refused by validation: as for a real call.
             (proto::Decision::Allow as i32, Code::InvalidArgument as i32),
+            (proto::Decision::Deny as i32, Code::PermissionDenied as i32),
+            (proto::Decision::Deny as i32, Code::PermissionDenied as i32),
             (proto::Decision::Allow as i32, 0),
             (proto::Decision::Validated as i32, 0),
         ],
