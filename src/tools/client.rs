@@ -93,6 +93,15 @@ pub struct ClientCli {
     pub command: ClientCommand,
 }
 
+/// How `dossier` prints the dossier.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DossierFormat {
+    /// For the terminal (or `--output json`).
+    Text,
+    /// A printable HTML page.
+    Html,
+}
+
 /// How answers are printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -120,6 +129,10 @@ pub enum ClientCommand {
         /// opinionRequests/{request}: required for organization's APPOINTMENT_VETTING.
         #[arg(long)]
         request: Option<String>,
+        /// `html` prints one self-contained page to print or archive, with the reading
+        /// system, officer, time, purpose and access-log seq of this read in its footer.
+        #[arg(long, value_enum, default_value = "text")]
+        format: DossierFormat,
     },
     /// Cadres: find one by 公民身份号码, read, list.
     Cadre {
@@ -341,6 +354,45 @@ struct Session {
 }
 
 impl Session {
+    /// Who made the read named `request_id` and its access-log seq, from this
+    /// system's own rows: the page's footer cites what the log holds.
+    async fn read_footer(
+        &self,
+        request_id: &str,
+        d: &proto::CadreDossier,
+    ) -> anyhow::Result<crate::tools::html::Footer> {
+        let me = proto::system_service_client::SystemServiceClient::new(self.channel.clone())
+            .who_am_i(proto::WhoAmIRequest {})
+            .await
+            .or_explain("WhoAmI", &self.conn)
+            .await?;
+        let since = d.as_of_time.as_ref().map(|t| prost_types::Timestamp {
+            seconds: t.seconds - 60,
+            nanos: 0,
+        });
+        let rows = AccessLogServiceClient::new(self.channel.clone())
+            .list_access_events(proto::ListAccessEventsRequest {
+                principal: me.principal.clone(),
+                method: protojson::full_method("GetCadreDossier"),
+                start_time: since,
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .or_explain("ListAccessEvents", &self.conn)
+            .await?;
+        let seq = rows
+            .access_events
+            .iter()
+            .find(|e| e.request_id == request_id)
+            .map(|e| e.seq);
+        Ok(crate::tools::html::Footer {
+            system: me.principal,
+            officer: me.officer,
+            seq,
+        })
+    }
+
     fn cadres(&self) -> CadreServiceClient<OfficerChannel> {
         CadreServiceClient::new(self.channel.clone())
     }
@@ -403,19 +455,33 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
             cadre,
             purpose,
             request,
+            format,
         } => {
             let purpose = enum_value("PURPOSE_", &purpose, proto::Purpose::from_str_name)?;
             let cadre = s.cadre(&cadre).await?;
+            // Names the read in the access log, so the page can cite its row.
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let mut call = tonic::Request::new(proto::GetCadreDossierRequest {
+                cadre,
+                purpose: purpose as i32,
+                opinion_request: request.unwrap_or_default(),
+            });
+            call.metadata_mut()
+                .insert("x-request-id", request_id.parse()?);
             let d = DossierServiceClient::new(s.channel.clone())
-                .get_cadre_dossier(proto::GetCadreDossierRequest {
-                    cadre,
-                    purpose: purpose as i32,
-                    opinion_request: request.unwrap_or_default(),
-                })
+                .get_cadre_dossier(call)
                 .await
                 .or_explain("GetCadreDossier", &s.conn)
                 .await?;
-            s.print(|| render::render_dossier(&d), &d, "CadreDossier")?;
+            match format {
+                DossierFormat::Text => {
+                    s.print(|| render::render_dossier(&d), &d, "CadreDossier")?
+                }
+                DossierFormat::Html => {
+                    let footer = s.read_footer(&request_id, &d).await?;
+                    print!("{}", crate::tools::html::dossier_page(&d, &footer));
+                }
+            }
         }
         ClientCommand::Cadre { command } => cadre_command(&s, command).await?,
         ClientCommand::Record { command } => record_command(&s, command).await?,

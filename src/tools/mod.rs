@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod client;
 pub mod connect;
+pub mod html;
 pub mod import;
 pub mod protojson;
 pub mod render;

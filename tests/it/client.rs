@@ -427,3 +427,117 @@ async fn json_output_is_protobuf_canonical_json() {
     ]);
     assert!(ok, "the exported checkpoint verifies:\n{out}");
 }
+
+/// The printable dossier (`--format html`): one self-contained page whose
+/// text a browser shows — identity, the sanction's section, the verdict —
+/// with the reading system, officer, purpose and the access-log seq of this
+/// very read in its footer; rendered and screenshotted by headless Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printable_dossier_renders_in_a_browser() {
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = chromium else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must have Chromium (.ci/run installs Debian's chromium)"
+        );
+        eprintln!("notice: Chromium is not installed; skipping the printable dossier test");
+        return;
+    };
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let c = cadre(&server, 81).await;
+    records_client(server.channel("discipline", "360821").await)
+        .submit_record(submit(record(&c, "SC-HTML", 1, serious_warning())))
+        .await
+        .unwrap();
+    let (ok, page, err) = client_env(
+        &server,
+        "discipline",
+        Some("王五"),
+        &[
+            "dossier",
+            "--cadre",
+            &c.name,
+            "--purpose",
+            "case_handling",
+            "--format",
+            "html",
+        ],
+    );
+    assert!(ok, "{err}");
+    for external in ["src=", "href=", "http://", "https://"] {
+        assert!(!page.contains(external), "self-contained: {external}");
+    }
+    // The footer cites this read's own access-log row.
+    let rows = own_access_events(server.channel("discipline", "360821").await).await;
+    let read = rows
+        .iter()
+        .rev()
+        .find(|e| e.method.ends_with("/GetCadreDossier"))
+        .unwrap();
+    assert_eq!(read.officer, "王五");
+
+    let dir = server.dir.path().join("html");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dossier.html");
+    std::fs::write(&file, &page).unwrap();
+    let url = format!("file://{}", file.display());
+    let headless = |extra: &[&str]| {
+        let out = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .args(extra)
+            .arg(&url)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = headless(&["--dump-dom"]);
+    for text in [
+        "干部廉政档案",
+        c.display_name.as_str(),
+        "严重警告 SERIOUS_WARNING",
+        "案件办理",
+        "王五",
+        &format!("访问日志序号 access-log seq {}", read.seq),
+        "urn:cadrex:system:discipline:360821:",
+    ] {
+        assert!(dom.contains(text), "the page shows {text:?}");
+    }
+    let shot = dir.join("dossier.png");
+    headless(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1000,1400",
+    ]);
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // Width and height from the PNG header, and enough bytes to be a page
+    // with text rather than a blank one.
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (1000, 1400));
+    assert!(
+        png.len() > 20_000,
+        "a rendered page, not a blank: {} bytes",
+        png.len()
+    );
+}
