@@ -235,22 +235,21 @@ impl OpinionApi {
         let mut answered = 0;
         let mut update_time_us = req.create_time_us;
         for id in &cadres {
-            // Replies come oldest first; the last is the one in force.
-            let mut latest = None;
+            // Replies come oldest first; the last is the one in force, the
+            // others are the history of corrections.
+            let mut history = Vec::new();
             for r in replies.iter().filter(|r| &r.cadre_id == id) {
                 update_time_us = update_time_us.max(r.create_time_us);
-                latest = Some(r);
+                history.push(self.reply_proto(r).await?);
             }
-            let reply = match latest {
-                Some(r) => {
-                    answered += 1;
-                    Some(self.reply_proto(r).await?)
-                }
-                None => None,
-            };
+            let reply = history.pop();
+            if reply.is_some() {
+                answered += 1;
+            }
             cadre_opinions.push(proto::CadreOpinion {
                 cadre: format!("cadres/{id}"),
                 reply,
+                earlier_replies: history,
             });
         }
         // The stored state is the whole request's; a caller's is its pieces'.

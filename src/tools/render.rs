@@ -752,10 +752,20 @@ pub fn render_request(r: &proto::OpinionRequest) -> String {
             None => out.push_str(&format!("  {}  (待回复 pending)\n", c.cadre)),
             Some(p) => {
                 out.push_str(&format!("  {}\n", c.cadre));
-                if !p.corrects.is_empty() {
-                    out.push_str(&wrap(&format!("更正 corrects {}", p.corrects), 4));
+                // The whole history, oldest first: each correction below the
+                // reply it corrects, the one in force last.
+                let mut history = c.earlier_replies.clone();
+                history.push(p.clone());
+                if history.len() > 1 {
+                    out.push_str(&wrap(
+                        &format!(
+                            "{} 次答复 replies, 最后一次有效 the last in force",
+                            history.len()
+                        ),
+                        4,
+                    ));
                 }
-                out.push_str(&render_replies(std::slice::from_ref(p), &c.cadre));
+                out.push_str(&render_replies(&history, &c.cadre));
             }
         }
     }

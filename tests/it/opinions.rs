@@ -236,6 +236,27 @@ async fn organization_asks_discipline_replies(backend: Backend) {
     fix.correction_reason = "补充核查".into();
     let corrected = disc.reply_opinion(fix).await.unwrap().into_inner();
     assert!(!corrected.corrects.is_empty());
+    // The request shows the correction in force and the reply it corrects.
+    let shown = opinions(&server, "organization")
+        .await
+        .get_opinion_request(proto::GetOpinionRequestRequest {
+            name: req.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let piece = shown
+        .cadre_opinions
+        .iter()
+        .find(|c| c.cadre == b.name)
+        .unwrap();
+    assert_eq!(piece.reply.as_ref().unwrap().name, corrected.name);
+    let earlier: Vec<&str> = piece
+        .earlier_replies
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(earlier, [corrected.corrects.as_str()]);
     // Organization's feed tells it of the replies.
     let feed = proto::change_feed_service_client::ChangeFeedServiceClient::new(
         server.channel("organization", "360821").await,
