@@ -296,17 +296,7 @@ impl ChangeApi {
         call: &mut Call,
         req: proto::ListChangesRequest,
     ) -> Result<proto::ListChangesResponse> {
-        call.require(
-            &self.state.authz,
-            Action::ReadChanges,
-            &Resource::Exchange,
-            || {
-                Error::denied(
-                    Reason::ActionNotPermitted,
-                    "this system may not read the change feed",
-                )
-            },
-        )?;
+        self.require_reader(call)?;
         let kinds = kinds_filter(&req.kinds)?;
         let limit = super::page_size(req.page_size, 500, SCAN_MAX)?;
         let after = self.start_after(&req.after_cursor).await?;
@@ -341,6 +331,22 @@ pub struct Batch {
 }
 
 impl ChangeApi {
+    /// Reading the feed, listed or watched, is one permission of the caller's
+    /// system, asked before anything is read.
+    fn require_reader(&self, call: &mut Call) -> Result<()> {
+        call.require(
+            &self.state.authz,
+            Action::ReadChanges,
+            &Resource::Exchange,
+            || {
+                Error::denied(
+                    Reason::ActionNotPermitted,
+                    "this system may not read the change feed",
+                )
+            },
+        )
+    }
+
     /// Opens `WatchChanges`: authorizes, reads the kinds filter and the
     /// cursor, and writes the row for opening the stream, allowed or not.
     pub async fn open_watch(
@@ -349,17 +355,7 @@ impl ChangeApi {
         req: proto::WatchChangesRequest,
     ) -> Result<Watch> {
         let opened = async {
-            call.require(
-                &self.state.authz,
-                Action::ReadChanges,
-                &Resource::Exchange,
-                || {
-                    Error::denied(
-                        Reason::ActionNotPermitted,
-                        "this system may not read the change feed",
-                    )
-                },
-            )?;
+            self.require_reader(call)?;
             let kinds = kinds_filter(&req.kinds)?;
             let after = self.start_after(&req.after_cursor).await?;
             Ok::<_, Error>((kinds, after))

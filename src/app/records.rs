@@ -754,12 +754,7 @@ impl RecordApi {
         call: &mut Call,
         req: proto::GetRecordRequest,
     ) -> Result<proto::Record> {
-        let Some((cadre_id, id)) = parse_record_name(&req.name) else {
-            return Err(Error::invalid(
-                "name",
-                "must be a record name cadres/{cadre}/records/{record}",
-            ));
-        };
+        let (cadre_id, id) = named_record(&req.name)?;
         call.resources.push(req.name.clone());
         let row = self
             .state
@@ -949,12 +944,7 @@ impl RecordApi {
         call: &mut Call,
         req: proto::RetractRecordRequest,
     ) -> Result<proto::Record> {
-        let Some((cadre_id, id)) = parse_record_name(&req.name) else {
-            return Err(Error::invalid(
-                "name",
-                "must be a record name cadres/{cadre}/records/{record}",
-            ));
-        };
+        let (cadre_id, id) = named_record(&req.name)?;
         call.resources.push(req.name.clone());
         let reason = req.reason.trim();
         if let Some(v) = free_text("reason", reason, 500, true) {
@@ -1088,6 +1078,16 @@ fn validated(call: &mut Call, rows: &[RecordRow]) {
         .collect();
     call.resources.sort();
     call.resources.dedup();
+}
+
+/// (cadre id, record id) of the `name` field of Get and Retract.
+fn named_record(name: &str) -> Result<(String, String)> {
+    parse_record_name(name).ok_or_else(|| {
+        Error::invalid(
+            "name",
+            "must be a record name cadres/{cadre}/records/{record}",
+        )
+    })
 }
 
 /// One item's result of a batch: the record in the caller's view with its

@@ -1,7 +1,7 @@
 //! The printable dossier: one self-contained HTML page (no external assets) an official can print or archive, with who read it, when, why, and the access-log seq of that read.
 
 use crate::proto;
-use crate::tools::render::{date, date_time, label, summary_line, zh};
+use crate::tools::render::{date, date_time, flag_lists, label, short, summary_line, zh};
 
 /// Who read the dossier, for the page's footer: what the access log says of
 /// this very read.
@@ -30,14 +30,6 @@ fn esc(text: &str) -> String {
         }
     }
     out
-}
-
-/// `records/{id}` of a record of `cadre`: the page names its cadre once, at the top.
-fn record_id<'a>(record: &'a str, cadre: &str) -> &'a str {
-    record
-        .strip_prefix(cadre)
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or(record)
 }
 
 /// A table with `header` and `rows`, every cell escaped.
@@ -148,28 +140,10 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
             ));
         }
         let mut rows = Vec::new();
-        for (name, list) in [
-            ("未了结线索 open clues", &f.open_clues),
-            (
-                "未办结具体信访 unclosed specific petitions",
-                &f.unclosed_specific_petitions,
-            ),
-            (
-                "移送纪检 findings transferred to discipline",
-                &f.findings_transferred_to_discipline,
-            ),
-            (
-                "逾期未整改 unrectified past deadline",
-                &f.unrectified_findings_past_deadline,
-            ),
-            (
-                "瞒报 concealed personal matters",
-                &f.concealed_personal_matters,
-            ),
-        ] {
+        for (name, list) in flag_lists(f) {
             if !list.is_empty() {
-                let short: Vec<&str> = list.iter().map(|r| record_id(r, &cadre.name)).collect();
-                rows.push(vec![name.to_string(), short.join("\n")]);
+                let names: Vec<&str> = list.iter().map(|r| short(r, &cadre.name)).collect();
+                rows.push(vec![name.to_string(), names.join("\n")]);
             }
         }
         for r in &f.reasons {

@@ -202,11 +202,35 @@ pub fn system(uri: &str) -> &str {
 
 /// A record's name relative to its cadre (`records/…`) when the cadre is
 /// already named above it, so that tables stay narrow.
-fn short<'a>(record: &'a str, cadre: &str) -> &'a str {
+pub fn short<'a>(record: &'a str, cadre: &str) -> &'a str {
     record
         .strip_prefix(cadre)
         .and_then(|r| r.strip_prefix('/'))
         .unwrap_or(record)
+}
+
+/// The dossier's record-list flags with their labels, in the order both the
+/// terminal and the printable dossier show them.
+pub fn flag_lists(f: &proto::DossierFlags) -> [(&'static str, &Vec<String>); 5] {
+    [
+        ("未了结线索 open clues", &f.open_clues),
+        (
+            "未办结具体信访 unclosed specific petitions",
+            &f.unclosed_specific_petitions,
+        ),
+        (
+            "移送纪检 findings transferred to discipline",
+            &f.findings_transferred_to_discipline,
+        ),
+        (
+            "逾期未整改 unrectified past deadline",
+            &f.unrectified_findings_past_deadline,
+        ),
+        (
+            "瞒报 concealed personal matters",
+            &f.concealed_personal_matters,
+        ),
+    ]
 }
 
 /// A table at most [`WIDTH`] columns wide, wrapping its cells.
@@ -571,25 +595,7 @@ pub fn render_dossier(d: &proto::CadreDossier) -> String {
         }
         let mut flags = table(&["提示 flag", "记录 records"]);
         let mut any = false;
-        for (name, list) in [
-            ("未了结线索 open clues", &f.open_clues),
-            (
-                "未办结具体信访 unclosed specific petitions",
-                &f.unclosed_specific_petitions,
-            ),
-            (
-                "移送纪检 findings transferred to discipline",
-                &f.findings_transferred_to_discipline,
-            ),
-            (
-                "逾期未整改 unrectified past deadline",
-                &f.unrectified_findings_past_deadline,
-            ),
-            (
-                "瞒报 concealed personal matters",
-                &f.concealed_personal_matters,
-            ),
-        ] {
+        for (name, list) in flag_lists(f) {
             if !list.is_empty() {
                 any = true;
                 let names: Vec<&str> = list.iter().map(|r| short(r, &cadre.name)).collect();
