@@ -18,6 +18,9 @@ use crate::error::Reason;
 
 /// Where the server listens by default.
 pub const DEFAULT_SERVER: &str = "https://localhost:50051";
+/// Environment variable naming the server when `--server` is not given, so a
+/// script or a shell session sets it once.
+pub const SERVER_ENV: &str = "CADREX_SERVER";
 /// Name checked against the server certificate by default (the development
 /// server certificate carries `localhost` and `127.0.0.1`).
 pub const DEFAULT_SERVER_NAME: &str = "localhost";
@@ -33,8 +36,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Where and as whom to connect: the flags every client command shares.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConnectArgs {
-    /// Server URL.
-    #[arg(long, global = true, default_value = DEFAULT_SERVER)]
+    /// Server URL [default: $CADREX_SERVER, else https://localhost:50051].
+    #[arg(long, global = true, default_value_t = default_server(), hide_default_value = true)]
     pub server: String,
     /// Client certificate of the calling system (PEM).
     #[arg(long, global = true, default_value = DEFAULT_CERT)]
@@ -48,6 +51,14 @@ pub struct ConnectArgs {
     /// Name the server certificate must carry.
     #[arg(long, global = true, default_value = DEFAULT_SERVER_NAME)]
     pub server_name: String,
+}
+
+/// `CADREX_SERVER` when set and not empty, else [`DEFAULT_SERVER`].
+pub fn default_server() -> String {
+    std::env::var(SERVER_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_SERVER.into())
 }
 
 /// `ca.crt` one directory above the certificate's, as the development PKI lays
@@ -67,10 +78,10 @@ pub fn install_crypto_provider() {
 }
 
 impl ConnectArgs {
-    /// Every default, as the certificate's own CA and the local server.
+    /// Every default, as the certificate's own CA and [`default_server`].
     pub fn new(cert: PathBuf, key: PathBuf) -> Self {
         Self {
-            server: DEFAULT_SERVER.into(),
+            server: default_server(),
             cert,
             key,
             ca: None,

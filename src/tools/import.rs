@@ -366,7 +366,7 @@ impl ImportArgs {
             cert,
             key,
             ca,
-            server: connect::DEFAULT_SERVER.into(),
+            server: connect::default_server(),
             server_name: connect::DEFAULT_SERVER_NAME.into(),
             batch_size: DEFAULT_BATCH,
             report: None,

@@ -200,7 +200,7 @@ impl SyncArgs {
             ca: connect::default_ca(&cert),
             cert,
             key,
-            server: connect::DEFAULT_SERVER.into(),
+            server: connect::default_server(),
             server_name: connect::DEFAULT_SERVER_NAME.into(),
             page_size: DEFAULT_PAGE_SIZE,
             progress: false,

@@ -716,3 +716,54 @@ pub async fn own_access_events(channel: Channel) -> Vec<cadrex::proto::AccessEve
         page_token = page.next_page_token;
     }
 }
+
+/// A `cadrex serve` child process that announced its address; killed on drop.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Spawns `cmd` (a `cadrex serve` listening on port 0) with its log at
+    /// info on a pipe, and waits up to 60 s for the `addr=` of its
+    /// "cadrex listening" line; the rest of the log is drained and dropped.
+    pub fn announced(mut cmd: std::process::Command) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = cmd
+            .env("CADREX_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cadrex serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent
+                    && line.contains("cadrex listening")
+                    && let Some(rest) = line.split("addr=").nth(1)
+                {
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("cadrex serve announced its address")
+            .parse()
+            .unwrap();
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -20,6 +20,7 @@ mod opinions;
 mod poison;
 mod poison_all;
 mod props;
+mod readme;
 mod records;
 mod server;
 mod sweep;

@@ -1,15 +1,14 @@
 //! Server-level behaviour: reflection in v1 and v1alpha, and several server processes on one PostgreSQL keeping one access-log chain.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use cadrex::proto;
 use tokio_stream::StreamExt;
 
 use crate::common::{
-    Backend, CadreServiceClient, SystemServiceClient, TestDb, TestServer, cadrex_bin, new_cadre,
-    postgres_admin_url,
+    Backend, CadreServiceClient, ServeProcess, SystemServiceClient, TestDb, TestServer, cadrex_bin,
+    new_cadre, postgres_admin_url,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,56 +70,20 @@ async fn reflection_lists_services_in_v1_and_v1alpha() {
     }
 }
 
-/// A `cadrex serve` child process; killed on drop.
-struct ServeProcess {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl ServeProcess {
-    fn start(store: &str, pki: &std::path::Path) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cadrex"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--store",
-                store,
-                "--pki-dir",
-                pki.to_str().unwrap(),
-            ])
-            .env("CADREX_LOG", "info")
-            .env("CADREX_CHECKPOINT_INTERVAL", "200ms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(rest) = line.split("addr=").nth(1) {
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server announced its address")
-            .parse()
-            .unwrap();
-        ServeProcess { child, addr }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `cadrex serve` on `store` with the test PKI, on a port of its choosing.
+fn serve(store: &str, pki: &std::path::Path) -> ServeProcess {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cadrex"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        "--pki-dir",
+    ])
+    .arg(pki)
+    .env("CADREX_CHECKPOINT_INTERVAL", "200ms");
+    ServeProcess::announced(cmd)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,8 +95,8 @@ async fn two_server_processes_on_one_postgres_keep_one_chain() {
     // processes under test share its PostgreSQL database and certificates.
     let db = TestDb::create().await;
     let helper = TestServer::spawn(Backend::Sqlite).await;
-    let a = ServeProcess::start(&db.url, &helper.pki);
-    let b = ServeProcess::start(&db.url, &helper.pki);
+    let a = serve(&db.url, &helper.pki);
+    let b = serve(&db.url, &helper.pki);
     let mut tasks = Vec::new();
     for (i, addr) in [a.addr, b.addr, a.addr, b.addr].into_iter().enumerate() {
         let ch = helper.channel_to(addr, "organization", "360821").await;
@@ -186,8 +149,8 @@ async fn watchers_on_two_processes_see_every_change_once_in_order() {
     }
     let db = TestDb::create().await;
     let helper = TestServer::spawn(Backend::Sqlite).await;
-    let a = ServeProcess::start(&db.url, &helper.pki);
-    let b = ServeProcess::start(&db.url, &helper.pki);
+    let a = serve(&db.url, &helper.pki);
+    let b = serve(&db.url, &helper.pki);
     let mut watchers = Vec::new();
     for addr in [a.addr, b.addr] {
         let ch = helper.channel_to(addr, "discipline", "360821").await;
@@ -394,7 +357,7 @@ async fn backup_restore_gives_a_new_epoch_and_an_intact_chain() {
     ]);
     assert!(ok, "the restored chain verifies: {out}");
 
-    let restored = ServeProcess::start(&restored_url, &original.pki);
+    let restored = serve(&restored_url, &original.pki);
     let ch = original
         .channel_to(restored.addr, "discipline", "360821")
         .await;

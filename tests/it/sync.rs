@@ -1053,7 +1053,10 @@ async fn readme_sqlite3_and_jq_examples_read_the_copies() {
             .unwrap_or_else(|| panic!("README has an example starting {prefix:?}"))
             .to_string()
     };
-    let (sql, jq) = (example("sqlite3 mirror.db "), example("jq -r "));
+    let (sql, jq) = (
+        example("sqlite3 findings.db \"SELECT cadre"),
+        example("jq -r "),
+    );
 
     let server = TestServer::spawn(Backend::Sqlite).await;
     let c = cadre(&server, 71).await;
@@ -1066,7 +1069,7 @@ async fn readme_sqlite3_and_jq_examples_read_the_copies() {
     }
     let dir = server.dir.path().join("integrator");
     std::fs::create_dir_all(&dir).unwrap();
-    sync_once(&server, &dir.join("mirror.db")).await;
+    sync_once(&server, &dir.join("findings.db")).await;
     let mut a = sync_args(&server, Path::new("unused"), SyncMode::Once);
     a.into = None;
     a.out = Some(dir.join("findings.ndjson"));

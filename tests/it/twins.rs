@@ -633,6 +633,41 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// The twins, then each again with `validate_only` set when the method's
+/// request has that field (AIP-163), found in the descriptors: a dry run must
+/// not tell a real resource from a missing one either. Notes the method in
+/// `dry_run_methods`.
+fn with_validate_only(
+    m: &RpcMethod,
+    twins: Vec<Twin>,
+    dry_run_methods: &mut BTreeSet<String>,
+) -> Vec<Twin> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+    let pool = DescriptorPool::decode(proto::FILE_DESCRIPTOR_SET).unwrap();
+    let input = pool
+        .get_message_by_name(m.input.trim_start_matches('.'))
+        .unwrap_or_else(|| panic!("{}: input {} in the descriptors", m.short, m.input));
+    let Some(field) = input.get_field_by_name("validate_only") else {
+        return twins;
+    };
+    dry_run_methods.insert(m.short.clone());
+    let dry = |bytes: &[u8]| {
+        let mut msg = DynamicMessage::decode(input.clone(), bytes).unwrap();
+        msg.set_field(&field, Value::Bool(true));
+        msg.encode_to_vec()
+    };
+    let dry_runs: Vec<Twin> = twins
+        .iter()
+        .map(|t| Twin {
+            label: format!("{}, validate_only", t.label),
+            sides: t.sides,
+            real: dry(&t.real),
+            missing: dry(&t.missing),
+        })
+        .collect();
+    twins.into_iter().chain(dry_runs).collect()
+}
+
 /// One call of `path` tagged with `x-request-id`, so its row can be found.
 async fn tagged(ch: &Channel, path: &str, body: Vec<u8>, tag: &str) -> Result<Vec<u8>, Status> {
     let metadata = [("x-request-id", tag.as_bytes().to_vec())];
@@ -670,6 +705,7 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
     let mut uncovered = Vec::new();
     let mut failures = Vec::new();
     let mut sent = Vec::new();
+    let mut dry_run_methods = BTreeSet::new();
     // ListAccessEvents goes first: before any other twin call has named the
     // resources, the caller's own rows about them are none, real or missing.
     let mut ordered: Vec<&RpcMethod> = methods.iter().collect();
@@ -691,6 +727,7 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
                 uncovered.push(short.clone());
                 break;
             };
+            let twins = with_validate_only(m, twins, &mut dry_run_methods);
             assert!(
                 !server_streaming && !client_streaming,
                 "{short}: streaming methods need a streaming twin call"
@@ -774,6 +811,18 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
         "methods with neither a twin case nor a NO_RESOURCE entry: {uncovered:?}"
     );
     assert!(checked > 0, "no own access-log rows were read back");
+    // Submits and batch creates take validate_only (AIP-163); if the field
+    // went missing from them, the dry-run twins would silently vanish.
+    for m in [
+        "RecordService/SubmitRecord",
+        "RecordService/BatchSubmitRecords",
+        "CadreService/BatchCreateCadres",
+    ] {
+        assert!(
+            dry_run_methods.contains(m),
+            "{m} was not sent with validate_only: {dry_run_methods:?}"
+        );
+    }
     assert!(
         failures.is_empty(),
         "{} twin differences:\n{}",
