@@ -3,7 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::ServeProcess;
+use crate::both_backends;
+use crate::common::{Backend, ServeProcess, TestDb};
+
+both_backends!(every_sh_block_of_the_readme_runs_as_written);
+
+/// The store the README's log block names: the embedded default.
+const README_STORE: &str = "sqlite://./cadrex-data/cadrex.db";
 
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -80,10 +86,11 @@ fn copy_files(from: &Path, to: &Path) {
 /// (so that reports written beside the inputs stay out of the source tree).
 /// `cadrex` is on the PATH and `CADREX_SERVER` names the server; the one
 /// change to a block's text is the port, for blocks that spell out
-/// `localhost:50051`. Then what the walk-throughs promise is checked in the
-/// files they leave.
-#[test]
-fn every_sh_block_of_the_readme_runs_as_written() {
+/// `localhost:50051`. On PostgreSQL the server gets `--store` and the one
+/// other change is that store's URL for the embedded default's in the log
+/// block. Then what the walk-throughs promise is checked in the files they
+/// leave.
+async fn every_sh_block_of_the_readme_runs_as_written(backend: Backend) {
     if !["jq", "sqlite3"].iter().all(|t| runs(t, &["--version"])) || !runs("bash", &["--version"]) {
         assert_ne!(
             std::env::var("CI").as_deref(),
@@ -119,10 +126,18 @@ fn every_sh_block_of_the_readme_runs_as_written() {
     // The first set-up command, without cargo: the embedded default in
     // ./cadrex-data, whatever CADREX_* settings the machine running the tests
     // has (a CADREX_STORE there would move the store the log block reads).
+    let db = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDb::create().await),
+    };
+    let store = db.as_ref().map_or(README_STORE, |d| d.url.as_str());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_cadrex"));
     serve
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(work);
+    if let Some(db) = &db {
+        serve.args(["--store", &db.url]);
+    }
     without_cadrex_settings(&mut serve);
     let server = ServeProcess::announced(serve);
     let port = server.addr.port();
@@ -144,7 +159,8 @@ fn every_sh_block_of_the_readme_runs_as_written() {
         }
         let script = block
             .replace("localhost:50051", &format!("localhost:{port}"))
-            .replace("127.0.0.1:50051", &format!("127.0.0.1:{port}"));
+            .replace("127.0.0.1:50051", &format!("127.0.0.1:{port}"))
+            .replace(README_STORE, store);
         let mut bash = Command::new("bash");
         without_cadrex_settings(&mut bash);
         let out = bash
@@ -162,11 +178,11 @@ fn every_sh_block_of_the_readme_runs_as_written() {
         );
         assert!(
             out.status.success(),
-            "README block failed ({}):\n{block}\n--- output ---\n{text}",
+            "README block failed ({}):\n{script}\n--- output ---\n{text}",
             out.status
         );
         // Shown with a later failure: what each block printed.
-        eprintln!("--- README block ---\n{block}\n--- printed ---\n{text}");
+        eprintln!("--- README block, as run ---\n{script}\n--- printed ---\n{text}");
         outputs.push((block.clone(), text));
     }
     let output_of = |start: &str| -> &str {
@@ -220,5 +236,12 @@ fn every_sh_block_of_the_readme_runs_as_written() {
             .exists()
     );
     assert!(work.join("exported.json").exists());
+    if db.is_some() {
+        assert!(
+            !work.join("cadrex-data/cadrex.db").exists(),
+            "the PostgreSQL run left an embedded store behind"
+        );
+    }
     drop(server);
+    drop(db);
 }
