@@ -410,8 +410,30 @@ impl From<Error> for Status {
         }
         let reason = e.reason();
         details.set_error_info(reason.as_str(), DOMAIN, metadata);
-        details.set_localized_message("zh-CN", reason.localized());
+        details.set_localized_message("zh-CN", localized(&e, reason));
         Status::with_error_details(code, clip(&e.public_message()), details)
+    }
+}
+
+/// The zh-CN message: the reason's, except that an INVALID_ARGUMENT names its
+/// first field and how many there are, as the English message does, because
+/// many clients show only one message and an operator must know what to fix.
+fn localized(e: &Error, reason: Reason) -> String {
+    match e {
+        Error::InvalidArgument { violations } => match violations.first() {
+            Some(first) if !first.field.is_empty() => {
+                let more = match violations.len() {
+                    1 => String::new(),
+                    n => format!("（共 {n} 处）"),
+                };
+                format!(
+                    "字段 {} 不符合要求{more}，请按字段说明更正后重试",
+                    clip(&first.field)
+                )
+            }
+            _ => reason.localized().to_string(),
+        },
+        _ => reason.localized().to_string(),
     }
 }
 

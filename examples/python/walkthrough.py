@@ -123,8 +123,8 @@ def main():
         fields = [v.field for v in found["BadRequest"].field_violations]
         if found["ErrorInfo"].domain != "cadrex" or not any(f.startswith("record.evaluation.") for f in fields):
             fail(f"unexpected details: {found}")
-        if found["LocalizedMessage"].locale != "zh-CN":
-            fail(f"the localized message is {found['LocalizedMessage'].locale}, not zh-CN")
+        if found["LocalizedMessage"].locale != "zh-CN" or fields[0] not in found["LocalizedMessage"].message:
+            fail(f"the zh-CN message does not name {fields[0]}: {found['LocalizedMessage']}")
 
         # 4. The change feed: every page from the oldest retained change; keep the cursor to resume.
         cursor, mine = "", []

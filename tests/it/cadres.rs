@@ -731,6 +731,17 @@ async fn invalid_argument_message_names_the_first_field(backend: Backend) {
         "{:?}",
         err.message()
     );
+    // The zh-CN message names it too, with the count, for operators who
+    // read only that one.
+    let zh = err
+        .get_details_localized_message()
+        .expect("LocalizedMessage");
+    assert_eq!(zh.locale, "zh-CN");
+    assert!(
+        zh.message.contains("cadre.managing_division")
+            && zh.message.contains(&format!("共 {} 处", fields.len())),
+        "{zh:?}"
+    );
 
     let created = create(&server, "360821", "冯十五", 15).await;
     let err = records_client(server.channel("discipline", "360821").await)
