@@ -280,7 +280,9 @@ impl AccessLogApi {
     /// requests or replies outside it (a province's request spanning two
     /// counties). Those names are left out, and with them every digest over the
     /// row or the answer it logged (`hash`, `prev_hash`, `response_sha256`),
-    /// which would otherwise confirm a guess of what was left out.
+    /// which would otherwise confirm a guess of what was left out — and the
+    /// request id, which the other county's system chose and which `cadrex
+    /// import` makes a digest of the whole batch, its pieces included.
     async fn keep_pieces_in(
         &self,
         prefix: &str,
@@ -298,6 +300,7 @@ impl AccessLogApi {
             e.hash.clear();
             e.prev_hash.clear();
             e.response_sha256.clear();
+            e.request_id.clear();
         }
         e.resources = kept;
         Ok(())

@@ -25,6 +25,7 @@ both_backends!(
     log_verify_detects_deleted_and_added_index_rows,
     log_verify_needs_a_public_key_or_no_signatures,
     subject_view_reads_the_same_for_missing_and_out_of_jurisdiction,
+    a_partial_row_keeps_no_digest_and_no_request_id,
     discipline_reads_the_log_of_its_jurisdiction,
     dossier_opinion_request_is_validated_before_the_log,
     graceful_shutdown_signs_a_final_checkpoint,
@@ -684,6 +685,69 @@ async fn subject_view_reads_the_same_for_missing_and_out_of_jurisdiction(backend
     assert_eq!(full.resources, std::slice::from_ref(&there.name));
     assert!(!full.policy_ids.is_empty() || full.decision == proto::Decision::Deny as i32);
     assert_eq!(full.hash.len(), 64, "{full:?}");
+}
+
+/// A row about cadres of two counties, read by one county's discipline
+/// commission: the other county's names are left out, and so is everything
+/// that could confirm a guess of them — the digests and the request id (which
+/// `cadrex import` makes a digest of the whole batch).
+async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let mut names = Vec::new();
+    for (division, seq) in [("360821", 41), ("360802", 42)] {
+        let c = server
+            .cadres("organization", "360000")
+            .await
+            .create_cadre(proto::CreateCadreRequest {
+                cadre: Some(new_cadre("卫一", division, seq)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        names.push(c.name);
+    }
+    let secret = "b7f3c1d2e4a5968877665544332211009988776655443322110099887766554433";
+    proto::opinion_service_client::OpinionServiceClient::new(
+        server.channel("organization", "360000").await,
+    )
+    .create_opinion_request(tagged(
+        proto::CreateOpinionRequestRequest {
+            cadres: names.clone(),
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            ..Default::default()
+        },
+        secret,
+    ))
+    .await
+    .unwrap();
+
+    let province = own_rows(&server, "discipline", "360000").await;
+    let full = row(&province, secret);
+    assert_eq!(
+        full.hash.len(),
+        64,
+        "the province reads the whole row: {full:?}"
+    );
+    assert!(names.iter().all(|n| full.resources.contains(n)), "{full:?}");
+
+    let county = own_rows(&server, "discipline", "360821").await;
+    let partial: Vec<&proto::AccessEvent> = county
+        .iter()
+        .filter(|e| e.method.ends_with("/CreateOpinionRequest"))
+        .collect();
+    assert_eq!(partial.len(), 1, "{county:#?}");
+    let e = partial[0];
+    assert!(e.resources.contains(&names[0]), "{e:?}");
+    assert!(!e.resources.contains(&names[1]), "{e:?}");
+    assert!(
+        e.hash.is_empty()
+            && e.prev_hash.is_empty()
+            && e.response_sha256.is_empty()
+            && e.request_id.is_empty(),
+        "a row with pieces left out carries no digest and no request id: {e:?}"
+    );
+    assert!(county.iter().all(|e| e.request_id != secret), "{county:#?}");
 }
 
 async fn discipline_reads_the_log_of_its_jurisdiction(backend: Backend) {
