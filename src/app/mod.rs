@@ -135,6 +135,20 @@ impl Call {
         }
     }
 
+    /// A mark to [`Call::forget_policies_since`]: how many policy ids the
+    /// call has recorded so far.
+    pub fn policy_mark(&self) -> usize {
+        self.policy_ids.len()
+    }
+
+    /// Forgets the policy ids recorded since `mark`. A batch item that is
+    /// refused read nothing and wrote nothing, so the policies that decided it
+    /// are not the call's: kept, they would tell a reader of the row (the
+    /// caller's own discipline commission) a foreign cadre from a missing one.
+    pub fn forget_policies_since(&mut self, mark: usize) {
+        self.policy_ids.truncate(mark);
+    }
+
     pub fn deny(&mut self, d: &Decision) {
         self.decision = Some(false);
         for id in &d.policy_ids {

@@ -659,6 +659,7 @@ impl RecordApi {
             if i % 32 == 31 {
                 tokio::task::yield_now().await;
             }
+            let mark = call.policy_mark();
             match self.prepare(call, item, &named).await {
                 Ok(row) => {
                     views.entry(row.kind.clone()).or_insert_with(|| {
@@ -671,7 +672,10 @@ impl RecordApi {
                     prepared.push(Ok(row));
                 }
                 Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(e),
-                Err(e) => prepared.push(Err(e)),
+                Err(e) => {
+                    call.forget_policies_since(mark);
+                    prepared.push(Err(e));
+                }
             }
         }
         // A refused item is that item's answer, not a refusal of the call.
@@ -917,20 +921,34 @@ impl RecordApi {
         };
         query.max_revision = snapshot;
         query.after_id = after;
-        let mut rows = if query.kinds.is_empty() {
-            Vec::new()
-        } else {
-            self.state.store.list_records(&query).await?
-        };
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| page_token::encode("records", &format!("{snapshot}:{}", r.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let records = self.render_rows(call, &rows)?;
+        // The page and its token are made of visible rows only: a row the
+        // caller may not see (a clue not transferred from it) must not end a
+        // page, start the next one or make a token appear, or the token would
+        // tell its id and the page that it exists. So scan on past hidden rows
+        // until the page is full and one more visible row shows there is a next.
+        let mut views = ViewCache::default();
+        let mut records = Vec::new();
+        let mut last_id = String::new();
+        let mut next_page_token = String::new();
+        'scan: while !query.kinds.is_empty() {
+            let rows = self.state.store.list_records(&query).await?;
+            for row in &rows {
+                let Some(view) = views.view(self, call, row)? else {
+                    continue;
+                };
+                if records.len() as i64 == limit {
+                    next_page_token =
+                        page_token::encode("records", &format!("{snapshot}:{last_id}"));
+                    break 'scan;
+                }
+                records.push(self.render(row, view, is_owner(&call.principal, row))?);
+                last_id = row.id.clone();
+            }
+            match rows.last() {
+                Some(r) if rows.len() as i64 >= query.limit => query.after_id = Some(r.id.clone()),
+                _ => break,
+            }
+        }
         call.resources = records.iter().map(|r| r.name.clone()).collect();
         Ok(proto::ListRecordsResponse {
             records,

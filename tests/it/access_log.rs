@@ -26,6 +26,7 @@ both_backends!(
     log_verify_needs_a_public_key_or_no_signatures,
     subject_view_reads_the_same_for_missing_and_out_of_jurisdiction,
     a_partial_row_keeps_no_digest_and_no_request_id,
+    batch_items_about_foreign_and_missing_cadres_leave_the_same_row,
     discipline_reads_the_log_of_its_jurisdiction,
     dossier_opinion_request_is_validated_before_the_log,
     graceful_shutdown_signs_a_final_checkpoint,
@@ -748,6 +749,104 @@ async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
         "a row with pieces left out carries no digest and no request id: {e:?}"
     );
     assert!(county.iter().all(|e| e.request_id != secret), "{county:#?}");
+}
+
+/// A batch naming its own cadre and one other by 公民身份号码: whether the
+/// other is registered in another county or nowhere, the answer and the row
+/// the caller's own discipline commission reads in full are the same (no
+/// policy of the refused item is recorded on the call), dry run or not.
+async fn batch_items_about_foreign_and_missing_cadres_leave_the_same_row(backend: Backend) {
+    use crate::records::{record, submit};
+    let server = TestServer::spawn(backend).await;
+    let mut made = Vec::new();
+    for (division, seq) in [("360821", 51), ("360802", 52)] {
+        made.push(
+            server
+                .cadres("organization", division)
+                .await
+                .create_cadre(proto::CreateCadreRequest {
+                    cadre: Some(new_cadre("蒋一", division, seq)),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let (own, foreign) = (&made[0], &made[1]);
+    let missing = new_cadre("无", "360802", 53).id_number;
+    let sanction = || {
+        proto::record::Payload::Sanction(proto::Sanction {
+            track: proto::SanctionTrack::Party as i32,
+            party_type: proto::PartySanctionType::Warning as i32,
+            decision_date: "2025-04-01".into(),
+            effective_date: "2025-04-01".into(),
+            form_of_discipline: 2,
+            ..Default::default()
+        })
+    };
+    let mut client = crate::records::records_client(server.channel("discipline", "360821").await);
+    let mut answers = Vec::new();
+    for validate_only in [true, false] {
+        for (side, number) in [("foreign", &foreign.id_number), ("missing", &missing)] {
+            let mut other = record(own, &format!("SC-{side}-{validate_only}"), 1, sanction());
+            other.cadre_id_number = number.clone();
+            let tag = format!("batch-{side}-{validate_only}");
+            let answer = client
+                .batch_submit_records(tagged(
+                    proto::BatchSubmitRecordsRequest {
+                        requests: vec![
+                            submit(record(
+                                own,
+                                &format!("SC-OWN-{side}-{validate_only}"),
+                                1,
+                                sanction(),
+                            )),
+                            submit(other),
+                        ],
+                        request_id: String::new(),
+                        validate_only,
+                    },
+                    &tag,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let refusal = answer.results[1]
+                .error
+                .clone()
+                .expect("the other item is refused");
+            answers.push((side, validate_only, refusal.code, refusal.message));
+        }
+    }
+    for pair in answers.chunks(2) {
+        assert_eq!(
+            (pair[0].2, &pair[0].3),
+            (pair[1].2, &pair[1].3),
+            "foreign and missing answer alike: {answers:?}"
+        );
+    }
+
+    let rows = own_rows(&server, "discipline", "360821").await;
+    for validate_only in [true, false] {
+        let f = row(&rows, &format!("batch-foreign-{validate_only}"));
+        let m = row(&rows, &format!("batch-missing-{validate_only}"));
+        assert_eq!(f.resources.len(), m.resources.len(), "{f:?}\n{m:?}");
+        assert!(
+            f.resources.iter().all(|r| r.starts_with(&own.name)),
+            "{f:?}"
+        );
+        assert_eq!(
+            (&f.policy_ids, f.decision, f.status_code),
+            (&m.policy_ids, m.decision, m.status_code),
+            "validate_only {validate_only}: foreign and missing leave the same row"
+        );
+        assert!(
+            !f.policy_ids.iter().any(|p| p.contains("outside")),
+            "{:?}",
+            f.policy_ids
+        );
+    }
 }
 
 async fn discipline_reads_the_log_of_its_jurisdiction(backend: Backend) {

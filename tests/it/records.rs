@@ -24,6 +24,7 @@ both_backends!(
     record_naming_two_cadres_is_refused,
     validate_only_checks_everything_and_stores_nothing,
     a_finding_before_its_engagement_is_a_failed_precondition,
+    hidden_records_never_shape_a_page,
 );
 
 fn reason(status: &tonic::Status) -> String {
@@ -1320,4 +1321,90 @@ async fn a_finding_before_its_engagement_is_a_failed_precondition(backend: Backe
         .await
         .unwrap();
     audit.submit_record(early).await.unwrap();
+}
+
+/// A record the caller may not see (a clue not transferred from it) is simply
+/// absent from a listing: it neither ends a page nor makes a page token
+/// appear, so the token cannot tell its id or that it exists.
+async fn hidden_records_never_shape_a_page(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let investigated = cadre(&server, 91).await;
+    let clean = cadre(&server, 92).await;
+    for i in 0..3 {
+        rec(&server, "discipline")
+            .await
+            .submit_record(submit(record(
+                &investigated,
+                &format!("XS-HIDDEN-{i}"),
+                1,
+                Payload::Clue(proto::Clue {
+                    source: proto::ClueSource::Other as i32,
+                    disposal: proto::ClueDisposal::Registered as i32,
+                    status: proto::ClueStatus::Open as i32,
+                    received_date: "2026-11-01".into(),
+                    ..Default::default()
+                }),
+            )))
+            .await
+            .unwrap();
+    }
+    let mut audit = rec(&server, "audit").await;
+    let list = |parent: &str, filter: &str, page_token: &str| proto::ListRecordsRequest {
+        parent: parent.into(),
+        filter: filter.into(),
+        page_size: 1,
+        page_token: page_token.into(),
+    };
+    for c in [&investigated, &clean] {
+        let page = audit
+            .list_records(list(&c.name, "kind = \"CLUE\"", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            page.records.is_empty() && page.next_page_token.is_empty(),
+            "{}: {page:?}",
+            c.display_name
+        );
+    }
+    // Audit's own engagements after the hidden clues, one per page: the
+    // pages hold them alone and the last page has no token.
+    for (c, n) in [
+        (&investigated, "AE-A"),
+        (&investigated, "AE-B"),
+        (&clean, "AE-A"),
+    ] {
+        audit
+            .submit_record(submit(record(
+                c,
+                &format!("{n}-{}", c.name),
+                1,
+                engagement(),
+            )))
+            .await
+            .unwrap();
+    }
+    for (c, expected) in [(&investigated, 2), (&clean, 1)] {
+        let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let page = audit
+                .list_records(list(&c.name, "", &token))
+                .await
+                .unwrap()
+                .into_inner();
+            pages += 1;
+            assert_eq!(page.records.len(), 1, "{page:?}");
+            seen.extend(page.records.into_iter().map(|r| r.kind));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        assert_eq!(pages, expected, "{}", c.display_name);
+        assert!(
+            seen.iter()
+                .all(|k| *k == proto::RecordKind::AuditEngagement as i32),
+            "{seen:?}"
+        );
+    }
 }
