@@ -556,32 +556,43 @@ impl OpinionApi {
                 }
             }
         }
-        let mut rows = self.state.store.list_opinion_requests(&query).await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|r| page_token::encode("opinions", &r.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let mut out = Vec::new();
-        for r in &rows {
-            let Some(view) = self.view(call, r).await? else {
-                continue;
-            };
-            let rendered = view.request;
-            let stale = rendered
-                .cadre_opinions
-                .iter()
-                .any(|c| c.reply.as_ref().is_some_and(|r| r.stale));
-            if want_state.is_some_and(|w| w as i32 != rendered.state)
-                || want_overdue.is_some_and(|w| w != rendered.overdue)
-                || want_stale.is_some_and(|w| w != stale)
-            {
-                continue;
+        // The page and its token are made of requests the caller is shown and
+        // that match in its view only: a request whose stored state differs
+        // from the caller's piece (PENDING while its own cadres are answered)
+        // must not end a page or make a token appear, or the token would tell
+        // how another county's piece stands. So scan on past what is not shown
+        // until the page is full and one more match shows there is a next.
+        let mut out: Vec<proto::OpinionRequest> = Vec::new();
+        let mut last_id = String::new();
+        let mut next_page_token = String::new();
+        'scan: loop {
+            let rows = self.state.store.list_opinion_requests(&query).await?;
+            for r in &rows {
+                let Some(view) = self.view(call, r).await? else {
+                    continue;
+                };
+                let rendered = view.request;
+                let stale = rendered
+                    .cadre_opinions
+                    .iter()
+                    .any(|c| c.reply.as_ref().is_some_and(|r| r.stale));
+                if want_state.is_some_and(|w| w as i32 != rendered.state)
+                    || want_overdue.is_some_and(|w| w != rendered.overdue)
+                    || want_stale.is_some_and(|w| w != stale)
+                {
+                    continue;
+                }
+                if out.len() as i64 == limit {
+                    next_page_token = page_token::encode("opinions", &last_id);
+                    break 'scan;
+                }
+                out.push(rendered);
+                last_id = r.id.clone();
             }
-            out.push(rendered);
+            match rows.last() {
+                Some(r) if rows.len() as i64 >= query.limit => query.after_id = Some(r.id.clone()),
+                _ => break,
+            }
         }
         call.resources = out.iter().map(|r| r.name.clone()).collect();
         Ok(proto::ListOpinionRequestsResponse {

@@ -15,6 +15,7 @@ both_backends!(
     nul_in_free_text_is_refused_on_both_backends,
     a_partial_view_has_its_own_state_overdue_note_and_events,
     vetting_dossier_shows_the_request_and_this_cadres_replies,
+    another_countys_reply_never_shapes_a_list_page,
 );
 
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -1054,4 +1055,74 @@ async fn vetting_dossier_shows_the_request_and_this_cadres_replies(backend: Back
         .unwrap()
         .into_inner();
     assert!(routine.vetting.is_none());
+}
+
+/// A province request about a cadre of each county, answered by 360821 only,
+/// is REPLIED to 360821 while stored PENDING. 360821's listing of PENDING
+/// requests, one per page, must read the same whether or not 360802 has
+/// answered: the request it is shown as REPLIED neither ends a page nor makes
+/// a token appear.
+async fn another_countys_reply_never_shapes_a_list_page(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let a = cadre(&server, 61).await;
+    let b = server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(new_cadre("乙县干部", "360802", 62)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let spanning = opinions_at(&server, "organization", "360000")
+        .await
+        .create_opinion_request(proto::CreateOpinionRequestRequest {
+            cadres: vec![a.name.clone(), b.name.clone()],
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let own = ask(&server, vec![a.name.clone()]).await;
+    opinions_at(&server, "discipline", "360821")
+        .await
+        .reply_opinion(reply_req(&spanning.name, &a.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap();
+
+    let pages = || async {
+        let mut client = opinions_at(&server, "discipline", "360821").await;
+        let (mut pages, mut token) = (Vec::new(), String::new());
+        loop {
+            let page = client
+                .list_opinion_requests(proto::ListOpinionRequestsRequest {
+                    filter: "state = \"PENDING\"".into(),
+                    page_size: 1,
+                    page_token: token.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let names: Vec<String> = page.opinion_requests.into_iter().map(|r| r.name).collect();
+            pages.push(names);
+            if page.next_page_token.is_empty() {
+                return pages;
+            }
+            token = page.next_page_token;
+        }
+    };
+    let before = pages().await;
+    assert_eq!(before, [vec![own.name.clone()]], "{before:?}");
+    opinions_at(&server, "discipline", "360802")
+        .await
+        .reply_opinion(reply_req(&spanning.name, &b.name, proto::Verdict::NoIssue))
+        .await
+        .unwrap();
+    assert_eq!(
+        pages().await,
+        before,
+        "360802's reply changed 360821's pages"
+    );
 }
