@@ -117,6 +117,19 @@ fn posts_from_proto(posts: &[proto::Post]) -> Vec<PostRow> {
         .collect()
 }
 
+/// A create naming a 公民身份号码 registered outside the caller's
+/// jurisdiction, dry run or not: counted in
+/// `cadrex_id_number_lookups_not_found_total` like a lookup that found nothing
+/// the caller may see, so that guessing through creates is as visible to an
+/// operator as guessing through `LookupCadre`.
+fn foreign_number(call: &Call, existing: &CadreRow) {
+    crate::metrics::id_number_lookup(
+        &call.principal.uri,
+        &call.principal.division,
+        Some(&existing.managing_division),
+    );
+}
+
 /// A missing cadre: only a caller covering every division (`000000`) may learn
 /// that it does not exist; everyone else gets the out-of-jurisdiction answer.
 fn missing(p: &Principal, name: &str) -> Error {
@@ -323,7 +336,10 @@ impl CadreApi {
                 {
                     items.push(Item::Existing(existing))
                 }
-                Some(_) => items.push(Item::Failed(Error::CadreNotAccessible)),
+                Some(existing) => {
+                    foreign_number(call, &existing);
+                    items.push(Item::Failed(Error::CadreNotAccessible))
+                }
                 None => items.push(Item::New(CadreRow {
                     id: uuid::Uuid::now_v7().simple().to_string(),
                     birth_date: ids::birth_date_of(&number).unwrap_or_default(),
@@ -484,6 +500,10 @@ impl CadreApi {
                     call.resources.push(resource_name(&existing.id));
                     Error::AlreadyExists("cadre with this id number".into())
                 } else {
+                    // Registering a number held elsewhere tells the caller it
+                    // exists, as the uniqueness of the number must: counted
+                    // like a lookup that found nothing the caller may see.
+                    foreign_number(call, &existing);
                     Error::CadreNotAccessible
                 },
             );

@@ -366,8 +366,35 @@ async fn id_number_guesses_are_counted_per_system(backend: Backend) {
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied);
     }
+    // Registering a number held in another county, singly, in a batch and
+    // in a dry run: three more guesses by the organization system.
+    let at_own = |number: &str| {
+        let mut c = new_cadre("孔二十", "360802", 21);
+        c.id_number = number.to_string();
+        CreateCadreRequest {
+            cadre: Some(c),
+            request_id: String::new(),
+        }
+    };
+    let err = lookup
+        .create_cadre(at_own(&elsewhere.id_number))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    for validate_only in [false, true] {
+        let answer = lookup
+            .batch_create_cadres(proto::BatchCreateCadresRequest {
+                requests: vec![at_own(&elsewhere.id_number)],
+                request_id: String::new(),
+                validate_only,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.results[0].error.is_some(), "{answer:?}");
+    }
     let after = scrape_until(maddr, "the guess counter", |t| {
-        count(t, org) - count(&before, org) == 3.0
+        count(t, org) - count(&before, org) == 6.0
     })
     .await;
     assert_eq!(count(&after, discipline) - count(&before, discipline), 2.0);
