@@ -206,9 +206,11 @@ impl RecordApi {
         out.classification = records::classification_from_name(&row.classification) as i32;
         // The digest covers the whole payload, informant included; a view that
         // leaves out any of it carries none, or a guessed informant (or any
-        // other hidden field) could be confirmed offline against it.
+        // other hidden field) could be confirmed offline against it. A petition
+        // read without the right to its informant carries none whether or not
+        // it has one, or the digest's presence would tell which.
         let shows_everything = match view {
-            View::Full { informant } => informant || row.informant.is_none(),
+            View::Full { informant } => informant || row.kind != Kind::Petition.as_str(),
             View::Summary | View::Tombstone => false,
         };
         out.provenance = Some(proto::Provenance {
