@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use prost::Message;
+use ring::hmac;
 use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -449,12 +450,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportSummary> {
 
     connect::install_crypto_provider();
     let channel = connect(&args).await?;
+    let key_pem = std::fs::read(&args.key)
+        .map_err(|e| anyhow::anyhow!("cannot read the client key {}: {e}", args.key.display()))?;
     let mut sender = Sender::new(
         args.kind,
         channel,
         run_start,
         bar.clone(),
         args.cert.clone(),
+        request_id_key(&key_pem),
     );
     sender.preflight(&args).await?;
     sender.dry_run = args.dry_run;
@@ -1350,6 +1354,8 @@ struct Sender {
     run_start: SystemTime,
     /// Salts request ids of follow-up calls within this run (see `submit`).
     run_salt: [u8; 16],
+    /// Keys the request ids (see [`request_id_key`]).
+    id_key: hmac::Key,
     bar: indicatif::ProgressBar,
     /// Named when the server refuses it.
     cert: PathBuf,
@@ -1364,6 +1370,7 @@ impl Sender {
         run_start: SystemTime,
         bar: indicatif::ProgressBar,
         cert: PathBuf,
+        id_key: hmac::Key,
     ) -> Self {
         // Responses carry whole records; allow more than tonic's 4 MiB default.
         let limit = 64 << 20;
@@ -1381,6 +1388,7 @@ impl Sender {
             system: SystemServiceClient::new(channel),
             run_start,
             run_salt,
+            id_key,
             bar,
             cert,
             dry_run: false,
@@ -1508,7 +1516,7 @@ impl Sender {
         items: &[&Pending],
         salt: Option<&[u8]>,
     ) -> anyhow::Result<Sent> {
-        let mut request = build_request(self.kind, items, salt);
+        let mut request = build_request(self.kind, items, salt, &self.id_key);
         match &mut request {
             BatchRequest::Records(r) => r.validate_only = self.dry_run,
             BatchRequest::Cadres(r) => r.validate_only = self.dry_run,
@@ -1648,12 +1656,30 @@ enum BatchRequest {
     Cadres(proto::BatchCreateCadresRequest),
 }
 
-/// The request and its request id: hex SHA-256 over the kind, the salt
-/// (none on the first call) and the encoded batch.
-fn build_request(kind: ImportKind, items: &[&Pending], salt: Option<&[u8]>) -> BatchRequest {
+/// The key of a system's request ids: SHA-256 of a label and its private key
+/// file. The same batch from the same system always gets the same id, so a
+/// lost response replays on the next run; the id is a keyed digest because it
+/// is kept in the access log for good, and a plain digest of a batch of
+/// petitions would let anyone reading the database confirm a guessed
+/// informant offline.
+fn request_id_key(key_pem: &[u8]) -> hmac::Key {
     let mut h = Sha256::new();
+    h.update(b"cadrex import request id v1\0");
+    h.update(key_pem);
+    hmac::Key::new(hmac::HMAC_SHA256, &h.finalize())
+}
+
+/// The request and its request id: hex HMAC-SHA-256 under `key` over the
+/// kind, the salt (none on the first call) and the encoded batch.
+fn build_request(
+    kind: ImportKind,
+    items: &[&Pending],
+    salt: Option<&[u8]>,
+    key: &hmac::Key,
+) -> BatchRequest {
+    let mut h = hmac::Context::with_key(key);
     h.update(kind.as_str().as_bytes());
-    h.update([0u8]);
+    h.update(&[0u8]);
     if let Some(s) = salt {
         h.update(s);
     }
@@ -1673,8 +1699,8 @@ fn build_request(kind: ImportKind, items: &[&Pending], salt: Option<&[u8]>) -> B
                 request_id: String::new(),
                 validate_only: false,
             };
-            h.update(req.encode_to_vec());
-            req.request_id = hex::encode(h.finalize());
+            h.update(&req.encode_to_vec());
+            req.request_id = hex::encode(h.sign().as_ref());
             BatchRequest::Cadres(req)
         }
         _ => {
@@ -1693,8 +1719,8 @@ fn build_request(kind: ImportKind, items: &[&Pending], salt: Option<&[u8]>) -> B
                 request_id: String::new(),
                 validate_only: false,
             };
-            h.update(req.encode_to_vec());
-            req.request_id = hex::encode(h.finalize());
+            h.update(&req.encode_to_vec());
+            req.request_id = hex::encode(h.sign().as_ref());
             BatchRequest::Records(req)
         }
     }
@@ -1886,18 +1912,37 @@ mod tests {
             parse_row(ImportKind::OrgHandling, &r).unwrap_or_else(|_| panic!("parses"))
         };
         let (a, b) = (mk("OH-1"), mk("OH-2"));
-        let id = |items: &[&Pending], salt: Option<&[u8]>| match build_request(
+        let key = request_id_key(b"one system's key");
+        let keyed = |items: &[&Pending], salt: Option<&[u8]>, key: &hmac::Key| match build_request(
             ImportKind::OrgHandling,
             items,
             salt,
+            key,
         ) {
             BatchRequest::Records(r) => r.request_id,
             BatchRequest::Cadres(r) => r.request_id,
         };
+        let id = |items: &[&Pending], salt: Option<&[u8]>| keyed(items, salt, &key);
         assert_eq!(id(&[&a, &b], None), id(&[&a, &b], None));
         assert_eq!(id(&[&a, &b], None).len(), 64);
         assert_ne!(id(&[&a, &b], None), id(&[&b, &a], None));
         assert_ne!(id(&[&a, &b], None), id(&[&a, &b], Some(b"x")));
+        // Another system's key gives another id, and the id is not the plain
+        // digest of what it covers, which anyone could recompute.
+        let other = request_id_key(b"another system's key");
+        assert_ne!(id(&[&a, &b], None), keyed(&[&a, &b], None, &other));
+        let BatchRequest::Records(req) =
+            build_request(ImportKind::OrgHandling, &[&a, &b], None, &key)
+        else {
+            unreachable!()
+        };
+        let mut body = req.clone();
+        body.request_id = String::new();
+        let mut plain = Sha256::new();
+        plain.update(ImportKind::OrgHandling.as_str().as_bytes());
+        plain.update([0u8]);
+        plain.update(body.encode_to_vec());
+        assert_ne!(req.request_id, hex::encode(plain.finalize()));
     }
 
     #[test]
