@@ -77,6 +77,10 @@ struct Fixture {
     missing_opinion: String,
     id_number: String,
     missing_id_number: String,
+    /// A cadre of the callers' own county, so that a batch can name one they
+    /// may write beside the twin: the row of such a call is one the caller's
+    /// own discipline commission reads in full.
+    own_id_number: String,
     /// Spellings of one name (real, missing, and their case variants), each
     /// set replaced by one placeholder before comparing.
     tokens: Vec<Vec<String>>,
@@ -147,6 +151,17 @@ impl Fixture {
         .into_inner()
         .name;
 
+        let own_id_number = server
+            .cadres("organization", OUTSIDE)
+            .await
+            .create_cadre(proto::CreateCadreRequest {
+                cadre: Some(new_cadre("本县对象", OUTSIDE, 7)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .id_number;
         let cadre_id = cadre.name.trim_start_matches("cadres/").to_string();
         let opinion_id = opinion.trim_start_matches("opinionRequests/").to_string();
         let missing_id_number = id_ending_x(1);
@@ -176,6 +191,7 @@ impl Fixture {
             opinion,
             id_number: id,
             missing_id_number,
+            own_id_number,
             tokens,
         }
     }
@@ -366,6 +382,23 @@ impl Fixture {
                     .encode_to_vec()
                 });
                 pair("cadre", a, b);
+                // Beside an item the caller may write: the call succeeds, so
+                // its row names the caller's own cadre and its discipline
+                // commission reads it in full; the refused twin item must
+                // leave no trace there either.
+                let own = self.own_id_number.clone();
+                let (a, b) = both(&|i| {
+                    proto::BatchSubmitRecordsRequest {
+                        requests: vec![
+                            submit(Some(&own), None, &format!("TWIN-OWN-{agency}")),
+                            submit(Some(&ids[i]), None, "TWIN-BMIX"),
+                        ],
+                        request_id: String::new(),
+                        validate_only: false,
+                    }
+                    .encode_to_vec()
+                });
+                pair("cadre_id_number beside an own cadre", a, b);
             }
             "RecordService/GetRecord" => {
                 for (kind, r) in &self.records {
