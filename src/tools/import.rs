@@ -1902,7 +1902,7 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_content_hashes() {
+    fn request_ids_are_keyed_content_digests() {
         let mk = |id: &str| {
             let r = row(&[
                 ("cadre_id_number", "36082119750312001X"),
