@@ -247,27 +247,45 @@ impl AccessLogApi {
                 }
             };
         }
-        let mut rows = self.state.store.list_access_events(&query).await?;
-        let next_page_token = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|h| page_token::encode("log", &h.row.seq.to_string()))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let mut access_events = Vec::with_capacity(rows.len());
+        // Filtering a scoped reader's rows by a cadre outside its scope (or
+        // one that does not exist) finds only calls by its own systems: a full
+        // row about its own cadres that also named that one would show the
+        // name left out, and so confirm it. Rows so passed over must not shape
+        // the page or its token either, so scan on past them.
+        let out_of_scope_cadre = query.scope.is_some() && query.cadre_ok_only;
+        let mut access_events = Vec::new();
         let mut pieces = Pieces::default();
-        for h in rows {
-            if !(sees_all && h.about_scope) {
-                access_events.push(subject_view(event(h.row)));
-                continue;
+        let mut last_seq = 0;
+        let mut next_page_token = String::new();
+        'scan: loop {
+            let rows = self.state.store.list_access_events(&query).await?;
+            let scanned = rows.len() as i64;
+            let mut last_scanned = None;
+            for h in rows {
+                last_scanned = Some(h.row.seq);
+                let full = sees_all && h.about_scope;
+                if full && out_of_scope_cadre {
+                    continue;
+                }
+                if access_events.len() as i64 == limit {
+                    next_page_token = page_token::encode("log", &last_seq.to_string());
+                    break 'scan;
+                }
+                last_seq = h.row.seq;
+                if !full {
+                    access_events.push(subject_view(event(h.row)));
+                    continue;
+                }
+                let mut e = event(h.row);
+                if let Some(prefix) = &query.scope {
+                    self.keep_pieces_in(prefix, &mut e, &mut pieces).await?;
+                }
+                access_events.push(e);
             }
-            let mut e = event(h.row);
-            if let Some(prefix) = &query.scope {
-                self.keep_pieces_in(prefix, &mut e, &mut pieces).await?;
+            match last_scanned {
+                Some(seq) if scanned >= query.limit => query.after_seq = seq,
+                _ => break,
             }
-            access_events.push(e);
         }
         Ok(proto::ListAccessEventsResponse {
             access_events,

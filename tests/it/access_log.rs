@@ -749,6 +749,25 @@ async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
         "a row with pieces left out carries no digest and no request id: {e:?}"
     );
     assert!(county.iter().all(|e| e.request_id != secret), "{county:#?}");
+    // Nor does filtering by the other county's cadre find that row: it reads
+    // as filtering by a cadre that does not exist.
+    let mut log = server.access_log("discipline", "360821").await;
+    let missing = format!("cadres/{}", "0".repeat(32));
+    for cadre in [&names[1], &missing] {
+        let found = log
+            .list_access_events(ListAccessEventsRequest {
+                cadre: cadre.clone(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            found.access_events.is_empty() && found.next_page_token.is_empty(),
+            "{cadre}: {found:?}"
+        );
+    }
 }
 
 /// A batch naming its own cadre and one other by 公民身份号码: whether the
