@@ -1005,66 +1005,46 @@ async fn views_that_omit_fields_carry_no_digest(backend: Backend) {
     // transfer when any); discipline: evaluation — each by get and by list.
     assert!(summaries >= 8, "{summaries} summaries seen");
     // A full petition view without the informant (a county bureau reading a
-    // province petition) carries none either.
-    let province = records_client(server.channel("petition", "360000").await)
-        .submit_record(submit(record(
-            &c,
-            "XF-D-1",
-            1,
-            petition_with_informant(&canary),
-        )))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
-    assert_eq!(digest(&province).len(), 64, "the owner's view keeps it");
-    let r = rec(&server, "petition")
-        .await
-        .get_record(proto::GetRecordRequest {
-            name: province.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.view, proto::RecordView::Full as i32);
-    assert_eq!(informant_of(&r), None);
-    assert_eq!(digest(&r), "");
-    // Nor does one of an anonymous province petition: were the digest there
-    // only when no informant is held back, it would tell which petitions
-    // have one.
+    // province petition) carries none either, with an informant or — were
+    // the digest there only when no informant is held back, it would tell
+    // which petitions have one — without.
     let Payload::Petition(mut anonymous) = petition_with_informant(&canary) else {
         unreachable!()
     };
     anonymous.anonymous = true;
     anonymous.informant = None;
-    let filed = records_client(server.channel("petition", "360000").await)
-        .submit_record(submit(record(
-            &c,
-            "XF-D-2",
-            1,
-            Payload::Petition(anonymous),
-        )))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
-    assert_eq!(digest(&filed).len(), 64, "the owner's view keeps it");
-    let r = rec(&server, "petition")
-        .await
-        .get_record(proto::GetRecordRequest {
-            name: filed.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.view, proto::RecordView::Full as i32);
-    assert_eq!(
-        digest(&r),
-        "",
-        "a county bureau reading an anonymous province petition"
-    );
+    for (source, payload) in [
+        ("XF-D-1", petition_with_informant(&canary)),
+        ("XF-D-2", Payload::Petition(anonymous)),
+    ] {
+        let filed = records_client(server.channel("petition", "360000").await)
+            .submit_record(submit(record(&c, source, 1, payload)))
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        assert_eq!(
+            digest(&filed).len(),
+            64,
+            "{source}: the owner's view keeps it"
+        );
+        let r = rec(&server, "petition")
+            .await
+            .get_record(proto::GetRecordRequest {
+                name: filed.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.view, proto::RecordView::Full as i32, "{source}");
+        assert_eq!(informant_of(&r), None, "{source}");
+        assert_eq!(
+            digest(&r),
+            "",
+            "{source}: a county bureau reading a province petition"
+        );
+    }
 }
 
 /// A record naming its cadre by resource name and by a 公民身份号码 must name
