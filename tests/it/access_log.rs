@@ -696,17 +696,7 @@ async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let mut names = Vec::new();
     for (division, seq) in [("360821", 41), ("360802", 42)] {
-        let c = server
-            .cadres("organization", "360000")
-            .await
-            .create_cadre(proto::CreateCadreRequest {
-                cadre: Some(new_cadre("卫一", division, seq)),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        names.push(c.name);
+        names.push(server.register(division, "卫一", seq).await.name);
     }
     let secret = "b7f3c1d2e4a5968877665544332211009988776655443322110099887766554433";
     proto::opinion_service_client::OpinionServiceClient::new(
@@ -777,33 +767,11 @@ async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
 async fn batch_items_about_foreign_and_missing_cadres_leave_the_same_row(backend: Backend) {
     use crate::records::{record, submit};
     let server = TestServer::spawn(backend).await;
-    let mut made = Vec::new();
-    for (division, seq) in [("360821", 51), ("360802", 52)] {
-        made.push(
-            server
-                .cadres("organization", division)
-                .await
-                .create_cadre(proto::CreateCadreRequest {
-                    cadre: Some(new_cadre("蒋一", division, seq)),
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap()
-                .into_inner(),
-        );
-    }
-    let (own, foreign) = (&made[0], &made[1]);
+    let own = server.register("360821", "蒋一", 51).await;
+    let foreign = server.register("360802", "蒋二", 52).await;
+    let own = &own;
     let missing = new_cadre("无", "360802", 53).id_number;
-    let sanction = || {
-        proto::record::Payload::Sanction(proto::Sanction {
-            track: proto::SanctionTrack::Party as i32,
-            party_type: proto::PartySanctionType::Warning as i32,
-            decision_date: "2025-04-01".into(),
-            effective_date: "2025-04-01".into(),
-            form_of_discipline: 2,
-            ..Default::default()
-        })
-    };
+    let sanction = || crate::opinions::warning("2025-04-01");
     let mut client = crate::records::records_client(server.channel("discipline", "360821").await);
     let mut answers = Vec::new();
     for validate_only in [true, false] {

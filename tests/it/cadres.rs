@@ -28,16 +28,7 @@ both_backends!(
 
 /// Creates a cadre through the organization department of its own county.
 async fn create(server: &TestServer, division: &str, name: &str, seq: u32) -> proto::Cadre {
-    server
-        .cadres("organization", division)
-        .await
-        .create_cadre(CreateCadreRequest {
-            cadre: Some(new_cadre(name, division, seq)),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    server.register(division, name, seq).await
 }
 
 fn reason(status: &tonic::Status) -> String {

@@ -221,6 +221,20 @@ impl TestServer {
         CadreServiceClient::new(self.channel(agency, division).await)
     }
 
+    /// Registers a cadre at `division` as that division's organization
+    /// system (`new_cadre(name, division, seq)`) and returns it.
+    pub async fn register(&self, division: &str, name: &str, seq: u32) -> cadrex::proto::Cadre {
+        self.cadres("organization", division)
+            .await
+            .create_cadre(cadrex::proto::CreateCadreRequest {
+                cadre: Some(new_cadre(name, division, seq)),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn system(&self, agency: &str, division: &str) -> SystemServiceClient<Channel> {
         SystemServiceClient::new(self.channel(agency, division).await)
     }

@@ -36,8 +36,8 @@ fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-/// A party warning decided on `decided` about `c`.
-fn warning(decided: &str) -> Payload {
+/// A party warning decided on `decided`.
+pub(crate) fn warning(decided: &str) -> Payload {
     Payload::Sanction(proto::Sanction {
         track: proto::SanctionTrack::Party as i32,
         party_type: proto::PartySanctionType::Warning as i32,
@@ -746,16 +746,7 @@ async fn a_partial_view_has_its_own_state_overdue_note_and_events(backend: Backe
     })
     .await;
     let a = cadre(&server, 51).await;
-    let b = server
-        .cadres("organization", "360802")
-        .await
-        .create_cadre(proto::CreateCadreRequest {
-            cadre: Some(new_cadre("乙县干部", "360802", 52)),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let b = server.register("360802", "乙县干部", 52).await;
     let mut province = opinions_at(&server, "organization", "360000").await;
     let create = proto::CreateOpinionRequestRequest {
         cadres: vec![a.name.clone(), b.name.clone()],
@@ -1065,16 +1056,7 @@ async fn vetting_dossier_shows_the_request_and_this_cadres_replies(backend: Back
 async fn another_countys_reply_never_shapes_a_list_page(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let a = cadre(&server, 61).await;
-    let b = server
-        .cadres("organization", "360802")
-        .await
-        .create_cadre(proto::CreateCadreRequest {
-            cadre: Some(new_cadre("乙县干部", "360802", 62)),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let b = server.register("360802", "乙县干部", 62).await;
     let spanning = opinions_at(&server, "organization", "360000")
         .await
         .create_opinion_request(proto::CreateOpinionRequestRequest {

@@ -49,16 +49,7 @@ async fn rec(
 
 /// Registers a cadre at 360821 and returns it.
 pub async fn cadre(server: &TestServer, seq: u32) -> proto::Cadre {
-    server
-        .cadres("organization", "360821")
-        .await
-        .create_cadre(proto::CreateCadreRequest {
-            cadre: Some(new_cadre("记录对象", "360821", seq)),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    server.register("360821", "记录对象", seq).await
 }
 
 pub fn engagement() -> Payload {

@@ -151,17 +151,7 @@ impl Fixture {
         .into_inner()
         .name;
 
-        let own_id_number = server
-            .cadres("organization", OUTSIDE)
-            .await
-            .create_cadre(proto::CreateCadreRequest {
-                cadre: Some(new_cadre("本县对象", OUTSIDE, 7)),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .id_number;
+        let own_id_number = server.register(OUTSIDE, "本县对象", 7).await.id_number;
         let cadre_id = cadre.name.trim_start_matches("cadres/").to_string();
         let opinion_id = opinion.trim_start_matches("opinionRequests/").to_string();
         let missing_id_number = id_ending_x(1);
