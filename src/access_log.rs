@@ -10,6 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::digest::DigestKey;
 use crate::domain::chain::{self, GENESIS, LogEntry, Verifier};
 use crate::domain::clock::now_us;
 use crate::error::{Error, Result};
@@ -121,11 +122,12 @@ impl AccessLog {
     pub fn start(
         store: Arc<dyn Store>,
         signer: Arc<LogSigner>,
+        digest: DigestKey,
         batch_max: usize,
         checkpoint_interval: Duration,
     ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        let a = tokio::spawn(appender(store.clone(), rx, batch_max.max(1)));
+        let a = tokio::spawn(appender(store.clone(), digest, rx, batch_max.max(1)));
         let c = tokio::spawn(checkpointer(store, signer, checkpoint_interval));
         (Self { tx }, vec![a, c])
     }
@@ -175,13 +177,18 @@ pub mod bench_nolog {
 /// that row is durable), and a batch the store still refuses for a reason
 /// other than an outage is retried row by row, so only the row it refuses
 /// fails, and only its own call.
-async fn appender(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
+async fn appender(
+    store: Arc<dyn Store>,
+    digest: DigestKey,
+    mut rx: mpsc::Receiver<Job>,
+    batch_max: usize,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     while rx.recv_many(&mut batch, batch_max).await > 0 {
         let mut refused: Vec<Option<Vec<&'static str>>> = Vec::with_capacity(batch.len());
         let entries: Vec<LogEntry> = batch
             .iter()
-            .map(|(e, _)| match sanitize(e) {
+            .map(|(e, _)| match sanitize(e, &digest) {
                 Some((clean, fields)) => {
                     refused.push(Some(fields));
                     clean
@@ -257,24 +264,27 @@ pub fn refused_value(value: &str) -> bool {
     value.len() > MAX_FIELD_BYTES || value.contains('\0')
 }
 
-/// What a refused value becomes in a sanitized row: its length and SHA-256,
-/// enough to match it against the caller's own copy, nothing a store refuses.
-pub fn sanitized_value(value: &str) -> String {
+/// What a refused value becomes in a sanitized row: its length and keyed
+/// digest (DESIGN §2: the value may be anything, an informant's name
+/// included), enough for the exchange to match it against a copy the caller
+/// shows, nothing a store refuses and nothing a reader of the store can test
+/// a guess against.
+pub fn sanitized_value(value: &str, digest: &DigestKey) -> String {
     format!(
-        "sanitized:len={}:sha256={}",
+        "sanitized:len={}:{}",
         value.len(),
-        hex::encode(Sha256::digest(value.as_bytes()))
+        digest.keyed(value.as_bytes())
     )
 }
 
 /// The entry with every refused value replaced by [`sanitized_value`], and the
 /// names of the fields that held one; `None` when nothing needed replacing.
-pub fn sanitize(entry: &LogEntry) -> Option<(LogEntry, Vec<&'static str>)> {
+pub fn sanitize(entry: &LogEntry, digest: &DigestKey) -> Option<(LogEntry, Vec<&'static str>)> {
     let mut out = entry.clone();
     let mut fields = Vec::new();
     let mut fix = |name: &'static str, v: &mut String| {
         if refused_value(v) {
-            *v = sanitized_value(v);
+            *v = sanitized_value(v, digest);
             if !fields.contains(&name) {
                 fields.push(name);
             }

@@ -34,6 +34,9 @@ pub struct Config {
     pub log_signing_key: Option<PathBuf>,
     /// Informant key ring (`id:hex` lines, current key first); default `pki_dir/informant.key`.
     pub informant_key: Option<PathBuf>,
+    /// Digest key (HMAC-SHA-256, one hex line) that keys every digest stored over data
+    /// that may include informant identities; default `pki_dir/digest.key`.
+    pub digest_key: Option<PathBuf>,
     /// Directory with `cadrex.cedarschema` and `*.cedar`; the shipped policies when unset.
     pub policy_dir: Option<PathBuf>,
     /// Largest decoded request message, in bytes.
@@ -110,6 +113,7 @@ impl Default for Config {
             crl: None,
             log_signing_key: None,
             informant_key: None,
+            digest_key: None,
             policy_dir: None,
             max_message_bytes: 4 * 1024 * 1024,
             call_timeout: Duration::from_secs(30),
@@ -157,6 +161,7 @@ impl fmt::Debug for Config {
             .field("crl", &self.crl_path())
             .field("log_signing_key", &self.log_signing_key_path())
             .field("informant_key", &self.informant_key_path())
+            .field("digest_key", &self.digest_key_path())
             .field("policy_dir", &self.policy_dir)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("call_timeout", &self.call_timeout)
@@ -186,6 +191,7 @@ const KEYS: &[&str] = &[
     "crl",
     "log_signing_key",
     "informant_key",
+    "digest_key",
     "policy_dir",
     "max_message_bytes",
     "call_timeout",
@@ -260,6 +266,12 @@ impl Config {
         self.informant_key
             .clone()
             .unwrap_or_else(|| self.pki_dir.join("informant.key"))
+    }
+
+    pub fn digest_key_path(&self) -> PathBuf {
+        self.digest_key
+            .clone()
+            .unwrap_or_else(|| self.pki_dir.join("digest.key"))
     }
 
     pub fn log_signing_key_path(&self) -> PathBuf {

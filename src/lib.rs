@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod authz;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -53,6 +54,7 @@ pub async fn build_state(
     let authz = authz::Authorizer::load(config.policy_dir.as_deref())?;
     let signer = Arc::new(access_log::LogSigner::load(&config.log_signing_key_path())?);
     let informant = informant::KeyRing::load(&config.informant_key_path())?;
+    let digest = digest::DigestKey::load(&config.digest_key_path())?;
     let epoch = store.epoch().await?;
     let rules = match &config.rules_file {
         Some(path) => domain::rules::RuleParams::from_toml(&std::fs::read_to_string(path)?)?,
@@ -65,6 +67,7 @@ pub async fn build_state(
     let (log, log_tasks) = access_log::AccessLog::start(
         store.clone(),
         signer.clone(),
+        digest.clone(),
         config.log_batch_max,
         config.checkpoint_interval,
     );
@@ -77,6 +80,7 @@ pub async fn build_state(
         signer,
         tls,
         informant,
+        digest,
         epoch,
         rules,
         calendar,

@@ -38,6 +38,18 @@ pub fn install_crypto_provider() {
 fn ensure_pki(config: &Config) -> anyhow::Result<()> {
     let paths = pki::PkiPaths::new(&config.pki_dir);
     if config.ca_cert_path().exists() {
+        // A development PKI made before digest keys existed gets one; a
+        // deployment's key is made on purpose (`cadrex keys digest-init`).
+        if config.create_dev_pki
+            && config.digest_key.is_none()
+            && !config.digest_key_path().exists()
+        {
+            pki::write_digest_key(&config.digest_key_path())?;
+            tracing::warn!(
+                path = %config.digest_key_path().display(),
+                "created a digest key for the DEVELOPMENT PKI; back it up with the informant keys"
+            );
+        }
         return Ok(());
     }
     if !config.create_dev_pki || config.ca_cert.is_some() {

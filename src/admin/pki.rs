@@ -81,6 +81,11 @@ impl PkiPaths {
         self.dir.join("informant.key")
     }
 
+    /// The digest key (see `crate::digest`).
+    pub fn digest_key(&self) -> PathBuf {
+        self.dir.join("digest.key")
+    }
+
     pub fn crl(&self) -> PathBuf {
         self.dir.join("crl.pem")
     }
@@ -258,6 +263,8 @@ pub fn init(dir: &Path, division: &str) -> anyhow::Result<()> {
         &paths.informant_key(),
         format!("k1:{}\n", hex::encode(informant)).as_bytes(),
     )?;
+
+    write_digest_key(&paths.digest_key())?;
 
     let crl = crl_params(1, Vec::new(), KeyIdMethod::Sha256, now, CRL_VALIDITY).signed_by(&ca)?;
     write_atomic(&paths.crl(), crl.pem()?.as_bytes())?;
@@ -582,6 +589,21 @@ fn pem_der(pem: &str, label: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Private keys are created 0600 from the start, so there is no moment at which another
 /// user could open them; an existing file gets its mode reset as well.
+/// Writes a new random digest key to `path` (mode 0600). Never replaces an
+/// existing file: a new key would make every keyed digest of the store
+/// unverifiable, so an existing key is an error the caller must look at.
+pub fn write_digest_key(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        anyhow::bail!(
+            "{} already exists; a digest key is never replaced",
+            path.display()
+        );
+    }
+    let mut raw = [0u8; 32];
+    fill_random(&mut raw)?;
+    write_private(path, crate::digest::DigestKey::file_text(&raw).as_bytes())
+}
+
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)

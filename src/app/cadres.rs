@@ -250,7 +250,7 @@ impl CadreApi {
         if req.requests.is_empty() || req.requests.len() > 1000 {
             return Err(Error::invalid("requests", "between 1 and 1000 cadres"));
         }
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         if !req.validate_only
             && let Some(previous) = key
                 .replay::<proto::BatchCreateCadresResponse>(&self.state, batch_outcome)
@@ -456,7 +456,7 @@ impl CadreApi {
         }
         let authz = &self.state.authz;
         self.require_registrar(call)?;
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         if let Some(previous) = key
             .replay::<proto::Cadre>(&self.state, |c| Outcome::one(c.name, 0))
             .await?

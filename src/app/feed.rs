@@ -8,7 +8,6 @@ use prost::Message;
 use super::cadres::{self, cadre_resource};
 use super::records::{RecordApi, ViewCache, is_owner};
 use super::{AppState, Call, cursor};
-use crate::access_log;
 use crate::authz::{Action, Resource};
 use crate::domain::clock::{now_us, timestamp};
 use crate::domain::division;
@@ -381,6 +380,7 @@ impl ChangeApi {
     /// is one access-log row naming them, durable before they are returned:
     /// nothing leaves unlogged.
     pub async fn next_batch(&self, call: &mut Call, watch: &mut Watch) -> Result<Batch> {
+        call.carries_informant = false;
         let scan = self
             .scan(
                 call,
@@ -394,7 +394,7 @@ impl ChangeApi {
             let mut entry = call.entry(0, String::new());
             entry.resources = scan.events.iter().map(|e| e.resource.clone()).collect();
             let encoded: Vec<u8> = scan.events.iter().flat_map(|e| e.encode_to_vec()).collect();
-            entry.response_sha256 = access_log::digest(&encoded);
+            entry.response_sha256 = call.response_digest(&self.state, &encoded);
             self.state.log.append(entry).await?;
         }
         watch.after = watch.after.max(scan.last_seq);

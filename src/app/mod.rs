@@ -36,6 +36,8 @@ pub struct AppState {
     pub tls: Arc<TlsState>,
     /// Informant keys (检举人信息 is sealed under the first).
     pub informant: crate::informant::KeyRing,
+    /// Keys every digest stored over data that may include an informant (DESIGN §2).
+    pub digest: crate::digest::DigestKey,
     /// The store's epoch, carried in every cursor.
     pub epoch: String,
     /// Rule parameters for drafts and dossier flags.
@@ -65,6 +67,9 @@ pub struct Call {
     pub logged: bool,
     /// A `validate_only` call: an allowed answer is logged as VALIDATED.
     pub validated: bool,
+    /// The answer carries an informant block, so its digest in the log is
+    /// keyed (DESIGN §2); set where a view that opens one is chosen.
+    pub carries_informant: bool,
 }
 
 impl Call {
@@ -88,6 +93,7 @@ impl Call {
             policy_ids: Vec::new(),
             logged: false,
             validated: false,
+            carries_informant: false,
         }
     }
 
@@ -158,6 +164,18 @@ impl Call {
         }
     }
 
+    /// The access log's digest of an answer: keyed when it carried an
+    /// informant block (a plain SHA-256 of it would let a reader of the store
+    /// confirm a guessed informant), plain otherwise, so that anyone holding
+    /// an answer can check it against the log.
+    pub fn response_digest(&self, state: &AppState, encoded: &[u8]) -> String {
+        if self.carries_informant {
+            state.digest.keyed(encoded)
+        } else {
+            crate::digest::sha256_hex(encoded)
+        }
+    }
+
     /// The log row for this call with the given outcome.
     pub fn entry(&self, status_code: i32, response_sha256: String) -> LogEntry {
         let decision = match self.decision {
@@ -192,7 +210,7 @@ impl Call {
         // sanitized, before it could fail the other calls of its batch.
         let result = match result {
             Ok(resp) if !self.logged => {
-                match crate::access_log::sanitize(&self.entry(0, String::new())) {
+                match crate::access_log::sanitize(&self.entry(0, String::new()), &state.digest) {
                     Some((_, fields)) => Err(refused_fields(&fields)),
                     None => Ok(resp),
                 }
@@ -202,16 +220,17 @@ impl Call {
         match result {
             Ok(resp) if self.logged => Ok(resp),
             Ok(resp) => {
-                let digest = crate::access_log::digest(&resp.encode_to_vec());
+                let digest = self.response_digest(state, &resp.encode_to_vec());
                 state.log.append(self.entry(0, digest)).await?;
                 Ok(resp)
             }
             Err(e) => {
                 let mut call = self;
                 let mut e = e;
-                if let Some((clean, fields)) =
-                    crate::access_log::sanitize(&call.entry(e.code() as i32, String::new()))
-                {
+                if let Some((clean, fields)) = crate::access_log::sanitize(
+                    &call.entry(e.code() as i32, String::new()),
+                    &state.digest,
+                ) {
                     e = refused_fields(&fields);
                     call.resources = clean.resources;
                     call.officer = clean.officer;

@@ -376,7 +376,7 @@ impl OpinionApi {
                 )
             },
         )?;
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         if let Some(previous) = key
             .replay::<proto::OpinionRequest>(&self.state, |r| Outcome::one(r.name, 0))
             .await?
@@ -722,7 +722,7 @@ impl OpinionApi {
         call: &mut Call,
         req: proto::ReplyOpinionRequest,
     ) -> Result<proto::OpinionReply> {
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         let (row, id) = self
             .request_cadre(call, &req.name, &req.cadre, Action::ReplyOpinion)
             .await?;

@@ -117,6 +117,9 @@ impl ViewCache {
         row: &RecordRow,
     ) -> Result<Option<View>> {
         let level = self.level(api, call, row)?;
+        if level == Some(View::Full { informant: true }) && row.informant.is_some() {
+            call.carries_informant = true;
+        }
         Ok(level.map(|v| {
             if row.state == RecordState::Retracted && !is_owner(&call.principal, row) {
                 View::Tombstone
@@ -216,11 +219,7 @@ impl RecordApi {
         out.provenance = Some(proto::Provenance {
             submitting_system: row.submitting_system.clone(),
             submit_time: Some(timestamp(row.update_time_us)),
-            payload_sha256: if shows_everything {
-                row.payload_sha256.clone()
-            } else {
-                String::new()
-            },
+            payload_sha256: String::new(),
         });
         if owner {
             out.retraction_reason = row.retraction_reason.clone();
@@ -242,6 +241,11 @@ impl RecordApi {
                     )?;
                     p.informant =
                         Some(proto::Informant::decode(plain.as_slice()).map_err(Error::internal)?);
+                }
+                // The stored digest is keyed (DESIGN §2); the one sent is
+                // computed now, over what this caller reads in full.
+                if shows_everything && let Some(p) = out.provenance.as_mut() {
+                    p.payload_sha256 = records::payload_sha256(&row.classification, &payload);
                 }
                 out.payload = Some(payload);
             }
@@ -440,8 +444,10 @@ impl RecordApi {
         }
 
         let mut payload = payload.clone();
-        let sha =
-            records::payload_sha256(records::classification_name(rec.classification), &payload);
+        let sha = self.state.digest.keyed(&records::digest_bytes(
+            records::classification_name(rec.classification),
+            &payload,
+        ));
         let (mut transfer_agency, mut transfer_division) = (String::new(), String::new());
         match &mut payload {
             Payload::AuditFinding(f) => {
@@ -541,7 +547,7 @@ impl RecordApi {
         call: &mut Call,
         req: proto::SubmitRecordRequest,
     ) -> Result<proto::SubmitRecordResponse> {
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         if req.validate_only {
             let named = self.named(&call.principal, &[&req]).await?;
             let row = self.prepare(call, &req, &named).await?;
@@ -607,7 +613,11 @@ impl RecordApi {
             }
             (log, idempotency)
         };
-        let mut outcomes = self.state.store.submit_records(vec![row], &finish).await?;
+        let mut outcomes = self
+            .state
+            .store
+            .submit_records(vec![row], &self.state.digest, &finish)
+            .await?;
         call.logged = true;
         let outcome = outcomes
             .pop()
@@ -628,7 +638,7 @@ impl RecordApi {
                 format!("between 1 and {BATCH_MAX} records"),
             ));
         }
-        let key = RequestKey::new(call, &req, &req.request_id)?;
+        let key = RequestKey::new(&self.state, call, &req, &req.request_id)?;
         if !req.validate_only
             && let Some(previous) = key
                 .replay::<proto::BatchSubmitRecordsResponse>(&self.state, |r| {
@@ -750,7 +760,11 @@ impl RecordApi {
             }));
             (log, key.remember(&outcome))
         };
-        let outcomes = self.state.store.submit_records(rows, &finish).await?;
+        let outcomes = self
+            .state
+            .store
+            .submit_records(rows, &self.state.digest, &finish)
+            .await?;
         call.logged = true;
         Ok(assemble(&outcomes))
     }

@@ -3,14 +3,8 @@
 use prost::Message;
 
 use super::{AppState, Call};
-use crate::access_log;
 use crate::error::{Error, Reason, Result};
 use crate::store::Idempotency;
-
-/// Hex SHA-256 of a request message, to tell a replay from a reused request id.
-fn request_digest<M: Message>(m: &M) -> String {
-    access_log::digest(&m.encode_to_vec())
-}
 
 /// A create-like call's `request_id` (AIP-155), scoped to the calling
 /// system: checked and hashed once when the call starts, looked up before
@@ -27,7 +21,16 @@ pub struct RequestKey {
 impl RequestKey {
     /// Checks `request_id` (at most 128 printable characters, may be empty)
     /// and, when one is given, names the call by it in the access log.
-    pub fn new<M: Message>(call: &mut Call, request: &M, request_id: &str) -> Result<Self> {
+    ///
+    /// The request's digest, which tells a replay from a reused request id,
+    /// is keyed (DESIGN §2): a request may carry an informant block, and the
+    /// cache keeps the digest for a day or more.
+    pub fn new<M: Message>(
+        state: &AppState,
+        call: &mut Call,
+        request: &M,
+        request_id: &str,
+    ) -> Result<Self> {
         if request_id.len() > 128
             || crate::domain::text_fault(request_id, crate::domain::Text::Line).is_some()
         {
@@ -43,7 +46,7 @@ impl RequestKey {
             system: call.principal.uri.clone(),
             method: call.method,
             request_id: request_id.to_string(),
-            request_sha256: request_digest(request),
+            request_sha256: state.digest.keyed(&request.encode_to_vec()),
         })
     }
 
@@ -67,7 +70,11 @@ impl RequestKey {
         else {
             return Ok(None);
         };
-        if stored.method != self.method || stored.request_sha256 != self.request_sha256 {
+        if stored.method != self.method
+            || !state
+                .digest
+                .same(&stored.request_sha256, &self.request_sha256)
+        {
             return Err(Error::Aborted {
                 reason: Reason::RequestIdReused,
                 message: "request_id was already used for a different request".into(),

@@ -371,18 +371,36 @@ pub fn event_date(payload: &Payload) -> String {
     }
 }
 
-/// SHA-256 over the classification and the encoded payload (informant
-/// included). prost encodes fields in tag order, so equal content gives equal bytes.
-pub fn payload_sha256(classification: &str, payload: &Payload) -> String {
+/// The bytes a record's payload digest covers: the classification and the
+/// encoded payload, informant included, as the submitter gave it — less what
+/// the exchange itself sets or leaves out (an audit finding's `engagement`, an
+/// empty informant block), so that the digest can be computed again from a
+/// stored record when it is sent. prost encodes fields in tag order, so equal
+/// content gives equal bytes.
+pub fn digest_bytes(classification: &str, payload: &Payload) -> Vec<u8> {
+    let mut payload = payload.clone();
+    match &mut payload {
+        Payload::AuditFinding(f) => f.engagement.clear(),
+        Payload::Petition(p) if p.informant == Some(proto::Informant::default()) => {
+            p.informant = None
+        }
+        _ => {}
+    }
     let record = proto::Record {
-        payload: Some(payload.clone()),
+        payload: Some(payload),
         ..Default::default()
     };
-    let mut h = Sha256::new();
-    h.update(classification.as_bytes());
-    h.update([0u8]);
-    h.update(record.encode_to_vec());
-    hex::encode(h.finalize())
+    let mut out = Vec::with_capacity(classification.len() + 1 + record.encoded_len());
+    out.extend_from_slice(classification.as_bytes());
+    out.push(0);
+    record.encode(&mut out).expect("a Vec grows as needed");
+    out
+}
+
+/// Hex SHA-256 of [`digest_bytes`]: the payload digest as sent to a caller
+/// who may read the whole payload. What is stored is keyed (DESIGN §2).
+pub fn payload_sha256(classification: &str, payload: &Payload) -> String {
+    hex::encode(Sha256::digest(digest_bytes(classification, payload)))
 }
 
 /// The summary view of a full payload, for kinds that have one.

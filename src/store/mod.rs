@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::DigestKey;
 use crate::domain::chain::{LogEntry, LogRow};
 use crate::domain::states::{ChangeOp, RecordState, RequestState};
 use crate::error::{Error, Reason, Result};
@@ -390,9 +391,14 @@ pub trait RecordRepo: Send + Sync {
     /// `Stale`; the same version with other content is `Aborted`
     /// (VERSION_CONFLICT). `finish` makes the batch's log row and idempotency
     /// record from the outcomes; both are written in the same transaction.
+    ///
+    /// Payload digests are compared with `digest`, so a stored value of an
+    /// older version (an unkeyed SHA-256) matches the keyed digest of the same
+    /// content.
     async fn submit_records(
         &self,
         items: Vec<RecordRow>,
+        digest: &DigestKey,
         finish: FinishBatch<'_>,
     ) -> Result<Vec<Result<SubmitOutcome>>>;
 
@@ -664,6 +670,7 @@ pub(crate) fn plan_batch(
     items: Vec<RecordRow>,
     stored: HashMap<SourceKey, RecordRow>,
     prior: &HashMap<(String, String, i64), String>,
+    digest: &DigestKey,
     start_seq: i64,
     now: i64,
 ) -> BatchPlan {
@@ -689,12 +696,12 @@ pub(crate) fn plan_batch(
                     item.source_version,
                 );
                 match batch_versions.get(&vkey).or(prior.get(&vkey)) {
-                    Some(sha) if *sha != item.payload_sha256 => Err(version_conflict()),
+                    Some(sha) if !digest.same(sha, &item.payload_sha256) => Err(version_conflict()),
                     _ => Ok(SubmitOutcome::Stale(e.clone())),
                 }
             }
             Some(e) if item.source_version == e.source_version => {
-                if e.payload_sha256 == item.payload_sha256 {
+                if digest.same(&e.payload_sha256, &item.payload_sha256) {
                     Ok(SubmitOutcome::Unchanged(e.clone()))
                 } else {
                     Err(version_conflict())
@@ -756,6 +763,10 @@ pub(crate) fn plan_batch(
 mod plan_tests {
     use super::*;
 
+    fn test_key() -> DigestKey {
+        DigestKey::from_bytes(&[3u8; 32])
+    }
+
     fn item(sid: &str, version: i64, sha: &str) -> RecordRow {
         RecordRow {
             id: format!("new-{sid}-{version}"),
@@ -787,7 +798,7 @@ mod plan_tests {
             item("a", 2, "y"),
             item("b", 1, "z"),
         ];
-        let plan = plan_batch(items, HashMap::new(), &HashMap::new(), 10, 5);
+        let plan = plan_batch(items, HashMap::new(), &HashMap::new(), &test_key(), 10, 5);
         let first = written(&plan.outcomes[0]).clone();
         let second = written(&plan.outcomes[1]);
         assert_eq!((first.revision, second.revision), (11, 12));
@@ -835,7 +846,7 @@ mod plan_tests {
             rekinded,
             item("a", 4, "v4"),
         ];
-        let plan = plan_batch(items, stored, &prior, 20, 5);
+        let plan = plan_batch(items, stored, &prior, &test_key(), 20, 5);
         assert!(matches!(&plan.outcomes[0], Ok(SubmitOutcome::Stale(r)) if r.id == "stored"));
         assert!(matches!(
             &plan.outcomes[1],

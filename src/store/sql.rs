@@ -45,6 +45,7 @@ use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::domain::clock::now_us;
 use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
 use crate::error::{Error, Reason, Result};
+use crate::digest::DigestKey;
 use crate::informant::Sealed;
 
 type Db = $db;
@@ -787,13 +788,14 @@ impl RecordRepo for $store {
     async fn submit_records(
         &self,
         items: Vec<RecordRow>,
+        digest: &DigestKey,
         finish: FinishBatch<'_>,
     ) -> Result<Vec<Result<SubmitOutcome>>> {
         let mut tx = self.begin().await?;
         let start = lock_counter(&mut tx).await?;
         let stored = stored_records(&mut tx, &items).await?;
         let prior = prior_versions(&mut tx, &items, &stored).await?;
-        let plan = plan_batch(items, stored, &prior, start, now_us());
+        let plan = plan_batch(items, stored, &prior, digest, start, now_us());
         write_plan(&mut tx, &plan).await?;
         if plan.last_seq != start {
             set_counter(&mut tx, plan.last_seq).await?;

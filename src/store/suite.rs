@@ -446,13 +446,18 @@ fn record(cadre: &CadreRow, sid: &str, version: i64, sha: &str) -> RecordRow {
     }
 }
 
+/// The digest key the suite's batches compare payload digests with.
+fn suite_key() -> crate::digest::DigestKey {
+    crate::digest::DigestKey::from_bytes(&[5u8; 32])
+}
+
 /// Submits a batch whose log row is `entry(0)` and which keeps no response.
 async fn submit(s: &dyn Store, items: Vec<RecordRow>) -> Vec<crate::error::Result<SubmitOutcome>> {
-    s.submit_records(items, &|_: &[crate::error::Result<SubmitOutcome>]| {
-        (entry(0), None)
-    })
-    .await
-    .unwrap()
+    s.submit_records(items, &suite_key(), &|_: &[crate::error::Result<
+        SubmitOutcome,
+    >]| { (entry(0), None) })
+        .await
+        .unwrap()
 }
 
 fn written(o: &crate::error::Result<SubmitOutcome>) -> RecordRow {
@@ -746,6 +751,7 @@ async fn submit_records_written_unchanged_stale_and_conflict(url: &str) {
     let first = s
         .submit_records(
             vec![record(&a, "s1", 1, "x1"), record(&a, "s2", 1, "y1")],
+            &suite_key(),
             &finish,
         )
         .await

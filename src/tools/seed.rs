@@ -10,6 +10,7 @@ use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::digest::DigestKey;
 use crate::domain::agency::Agency;
 use crate::domain::chain::LogEntry;
 use crate::domain::clock::now_us;
@@ -307,6 +308,10 @@ pub fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
         crate::admin::pki::init(dir, crate::admin::pki::DEFAULT_DIVISION)?;
         tracing::warn!(dir = %dir.display(), "created DEVELOPMENT certificates");
     }
+    let digest = crate::admin::pki::PkiPaths::new(dir).digest_key();
+    if !digest.exists() {
+        crate::admin::pki::write_digest_key(&digest)?;
+    }
     Ok(())
 }
 
@@ -494,6 +499,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
     ensure_pki(&args.pki_dir)?;
     let informant =
         KeyRing::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
+    let digest = DigestKey::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).digest_key())?;
     let owners = Owners::load(&args.pki_dir)?;
     let store = crate::store::connect(&args.store).await?;
     let existing = store
@@ -523,6 +529,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
     let mut seeder = RecordSeeder {
         store: store.clone(),
         informant: &informant,
+        digest: &digest,
         owners: &owners,
         pending: Vec::new(),
         written: 0,
@@ -663,6 +670,7 @@ async fn write_cadres(
 struct RecordSeeder<'a> {
     store: Arc<dyn Store>,
     informant: &'a KeyRing,
+    digest: &'a DigestKey,
     owners: &'a Owners,
     pending: Vec<(Principal, Vec<RecordRow>)>,
     written: usize,
@@ -956,7 +964,10 @@ impl RecordSeeder<'_> {
         } else {
             proto::Classification::Internal
         } as i32;
-        let sha = records::payload_sha256(records::classification_name(classification), &payload);
+        let sha = self.digest.keyed(&records::digest_bytes(
+            records::classification_name(classification),
+            &payload,
+        ));
         let (mut transfer_agency, mut transfer_division) = (String::new(), String::new());
         if let Payload::Clue(k) = &payload
             && !k.source_record.is_empty()
@@ -1044,7 +1055,11 @@ impl RecordSeeder<'_> {
             names,
         );
         let finish = move |_: &[crate::Result<crate::store::SubmitOutcome>]| (entry.clone(), None);
-        for o in self.store.submit_records(rows, &finish).await? {
+        for o in self
+            .store
+            .submit_records(rows, self.digest, &finish)
+            .await?
+        {
             o?;
             self.written += 1;
         }

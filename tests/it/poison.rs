@@ -205,9 +205,15 @@ async fn appender_writes_a_refused_row_sanitized_and_the_rest_unharmed(backend: 
     let signer = Arc::new(
         cadrex::access_log::LogSigner::load(&dir.path().join("pki/log-signing.key")).unwrap(),
     );
+    let digest = cadrex::digest::DigestKey::load(&dir.path().join("pki/digest.key")).unwrap();
     let store = cadrex::store::connect(&url).await.unwrap();
-    let (log, tasks) =
-        cadrex::access_log::AccessLog::start(store.clone(), signer, 512, Duration::from_secs(3600));
+    let (log, tasks) = cadrex::access_log::AccessLog::start(
+        store.clone(),
+        signer,
+        digest.clone(),
+        512,
+        Duration::from_secs(3600),
+    );
     let entry = |i: usize, resource: String| LogEntry {
         principal: format!("urn:cadrex:system:audit:360821:s{}", i % 7),
         method: "/cadrex.v1.CadreService/GetCadre".into(),
@@ -253,7 +259,7 @@ async fn appender_writes_a_refused_row_sanitized_and_the_rest_unharmed(backend: 
         let v = poison(i);
         assert_eq!(
             r.entry.resources[0],
-            cadrex::access_log::sanitized_value(&v)
+            cadrex::access_log::sanitized_value(&v, &digest)
         );
     }
     let report = cadrex::access_log::verify(&*store, None, None)
