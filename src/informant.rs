@@ -71,14 +71,18 @@ impl KeyRing {
 
     /// Seals `plain` under the current key, bound to `context` (the record's
     /// owner system and source id) so a ciphertext cannot be moved to another row.
+    ///
+    /// The plaintext is padded to a multiple of [`PAD_TO`] bytes first, so
+    /// that the ciphertext's length does not narrow a guess at its content.
     pub fn seal(&self, plain: &[u8], context: &str) -> Result<Sealed> {
         let (id, cipher) = &self.keys[0];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let padded = pad(plain)?;
         let data = cipher
             .encrypt(
                 &nonce,
                 Payload {
-                    msg: plain,
+                    msg: &padded,
                     aad: context.as_bytes(),
                 },
             )
@@ -90,7 +94,8 @@ impl KeyRing {
         })
     }
 
-    /// Opens a sealed block. Errors name the key id only, never content.
+    /// Opens a sealed block, padded or (sealed by an older version) not.
+    /// Errors name the key id only, never content.
     pub fn open(&self, sealed: &Sealed, context: &str) -> Result<Vec<u8>> {
         let (_, cipher) = self
             .keys
@@ -119,7 +124,50 @@ impl KeyRing {
                     sealed.key_id
                 ))
             })
+            .and_then(|padded| unpad(padded, &sealed.key_id))
     }
+}
+
+/// Sealed plaintexts are a multiple of this many bytes long.
+pub const PAD_TO: usize = 256;
+
+/// Marks a padded plaintext. The informant block is a protobuf message, and
+/// no protobuf message starts with a zero byte (field numbers start at 1), so
+/// a block sealed unpadded by an older version is told apart from it.
+const PADDED: u8 = 0;
+
+/// `PADDED`, the length (4 bytes, big-endian), the plaintext, then zeros up
+/// to a multiple of [`PAD_TO`].
+fn pad(plain: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(plain.len())
+        .map_err(|_| Error::internal(anyhow::anyhow!("informant block too large")))?;
+    let used = 5 + plain.len();
+    let mut out = Vec::with_capacity(used.div_ceil(PAD_TO) * PAD_TO);
+    out.push(PADDED);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(plain);
+    out.resize(used.div_ceil(PAD_TO) * PAD_TO, 0);
+    Ok(out)
+}
+
+/// The plaintext of an opened block: unpadded when it was padded, as is when
+/// an older version sealed it without padding.
+fn unpad(mut opened: Vec<u8>, key_id: &str) -> Result<Vec<u8>> {
+    if opened.first() != Some(&PADDED) {
+        return Ok(opened);
+    }
+    let len = opened
+        .get(1..5)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .filter(|len| 5 + len <= opened.len())
+        .ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "informant data under key {key_id} has a bad padding header"
+            ))
+        })?;
+    opened.truncate(5 + len);
+    opened.drain(..5);
+    Ok(opened)
 }
 
 /// The additional data an informant block is sealed with: it binds the
@@ -146,5 +194,42 @@ mod tests {
         assert_eq!(rotated.open(&sealed, "sys|P-1").unwrap(), b"canary-name");
         assert_eq!(rotated.seal(b"x", "c").unwrap().key_id, "k2");
         assert!(KeyRing::parse("k1:abcd").is_err());
+    }
+
+    #[test]
+    fn sealed_lengths_tell_nothing_and_unpadded_blocks_still_open() {
+        let ring = KeyRing::parse(&format!("k1:{}", "11".repeat(32))).unwrap();
+        for n in [0usize, 1, 2, 250, 251, 252, 300, 507, 700, 4000] {
+            let plain = vec![0x0a; n];
+            let sealed = ring.seal(&plain, "c").unwrap();
+            assert_eq!(
+                sealed.data.len() % PAD_TO,
+                16,
+                "{n} bytes: padded, plus the tag"
+            );
+            assert_eq!(ring.open(&sealed, "c").unwrap(), plain);
+        }
+        assert_eq!(
+            ring.seal(&[0x0a; 10], "c").unwrap().data.len(),
+            ring.seal(&[0x0a; 200], "c").unwrap().data.len(),
+            "a short and a long name seal alike"
+        );
+        // A block an older version sealed without padding.
+        let (_, cipher) = &ring.keys[0];
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let legacy = Sealed {
+            key_id: "k1".into(),
+            nonce: nonce.to_vec(),
+            data: cipher
+                .encrypt(
+                    &nonce,
+                    Payload {
+                        msg: b"\x0a\x03abc",
+                        aad: b"c",
+                    },
+                )
+                .unwrap(),
+        };
+        assert_eq!(ring.open(&legacy, "c").unwrap(), b"\x0a\x03abc");
     }
 }
