@@ -1,4 +1,4 @@
-//! `cadrex keys rotate`: seals every stored informant block under a fresh key in batched transactions, then retires the old keys from the key file.
+//! `cadrex keys`: `rotate` seals every stored informant block under a fresh key in batched transactions, then retires the old keys from the key file; `digest-init` and `rekey-digests` make the digest key and key an older store's digests.
 //!
 //! Rotation is an offline operation: stop every `cadrex serve` on the store,
 //! rotate, start them again. A running server keeps the key ring it loaded at
@@ -157,16 +157,59 @@ pub enum KeysCommand {
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
         batch: usize,
     },
+    /// Writes a new digest key (the secret that keys every stored digest
+    /// over data that may include an informant). Refuses to replace an
+    /// existing key: the store's digests would no longer compare.
+    DigestInit {
+        /// Where to write it (mode 0600).
+        #[arg(long, default_value = "./cadrex-data/pki/digest.key")]
+        key_file: std::path::PathBuf,
+    },
+    /// Converts the unkeyed digests an older version stored (payload digests
+    /// of records and their versions, request digests of the replay cache)
+    /// to the keyed form. Safe while servers run; idempotent. A server does
+    /// this once at start; run it again after the last older server on the
+    /// store has stopped.
+    RekeyDigests {
+        #[arg(long)]
+        store: String,
+        /// The digest key file.
+        #[arg(long, default_value = "./cadrex-data/pki/digest.key")]
+        key_file: std::path::PathBuf,
+        /// Rows converted per transaction.
+        #[arg(long, default_value_t = 1000,
+              value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        batch: i64,
+    },
 }
 
 impl KeysCommand {
     pub async fn run(self) -> anyhow::Result<std::process::ExitCode> {
-        let KeysCommand::Rotate {
-            store,
-            key_file,
-            batch,
-        } = self;
-        println!("{}", rotate(&store, &key_file, batch).await?);
+        match self {
+            KeysCommand::Rotate {
+                store,
+                key_file,
+                batch,
+            } => println!("{}", rotate(&store, &key_file, batch).await?),
+            KeysCommand::DigestInit { key_file } => {
+                crate::admin::pki::write_digest_key(&key_file)?;
+                println!(
+                    "digest key written to {}; back it up with the informant keys",
+                    key_file.display()
+                );
+            }
+            KeysCommand::RekeyDigests {
+                store,
+                key_file,
+                batch,
+            } => {
+                let key = crate::digest::DigestKey::load(&key_file)?;
+                let store = store::connect(&store).await?;
+                let result = store::digests::rekey(&*store, &key, batch).await;
+                store.close().await;
+                println!("{}", result?);
+            }
+        }
         Ok(std::process::ExitCode::SUCCESS)
     }
 }

@@ -12,6 +12,7 @@ use crate::domain::states::{ChangeOp, RecordState, RequestState};
 use crate::error::{Error, Reason, Result};
 use crate::informant::Sealed;
 
+pub mod digests;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -586,6 +587,74 @@ pub trait StoreAdmin: Send + Sync {
     /// written meanwhile is never overwritten; returns how many were replaced.
     /// Content, revision and feed are untouched: the plaintext is the same.
     async fn reseal_informants(&self, blocks: &[Resealed]) -> Result<u64>;
+
+    /// The access-log chain head when this store was first opened by a
+    /// version that keys its digests (DESIGN §2), recorded on the first call
+    /// and returned unchanged by every later one: rows at or below it were
+    /// chained with unkeyed response digests, which cannot change.
+    async fn digest_upgrade_head(&self) -> Result<(i64, String)>;
+
+    /// Stored digests of `column` still in the unkeyed form of an older
+    /// version, with keys after `after` in key order, at most `limit`.
+    async fn unkeyed_digests(
+        &self,
+        column: DigestColumn,
+        after: &DigestRowKey,
+        limit: i64,
+    ) -> Result<Vec<StoredDigest>>;
+
+    /// Replaces stored digests in one transaction, each only if the row still
+    /// holds the value it was read with; returns how many were replaced.
+    async fn replace_digests(&self, replaced: &[(StoredDigest, String)]) -> Result<u64>;
+
+    /// A value of the store's `meta` table.
+    async fn meta(&self, key: &str) -> Result<Option<String>>;
+
+    /// Sets a value of the store's `meta` table.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// A stored column that holds digests over bytes that may include informant
+/// data, keyed since DESIGN §2's round three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestColumn {
+    /// `records.payload_sha256`, keyed by record id.
+    RecordPayload,
+    /// `record_versions.payload_sha256`, keyed by (owner system, source id, version).
+    VersionPayload,
+    /// `request_ids.request_sha256`, keyed by (system, request id).
+    RequestDigest,
+}
+
+impl DigestColumn {
+    pub const ALL: [DigestColumn; 3] = [
+        DigestColumn::RecordPayload,
+        DigestColumn::VersionPayload,
+        DigestColumn::RequestDigest,
+    ];
+
+    /// `table.column`, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestColumn::RecordPayload => "records.payload_sha256",
+            DigestColumn::VersionPayload => "record_versions.payload_sha256",
+            DigestColumn::RequestDigest => "request_ids.request_sha256",
+        }
+    }
+}
+
+/// The key of a row holding a digest: (id, "", 0) for records, (system,
+/// request id, 0) for request ids, (owner system, source id, version) for
+/// versions. The default sorts before every row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DigestRowKey(pub String, pub String, pub i64);
+
+/// One stored digest and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDigest {
+    pub column: DigestColumn,
+    pub key: DigestRowKey,
+    pub value: String,
 }
 
 /// Opens the store named by `url`: `sqlite:` or `postgres:`/`postgresql:`.
