@@ -254,11 +254,11 @@ impl Guesses {
             out.push((format!("{label} HEX"), hex.to_uppercase().into_bytes()));
             out.push((
                 format!("{label} b64"),
-                STANDARD.encode(d)[..40].as_bytes().to_vec(),
+                STANDARD.encode(d).as_bytes()[..40].to_vec(),
             ));
             out.push((
                 format!("{label} b64(hex)"),
-                STANDARD.encode(hex.as_bytes())[..80].as_bytes().to_vec(),
+                STANDARD.encode(hex.as_bytes()).as_bytes()[..80].to_vec(),
             ));
         }
         out
