@@ -41,6 +41,7 @@ impl std::fmt::Display for RekeySummary {
 /// an unkeyed value on the fly, so a row written meanwhile by an older
 /// server is merely left for the next pass.
 pub async fn rekey(store: &dyn Store, key: &DigestKey, batch: i64) -> Result<RekeySummary> {
+    check_key(store, key).await?;
     let (upgrade_head, _) = store.digest_upgrade_head().await?;
     let mut summary = RekeySummary {
         upgrade_head,
@@ -65,8 +66,31 @@ pub async fn rekey(store: &dyn Store, key: &DigestKey, batch: i64) -> Result<Rek
     Ok(summary)
 }
 
-/// The start-up step: a pass unless one has already run to the end.
+/// Meta key of the digest key's check value: the keyed digest of a fixed
+/// text, which tells nothing of the key but shows whether a server holds the
+/// store's key.
+pub const CHECK_KEY: &str = "digest_key_check";
+
+/// Fails unless `key` is the key this store's digests are keyed with (the
+/// first key to open the store becomes it). A server with another key would
+/// answer every resubmission and replay as a conflict, and key new rows
+/// under a key the others do not hold.
+pub async fn check_key(store: &dyn Store, key: &DigestKey) -> Result<()> {
+    let check = key.keyed(b"cadrex digest key check");
+    match store.meta(CHECK_KEY).await? {
+        Some(stored) if stored == check => Ok(()),
+        Some(_) => Err(crate::error::Error::internal(anyhow::anyhow!(
+            "the digest key is not the one this store's digests are keyed with; \
+             every server on a store must hold the same digest_key"
+        ))),
+        None => store.set_meta(CHECK_KEY, &check).await,
+    }
+}
+
+/// The start-up step: checks the key, then a pass unless one has already
+/// run to the end.
 pub async fn rekey_once(store: &dyn Store, key: &DigestKey) -> Result<Option<RekeySummary>> {
+    check_key(store, key).await?;
     store.digest_upgrade_head().await?;
     if store.meta(DONE_KEY).await?.is_some() {
         return Ok(None);

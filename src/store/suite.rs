@@ -1612,7 +1612,129 @@ suite!(
         informant_blocks_not_under,
         reseal_informants,
     ],
+    digests_upgrade_head_unkeyed_replace_and_meta: [
+        meta,
+        set_meta,
+        digest_upgrade_head,
+        unkeyed_digests,
+        replace_digests,
+    ],
 );
+
+/// The meta table, the chain head recorded at the upgrade (once), and the
+/// re-keying seam: unkeyed digests listed in key order per column (keyed
+/// ones left out), and replaced only where the row still holds the value read.
+async fn digests_upgrade_head_unkeyed_replace_and_meta(url: &str) {
+    use super::{DigestColumn, DigestRowKey};
+    let s = connect(url).await.unwrap();
+    assert_eq!(s.meta("x").await.unwrap(), None);
+    s.set_meta("x", "1").await.unwrap();
+    s.set_meta("x", "2").await.unwrap();
+    assert_eq!(s.meta("x").await.unwrap().as_deref(), Some("2"));
+
+    s.append_log(&[entry(0)]).await.unwrap();
+    let head = s.log_head().await.unwrap();
+    assert_eq!(s.digest_upgrade_head().await.unwrap(), head);
+    s.append_log(&[entry(1)]).await.unwrap();
+    assert_eq!(
+        s.digest_upgrade_head().await.unwrap(),
+        head,
+        "recorded once"
+    );
+
+    let a = cadre("a", 1, "360821", "张三");
+    add_cadre(&*s, &a).await;
+    let (old1, old2) = ("a1".repeat(32), "b2".repeat(32));
+    let keyed = format!("k1:{}", "c3".repeat(32));
+    let finish = |_: &[crate::error::Result<SubmitOutcome>]| (entry(2), Some(idempotency("r1")));
+    s.submit_records(
+        vec![
+            record(&a, "s1", 1, &old1),
+            record(&a, "s2", 1, &keyed),
+            record(&a, "s3", 1, &old2),
+        ],
+        &suite_key(),
+        &finish,
+    )
+    .await
+    .unwrap();
+    let records = s
+        .unkeyed_digests(DigestColumn::RecordPayload, &DigestRowKey::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        records.iter().map(|d| d.value.clone()).collect::<Vec<_>>(),
+        [old1.clone(), old2.clone()],
+        "unkeyed ones only, in id order"
+    );
+    let page = s
+        .unkeyed_digests(DigestColumn::RecordPayload, &records[0].key, 10)
+        .await
+        .unwrap();
+    assert_eq!(page, records[1..], "keyset paging");
+    let versions = s
+        .unkeyed_digests(DigestColumn::VersionPayload, &DigestRowKey::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[0].key,
+        DigestRowKey("sys-a".into(), "s1".into(), 1)
+    );
+    let requests = s
+        .unkeyed_digests(DigestColumn::RequestDigest, &DigestRowKey::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].key,
+        DigestRowKey("sys-a".into(), "r1".into(), 0)
+    );
+
+    let mut stale = records[0].clone();
+    stale.value = "ff".repeat(32);
+    let replaced = s
+        .replace_digests(&[
+            (stale, "k1:new-stale".into()),
+            (records[1].clone(), "k1:new-s3".into()),
+            (versions[0].clone(), "k1:new-v1".into()),
+            (requests[0].clone(), "k1:new-r1".into()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced, 3,
+        "a row whose value changed since read is left alone"
+    );
+    let left = s
+        .unkeyed_digests(DigestColumn::RecordPayload, &DigestRowKey::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(left, records[..1]);
+    assert_eq!(
+        s.get_record(&records[1].key.0)
+            .await
+            .unwrap()
+            .unwrap()
+            .payload_sha256,
+        "k1:new-s3"
+    );
+    assert_eq!(
+        s.lookup_request("sys-a", "r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .request_sha256,
+        "k1:new-r1"
+    );
+    assert_eq!(
+        s.unkeyed_digests(DigestColumn::VersionPayload, &DigestRowKey::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
 
 /// (repository, method) for every method of every trait `Store` bundles, read
 /// from the source of `mod.rs`, so that a method added later is seen here

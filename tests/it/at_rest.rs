@@ -937,6 +937,23 @@ async fn an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test(backend
     );
     assert_no_guess_confirmable(&url, &guesses, true, "after rotation").await;
     assert_clean_of(&url, &canaries).await;
+
+    // A server or pass holding another digest key is refused, not let loose
+    // keying rows under a key the others do not hold.
+    let other = work.path().join("other-digest.key");
+    let (ok, out) = cadrex_bin(&["keys", "digest-init", "--key-file", other.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = cadrex_bin(&["keys", "digest-init", "--key-file", other.to_str().unwrap()]);
+    assert!(!ok && out.contains("never replaced"), "{out}");
+    let (ok, out) = cadrex_bin(&[
+        "keys",
+        "rekey-digests",
+        "--store",
+        &url,
+        "--key-file",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok && out.contains("not the one"), "{out}");
 }
 
 /// No canary in plaintext anywhere in the store.
