@@ -485,6 +485,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: 1,
                 division: p.division.clone(),
+                from_division: None,
             }],
             idempotency: key.remember(&Outcome::one(request_name(&row.id), row.revision)),
         };
@@ -634,6 +635,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: row.revision + 1,
                 division: row.requester_division.clone(),
+                from_division: None,
             }],
             idempotency: None,
         };
@@ -819,6 +821,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionReply.as_str().into(),
                 revision: 1,
                 division: row.requester_division.clone(),
+                from_division: None,
             }],
             idempotency: key.remember(&Outcome::one(response.name.clone(), reply.revision)),
         };

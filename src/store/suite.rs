@@ -104,6 +104,7 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
             kind: "CADRE".into(),
             revision: rev,
             division: "360821".into(),
+            from_division: None,
         }],
         idempotency: None,
     };
@@ -225,6 +226,7 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
                         kind: "CADRE".into(),
                         revision: 1,
                         division: "360821".into(),
+                        from_division: None,
                     }],
                     idempotency: None,
                 };
@@ -406,6 +408,7 @@ fn cadre_meta(c: &CadreRow) -> WriteMeta {
             kind: "CADRE".into(),
             revision: c.revision,
             division: c.managing_division.clone(),
+            from_division: None,
         }],
         ..bare_meta()
     }
@@ -1357,6 +1360,7 @@ async fn opinion_requests_get_list_withdraw_and_replies(url: &str) {
             kind: "OPINION_REQUEST".into(),
             revision: 0,
             division: "3608".into(),
+            from_division: None,
         }],
         ..bare_meta()
     };
