@@ -1644,8 +1644,8 @@ mod tests {
         assert_eq!(w.applied, 1);
         assert_eq!(row(&mut m, "b").await, (7, "RETRACTED".into(), None));
 
-        // A snapshot that lists `c` only: `b` is already retracted, `d` is no
-        // longer visible and is marked so, at its revision.
+        // A snapshot that lists `c` only: `b` (retracted) and `d` are no
+        // longer visible and are marked out of view, at their revisions.
         m.write(&[item("d", 8, false)], false, Checkpoint::Cursor("c3"))
             .await
             .unwrap();
@@ -1674,7 +1674,8 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(w.applied, 1);
+        assert_eq!(w.applied, 2);
+        assert_eq!(row(&mut m, "b").await, (7, "OUT_OF_VIEW".into(), None));
         let stored = m.load().await.unwrap();
         assert_eq!(stored.cursor.as_deref(), Some("c4"));
         assert_eq!(stored.kinds, "AUDIT_FINDING");
