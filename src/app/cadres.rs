@@ -553,6 +553,7 @@ impl CadreApi {
                 kind: ChangeKind::Cadre.as_str().into(),
                 revision: row.revision,
                 division: row.managing_division.clone(),
+                from_division: None,
             }],
             idempotency: key
                 .and_then(|k| k.remember(&Outcome::one(resource_name(&row.id), row.revision))),

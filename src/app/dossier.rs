@@ -96,7 +96,7 @@ impl DossierApi {
         let mut replies = Vec::new();
         for r in self.state.store.opinion_replies(&req.id).await? {
             if r.cadre_id == cadre_id {
-                let reply = self.opinions.reply_proto(&r).await?;
+                let reply = self.opinions.reply_proto(call, &r).await?;
                 call.resources.push(reply.name.clone());
                 replies.push(reply);
             }

@@ -121,19 +121,28 @@ impl ChangeApi {
             let Some(kind) = wanted(kinds, &row) else {
                 continue;
             };
-            if let Some(view) = self.render(call, &row, kind, views, &fetched).await? {
+            let stored = ChangeOp::parse(&row.op).unwrap_or(ChangeOp::Upsert);
+            let event = match &row.from_division {
+                None => self
+                    .render(call, &row, kind, views, &fetched)
+                    .await?
+                    .map(|v| (stored, Some(v))),
+                Some(from) => {
+                    self.derive_move(call, &row, from, kind, views, &fetched)
+                        .await?
+                }
+            };
+            if let Some((op, view)) = event {
                 out.events.push(proto::ChangeEvent {
                     event_id: format!("{}-{}", self.state.epoch, row.seq),
                     seq: row.seq,
                     cursor: cursor::encode(&self.state.epoch, row.seq),
-                    op: ChangeOp::parse(&row.op)
-                        .unwrap_or(ChangeOp::Upsert)
-                        .to_proto() as i32,
+                    op: op.to_proto() as i32,
                     resource: row.resource.clone(),
                     kind: kind.to_proto() as i32,
                     revision: row.revision,
                     commit_time: Some(timestamp(row.commit_time_us)),
-                    view: Some(view),
+                    view,
                 });
             }
         }
@@ -151,6 +160,9 @@ impl ChangeApi {
     ) -> Result<Fetched> {
         let mut cadre_ids = Vec::new();
         let mut record_ids = Vec::new();
+        // Records a move row names are read wherever they are now: a caller
+        // that saw one before the move is told it left (never shown it).
+        let mut moved_ids = Vec::new();
         for row in rows {
             match wanted(kinds, row) {
                 Some(ChangeKind::Cadre) => {
@@ -160,13 +172,31 @@ impl ChangeApi {
                 }
                 Some(ChangeKind::Record(_)) => {
                     if let Some((_, id)) = parse_record_name(&row.resource) {
-                        record_ids.push(id);
+                        if row.from_division.is_some() {
+                            moved_ids.push(id);
+                        } else {
+                            record_ids.push(id);
+                        }
                     }
                 }
                 Some(ChangeKind::OpinionRequest | ChangeKind::OpinionReply) | None => {}
             }
         }
         let store = &self.state.store;
+        let mut records: HashMap<String, crate::store::RecordRow> = store
+            .get_records(&record_ids, jurisdiction)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        // `render` still checks each record's division against the caller's.
+        records.extend(
+            store
+                .get_records(&moved_ids, "")
+                .await?
+                .into_iter()
+                .map(|r| (r.id.clone(), r)),
+        );
         Ok(Fetched {
             cadres: store
                 .get_cadres(&cadre_ids)
@@ -174,12 +204,7 @@ impl ChangeApi {
                 .into_iter()
                 .map(|c| (c.id.clone(), c))
                 .collect(),
-            records: store
-                .get_records(&record_ids, jurisdiction)
-                .await?
-                .into_iter()
-                .map(|r| (r.id.clone(), r))
-                .collect(),
+            records,
         })
     }
 
@@ -207,22 +232,7 @@ impl ChangeApi {
             {
                 return Ok(None);
             }
-            let r = cadre_resource(c);
-            let view = match views.cadre.get(&r.without_id()) {
-                Some(v) => *v,
-                None => {
-                    let authz = &self.state.authz;
-                    let v = if call.authorize(authz, Action::ReadFull, &r).allowed {
-                        Some(cadres::View::Full)
-                    } else if call.authorize(authz, Action::ReadSummary, &r).allowed {
-                        Some(cadres::View::IdMasked)
-                    } else {
-                        None
-                    };
-                    views.cadre.insert(r.without_id(), v);
-                    v
-                }
-            };
+            let view = self.cadre_view(call, views, &cadre_resource(c));
             return Ok(view.map(|v| change_event::View::Cadre(cadres::to_proto(c, v))));
         }
         if matches!(kind, ChangeKind::OpinionRequest | ChangeKind::OpinionReply) {
@@ -245,6 +255,161 @@ impl ChangeApi {
             view,
             is_owner(&principal, r),
         )?)))
+    }
+
+    /// The caller's view level of a cadre at the division in `r`, decided
+    /// once per division for the life of the scan (or stream).
+    fn cadre_view(
+        &self,
+        call: &mut Call,
+        views: &mut Views,
+        r: &crate::authz::Resource,
+    ) -> Option<cadres::View> {
+        if let Some(v) = views.cadre.get(&r.without_id()) {
+            return *v;
+        }
+        let authz = &self.state.authz;
+        let v = if call.authorize(authz, Action::ReadFull, r).allowed {
+            Some(cadres::View::Full)
+        } else if call.authorize(authz, Action::ReadSummary, r).allowed {
+            Some(cadres::View::IdMasked)
+        } else {
+            None
+        };
+        views.cadre.insert(r.without_id(), v);
+        v
+    }
+
+    /// What one row written by a cadre's move from `from` tells this caller
+    /// (DESIGN §5): `OUT_OF_VIEW` (no view) when it saw the resource before
+    /// the move and does not after; the resource in its current view, through
+    /// [`Self::render`] (so only while the row is still its current state),
+    /// when it sees it after and did not before; nothing when its view did
+    /// not change — except that the cadre's own row is also its ordinary
+    /// update, which every caller seeing the cadre after the move gets once.
+    async fn derive_move(
+        &self,
+        call: &mut Call,
+        row: &ChangeRow,
+        from: &str,
+        kind: ChangeKind,
+        views: &mut Views,
+        fetched: &Fetched,
+    ) -> Result<Option<(ChangeOp, Option<change_event::View>)>> {
+        let stored = ChangeOp::parse(&row.op).unwrap_or(ChangeOp::Upsert);
+        let here = call.principal.division.clone();
+        let to = row.division.as_str();
+        let (before, after) = match kind {
+            ChangeKind::Cadre => {
+                let Some(id) = row.resource.strip_prefix("cadres/") else {
+                    return Ok(None);
+                };
+                let mut sees = |division: &str| {
+                    let r = crate::authz::Resource::Cadre {
+                        id: id.to_string(),
+                        division: division.to_string(),
+                    };
+                    division::covers(&here, division) && self.cadre_view(call, views, &r).is_some()
+                };
+                let before = sees(from);
+                let after = sees(to);
+                if after {
+                    let view = self.render(call, row, kind, views, fetched).await?;
+                    return Ok(view.map(|v| (stored, Some(v))));
+                }
+                (before, after)
+            }
+            ChangeKind::Record(_) => {
+                let Some((_, id)) = parse_record_name(&row.resource) else {
+                    return Ok(None);
+                };
+                let Some(current) = fetched.records.get(&id) else {
+                    return Ok(None);
+                };
+                // The view level only (no tombstoning, no informant flag):
+                // nothing is rendered from these two.
+                let mut at = current.clone();
+                at.division = from.to_string();
+                let before = division::covers(&here, from)
+                    && views.records.level(&self.records, call, &at)?.is_some();
+                at.division = to.to_string();
+                let after = division::covers(&here, to)
+                    && views.records.level(&self.records, call, &at)?.is_some();
+                (before, after)
+            }
+            ChangeKind::OpinionRequest => return self.derive_request_move(call, row, from).await,
+            ChangeKind::OpinionReply => return Ok(None),
+        };
+        Ok(match (before, after) {
+            (true, false) => Some((ChangeOp::OutOfView, None)),
+            (false, true) => self
+                .render(call, row, kind, views, fetched)
+                .await?
+                .map(|v| (stored, Some(v))),
+            _ => None,
+        })
+    }
+
+    /// A move row of an opinion request: which of its pieces the caller sees
+    /// with the moved cadre at the division it left and at the one it went
+    /// to (DESIGN §5, §6). None after and some before: `OUT_OF_VIEW`. Other
+    /// pieces after than before: the request in the caller's current view,
+    /// while the row is still current (the request's revision, and the
+    /// pieces the caller sees now, are still those of the move). Otherwise
+    /// nothing.
+    async fn derive_request_move(
+        &self,
+        call: &mut Call,
+        row: &ChangeRow,
+        from: &str,
+    ) -> Result<Option<(ChangeOp, Option<change_event::View>)>> {
+        let Some(id) = row.resource.strip_prefix("opinionRequests/") else {
+            return Ok(None);
+        };
+        let store = &self.state.store;
+        let Some(req) = store.get_opinion_request(id).await? else {
+            return Ok(None);
+        };
+        // The moved cadre: of the request's cadres, the one whose latest move
+        // before this row is the newest (a move writes all its rows in one
+        // transaction, right after the cadre's own).
+        let mut moved: Option<(i64, String)> = None;
+        for c in &req.cadres {
+            if let Some(m) = store
+                .cadre_moves(c)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|m| m.seq < row.seq)
+                && moved.as_ref().is_none_or(|(seq, _)| m.seq > *seq)
+            {
+                moved = Some((m.seq, c.clone()));
+            }
+        }
+        let Some((_, cadre)) = moved else {
+            return Ok(None);
+        };
+        let api = &self.opinions;
+        let before = api.visible_pieces(call, &req, Some((&cadre, from))).await?;
+        let after = api
+            .visible_pieces(call, &req, Some((&cadre, &row.division)))
+            .await?;
+        if after.is_empty() {
+            return Ok((!before.is_empty()).then_some((ChangeOp::OutOfView, None)));
+        }
+        if before == after || req.revision != row.revision {
+            return Ok(None);
+        }
+        let Some(view) = api.view(call, &req).await? else {
+            return Ok(None);
+        };
+        if view.cadres != after {
+            return Ok(None);
+        }
+        Ok(Some((
+            ChangeOp::Upsert,
+            Some(change_event::View::OpinionRequest(view.request)),
+        )))
     }
 
     /// An opinion request or reply in the caller's view of the request
@@ -286,7 +451,7 @@ impl ChangeApi {
             return Ok(None);
         };
         Ok(Some(change_event::View::OpinionReply(
-            self.opinions.reply_proto(reply).await?,
+            self.opinions.reply_proto(call, reply).await?,
         )))
     }
 

@@ -165,22 +165,29 @@ impl RequestView {
 }
 
 impl OpinionApi {
-    /// The cadres of a request whose pieces the caller sees, in request order:
-    /// organization only in its own body's requests, and everyone only cadres
-    /// the policies let it read opinions about, judged by where each cadre is
-    /// managed now (the jurisdiction forbid decides per cadre, not per request).
+    /// The cadres of a request whose pieces the caller sees, in request order
+    /// (DESIGN §1, §6): organization only in its own body's requests, and
+    /// everyone the cadres the policies let it read opinions about, judged by
+    /// where each cadre is managed now (the jurisdiction forbid decides per
+    /// cadre, not per request). Outside the caller's jurisdiction a piece stays
+    /// visible only to the requester (every piece of its own requests, also
+    /// after a cadre moved away) and to a discipline body that replied to it.
+    /// `at` places one cadre at another division: the feed asks how a request
+    /// looked on either side of that cadre's move.
     async fn visible_cadres(
         &self,
         call: &mut Call,
         req: &OpinionRequestRow,
+        replies: &[ReplyRow],
+        at: Option<(&str, &str)>,
     ) -> Result<Vec<String>> {
-        let p = &call.principal;
-        if p.agency == Agency::Organization
-            && !(p.agency.as_str() == req.requester_agency && p.division == req.requester_division)
-        {
+        let p = call.principal.clone();
+        let requester =
+            p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
+        if p.agency == Agency::Organization && !requester {
             return Ok(Vec::new());
         }
-        let managed: HashMap<String, String> = self
+        let mut managed: HashMap<String, String> = self
             .state
             .store
             .get_cadres(&req.cadres)
@@ -188,24 +195,43 @@ impl OpinionApi {
             .into_iter()
             .map(|c| (c.id, c.managing_division))
             .collect();
+        if let Some((id, division)) = at
+            && let Some(d) = managed.get_mut(id)
+        {
+            *d = division.to_string();
+        }
+        // Pieces kept outside the jurisdiction: "own" replies are those of any
+        // system of the caller's agency and division.
+        let own = format!("urn:cadrex:system:{}:{}:", p.agency, p.division);
+        let kept = |id: &str| {
+            requester
+                || (p.agency == Agency::Discipline
+                    && replies
+                        .iter()
+                        .any(|r| r.cadre_id == id && r.replier.starts_with(&own)))
+        };
         // Policies tell cadres apart only by division: one decision per division.
-        let mut decided: HashMap<&str, bool> = HashMap::new();
+        let mut decided: HashMap<String, bool> = HashMap::new();
         let mut out = Vec::new();
         for id in &req.cadres {
             let Some(division) = managed.get(id) else {
                 continue;
             };
-            let allowed = match decided.get(division.as_str()) {
+            let (key, resource) = if division::covers(&p.division, division) {
+                (division.clone(), cadre_resource(id, division))
+            } else if kept(id) {
+                // The agency's own permission, asked where the caller is.
+                ("-".to_string(), cadre_resource("-", &p.division))
+            } else {
+                continue;
+            };
+            let allowed = match decided.get(&key) {
                 Some(a) => *a,
                 None => {
                     let a = call
-                        .authorize(
-                            &self.state.authz,
-                            Action::ReadOpinions,
-                            &cadre_resource(id, division),
-                        )
+                        .authorize(&self.state.authz, Action::ReadOpinions, &resource)
                         .allowed;
-                    decided.insert(division, a);
+                    decided.insert(key, a);
                     a
                 }
             };
@@ -214,6 +240,19 @@ impl OpinionApi {
             }
         }
         Ok(out)
+    }
+
+    /// The cadres of a request whose pieces the caller sees now, or would see
+    /// with cadre `at.0` managed at division `at.1`: the change feed compares
+    /// both sides of a move.
+    pub(crate) async fn visible_pieces(
+        &self,
+        call: &mut Call,
+        req: &OpinionRequestRow,
+        at: Option<(&str, &str)>,
+    ) -> Result<Vec<String>> {
+        let replies = self.state.store.opinion_replies(&req.id).await?;
+        self.visible_cadres(call, req, &replies, at).await
     }
 
     /// The request in `call`'s view, or `None` when the caller sees no piece
@@ -225,12 +264,12 @@ impl OpinionApi {
         call: &mut Call,
         req: &OpinionRequestRow,
     ) -> Result<Option<RequestView>> {
-        let cadres = self.visible_cadres(call, req).await?;
+        let replies = self.state.store.opinion_replies(&req.id).await?;
+        let cadres = self.visible_cadres(call, req, &replies, None).await?;
         if cadres.is_empty() {
             return Ok(None);
         }
         let whole = cadres.len() == req.cadres.len();
-        let replies = self.state.store.opinion_replies(&req.id).await?;
         let mut cadre_opinions = Vec::with_capacity(cadres.len());
         let mut answered = 0;
         let mut update_time_us = req.create_time_us;
@@ -240,7 +279,7 @@ impl OpinionApi {
             let mut history = Vec::new();
             for r in replies.iter().filter(|r| &r.cadre_id == id) {
                 update_time_us = update_time_us.max(r.create_time_us);
-                history.push(self.reply_proto(r).await?);
+                history.push(self.reply_proto(call, r).await?);
             }
             let reply = history.pop();
             if reply.is_some() {
@@ -316,22 +355,48 @@ impl OpinionApi {
         Err(Error::NotFound(request_name(&id)))
     }
 
-    /// Whether a reply is stale now: past its age limit, or a matter record
-    /// about the cadre was written after its as-of time.
-    async fn stale(&self, reply: &ReplyRow) -> Result<bool> {
+    /// Whether a reply is stale as `call`'s principal may be told: past its
+    /// age limit, or a matter record about the cadre was written after its
+    /// as-of time. For a cadre managed outside the caller's jurisdiction only
+    /// writes up to the move that took it out count (DESIGN §6): a reply seen
+    /// there never tells what was written about the cadre since.
+    async fn stale(&self, call: &Call, reply: &ReplyRow) -> Result<bool> {
         let limit = reply.as_of_us + self.state.config.opinion_stale_after.as_micros() as i64;
         if now_us() >= limit {
             return Ok(true);
         }
-        Ok(self
-            .state
-            .store
-            .last_matter_write_us(&reply.cadre_id)
+        let store = &self.state.store;
+        let here = &call.principal.division;
+        let inside = store
+            .get_cadre(&reply.cadre_id)
             .await?
-            .is_some_and(|t| t > reply.as_of_us))
+            .is_some_and(|c| division::covers(here, &c.managing_division));
+        let last = if inside {
+            store.last_matter_write_us(&reply.cadre_id).await?
+        } else {
+            // The latest move out of the caller's jurisdiction; none (it was
+            // never here) lets no write count.
+            store
+                .cadre_moves(&reply.cadre_id)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|m| {
+                    division::covers(here, &m.from_division)
+                        && !division::covers(here, &m.to_division)
+                })
+                .and_then(|m| m.last_matter_write_us)
+        };
+        Ok(last.is_some_and(|t| t > reply.as_of_us))
     }
 
-    pub(crate) async fn reply_proto(&self, r: &ReplyRow) -> Result<proto::OpinionReply> {
+    /// A reply as `call`'s principal is shown it (its staleness is the
+    /// caller's, see [`Self::stale`]).
+    pub(crate) async fn reply_proto(
+        &self,
+        call: &Call,
+        r: &ReplyRow,
+    ) -> Result<proto::OpinionReply> {
         Ok(proto::OpinionReply {
             name: format!("{}/replies/{}", request_name(&r.request_id), r.id),
             cadre: format!("cadres/{}", r.cadre_id),
@@ -344,7 +409,7 @@ impl OpinionApi {
             corrects: r.corrects.clone(),
             create_time: Some(timestamp(r.create_time_us)),
             purpose: purpose_proto(&r.purpose) as i32,
-            stale: self.stale(r).await?,
+            stale: self.stale(call, r).await?,
             replier: r.replier.clone(),
         })
     }
@@ -485,6 +550,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: 1,
                 division: p.division.clone(),
+                from_division: None,
             }],
             idempotency: key.remember(&Outcome::one(request_name(&row.id), row.revision)),
         };
@@ -520,6 +586,9 @@ impl OpinionApi {
             query.requester = Some((p.agency.as_str().into(), p.division.clone()));
         } else {
             query.cadre_prefix = Some(division::jurisdiction_prefix(&p.division).to_string());
+            // A discipline body keeps the pieces it replied to, wherever the
+            // cadre is managed now (DESIGN §6).
+            query.replier_prefix = Some(format!("urn:cadrex:system:{}:{}:", p.agency, p.division));
         }
         let (mut want_state, mut want_overdue, mut want_stale) = (None, None, None);
         for term in filter::parse(&req.filter)? {
@@ -634,6 +703,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: row.revision + 1,
                 division: row.requester_division.clone(),
+                from_division: None,
             }],
             idempotency: None,
         };
@@ -670,6 +740,8 @@ impl OpinionApi {
             .store
             .get_cadre(&id)
             .await?
+            .filter(|c| division::covers(&call.principal.division, &c.managing_division))
+            // A piece kept after the cadre moved away is read, not worked on.
             .ok_or(Error::CadreNotAccessible)?;
         call.require(
             &self.state.authz,
@@ -736,7 +808,7 @@ impl OpinionApi {
             let reply_id = name.rsplit('/').next().unwrap_or_default();
             let stored = self.state.store.opinion_replies(&row.id).await?;
             return match stored.iter().find(|r| r.id == reply_id && r.cadre_id == id) {
-                Some(r) => self.reply_proto(r).await,
+                Some(r) => self.reply_proto(call, r).await,
                 None => Err(Error::internal(anyhow::anyhow!(
                     "a replayed reply is not stored"
                 ))),
@@ -809,7 +881,7 @@ impl OpinionApi {
             revision: 1,
             create_time_us: now,
         };
-        let response = self.reply_proto(&reply).await?;
+        let response = self.reply_proto(call, &reply).await?;
         call.resources.push(response.name.clone());
         let meta = WriteMeta {
             log: call.entry(0, String::new()),
@@ -819,6 +891,7 @@ impl OpinionApi {
                 kind: ChangeKind::OpinionReply.as_str().into(),
                 revision: 1,
                 division: row.requester_division.clone(),
+                from_division: None,
             }],
             idempotency: key.remember(&Outcome::one(response.name.clone(), reply.revision)),
         };

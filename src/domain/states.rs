@@ -100,11 +100,15 @@ pub enum ChangeOp {
     Upsert,
     /// A record was retracted.
     Retract,
+    /// The resource left the caller's view (its cadre moved); never stored,
+    /// derived per caller from a move row when the feed is read (DESIGN §5).
+    OutOfView,
 }
 
 stored_text!(ChangeOp {
     Upsert => "UPSERT",
     Retract => "RETRACT",
+    OutOfView => "OUT_OF_VIEW",
 });
 
 impl ChangeOp {
@@ -113,6 +117,7 @@ impl ChangeOp {
         match self {
             ChangeOp::Upsert => proto::ChangeOp::Upsert,
             ChangeOp::Retract => proto::ChangeOp::Retract,
+            ChangeOp::OutOfView => proto::ChangeOp::OutOfView,
         }
     }
 }

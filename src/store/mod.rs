@@ -61,6 +61,24 @@ pub struct Change {
     pub kind: String,
     pub revision: i64,
     pub division: String,
+    /// The managing division the resource's cadre left, on the rows a move
+    /// writes (DESIGN §5); `division` is then the one it moved to. The store
+    /// sets it on the cadre's own row when an update changes the division.
+    pub from_division: Option<String>,
+}
+
+/// One move of a cadre to another managing division, kept for good (change
+/// rows are pruned): what a body the cadre left may still be shown of it is
+/// fixed as at the move (DESIGN §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CadreMove {
+    /// Seq of the cadre's change row of the move (orders the moves).
+    pub seq: i64,
+    pub from_division: String,
+    pub to_division: String,
+    pub move_time_us: i64,
+    /// When a matter record about the cadre was last written, at the move.
+    pub last_matter_write_us: Option<i64>,
 }
 
 /// A stored response for an AIP-155 request id, scoped to the calling system.
@@ -268,8 +286,11 @@ pub struct ReplyRow {
 pub struct OpinionQuery {
     /// Only requests of this requesting body (agency, division).
     pub requester: Option<(String, String)>,
-    /// Only requests naming a cadre managed under this prefix.
+    /// Only requests naming a cadre managed under this prefix…
     pub cadre_prefix: Option<String>,
+    /// …or with a reply by a system whose URI starts with this (a discipline
+    /// body keeps the pieces it replied to after the cadre moved, DESIGN §6).
+    pub replier_prefix: Option<String>,
     pub state: Option<RequestState>,
     pub after_id: Option<String>,
     pub limit: i64,
@@ -305,6 +326,8 @@ pub struct ChangeRow {
     pub kind: String,
     pub revision: i64,
     pub division: String,
+    /// Set on the rows a move of a cadre wrote: the division it left.
+    pub from_division: Option<String>,
     pub commit_time_us: i64,
 }
 
@@ -351,6 +374,9 @@ pub trait CadreRepo: Send + Sync {
 
     /// Replaces a cadre if its stored revision is still `expected_revision`;
     /// `Aborted` (CONCURRENT_MODIFICATION) otherwise, `NotFound` when gone.
+    /// When the managing division changes, the same transaction records the
+    /// move and writes a change row for each of the cadre's records and each
+    /// opinion request naming it, all carrying the division left (DESIGN §5).
     async fn update_cadre(
         &self,
         cadre: &CadreRow,
@@ -368,6 +394,9 @@ pub trait CadreRepo: Send + Sync {
 
     /// The cadre with this id; `Ok(None)` when there is none.
     async fn get_cadre(&self, id: &str) -> Result<Option<CadreRow>>;
+
+    /// The moves of a cadre to other managing divisions, oldest first.
+    async fn cadre_moves(&self, id: &str) -> Result<Vec<CadreMove>>;
 
     /// The cadre registered under this id number; `Ok(None)` when there is none.
     async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>>;
@@ -806,6 +835,7 @@ pub(crate) fn plan_batch(
                         kind: row.kind.clone(),
                         revision: row.revision,
                         division: row.division.clone(),
+                        from_division: None,
                     },
                 ));
                 let was_stored = stored.contains_key(&key);

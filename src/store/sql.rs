@@ -228,8 +228,8 @@ async fn set_counter(tx: &mut DbConn, seq: i64) -> Result<()> {
 
 async fn insert_change(tx: &mut DbConn, seq: i64, c: &super::Change) -> Result<()> {
     sqlx::query(
-        "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us, from_division) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(seq)
     .bind(c.op.as_str())
@@ -238,6 +238,7 @@ async fn insert_change(tx: &mut DbConn, seq: i64, c: &super::Change) -> Result<(
     .bind(c.revision)
     .bind(&c.division)
     .bind(now_us())
+    .bind(&c.from_division)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -606,7 +607,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
     let commit_time = now_us();
     for chunk in plan.changes.chunks(CHUNK) {
         let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us) ",
+            "INSERT INTO changes (seq, op, resource, kind, revision, division, commit_time_us, from_division) ",
         );
         q.push_values(chunk, |mut b, (seq, c)| {
             b.push_bind(*seq)
@@ -615,10 +616,102 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
                 .push_bind(c.kind.clone())
                 .push_bind(c.revision)
                 .push_bind(c.division.clone())
-                .push_bind(commit_time);
+                .push_bind(commit_time)
+                .push_bind(c.from_division.clone());
         });
         execute_batch(tx, q).await?;
     }
+    Ok(())
+}
+
+/// When a matter record about the cadre `$1` was last written (any state).
+const LAST_MATTER_WRITE: &str =
+    "SELECT MAX(update_time_us) AS t FROM records WHERE cadre_id = $1 \
+     AND kind IN ('SANCTION', 'ADMONISHMENT', 'CLUE', 'ORG_HANDLING', 'AUDIT_FINDING', 'PETITION', 'PERSONAL_MATTERS_CHECK')";
+
+/// The rest of a cadre's move from `from` to its new division, inside the
+/// update's transaction (counter at `counter`): marks the cadre's own change
+/// row in `changes` with the division left, adds one row per record of the
+/// cadre and per opinion request naming it (each at its current revision: a
+/// move changes who sees them, not what they are), and records the move with
+/// the cadre's last matter-write time at this moment (DESIGN §5, §6).
+async fn record_move(
+    tx: &mut DbConn,
+    counter: i64,
+    c: &CadreRow,
+    from: &str,
+    changes: &mut Vec<super::Change>,
+) -> Result<()> {
+    let own = format!("cadres/{}", c.id);
+    let mut cadre_seq = None;
+    for (i, ch) in changes.iter_mut().enumerate() {
+        if ch.resource == own && ch.kind == ChangeKind::Cadre.as_str() {
+            ch.from_division = Some(from.to_string());
+            cadre_seq = Some(counter + 1 + i as i64);
+        }
+    }
+    let seq = cadre_seq.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!("a cadre update without its change row"))
+    })?;
+    let records = sqlx::query(
+        "SELECT id, kind, revision, state FROM records WHERE cadre_id = $1 ORDER BY id",
+    )
+    .bind(&c.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &records {
+        let state = stored_state(r, "state", RecordState::parse)?;
+        let id: String = r.try_get("id")?;
+        changes.push(super::Change {
+            // What a caller that now sees the record is told: its current state.
+            op: if state == RecordState::Retracted {
+                ChangeOp::Retract
+            } else {
+                ChangeOp::Upsert
+            },
+            resource: format!("{own}/records/{id}"),
+            kind: r.try_get("kind")?,
+            revision: r.try_get("revision")?,
+            division: c.managing_division.clone(),
+            from_division: Some(from.to_string()),
+        });
+    }
+    let requests = sqlx::query(
+        "SELECT r.id, r.revision FROM opinion_requests r \
+         JOIN opinion_request_cadres rc ON rc.request_id = r.id \
+         WHERE rc.cadre_id = $1 ORDER BY r.id",
+    )
+    .bind(&c.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in &requests {
+        let id: String = r.try_get("id")?;
+        changes.push(super::Change {
+            op: ChangeOp::Upsert,
+            resource: format!("opinionRequests/{id}"),
+            kind: ChangeKind::OpinionRequest.as_str().into(),
+            revision: r.try_get("revision")?,
+            division: c.managing_division.clone(),
+            from_division: Some(from.to_string()),
+        });
+    }
+    let last_matter: Option<i64> = sqlx::query(LAST_MATTER_WRITE)
+        .bind(&c.id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("t")?;
+    sqlx::query(
+        "INSERT INTO cadre_moves (cadre_id, seq, from_division, to_division, move_time_us, last_matter_write_us) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&c.id)
+    .bind(seq)
+    .bind(from)
+    .bind(&c.managing_division)
+    .bind(c.update_time_us)
+    .bind(last_matter)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -643,6 +736,14 @@ impl CadreRepo for $store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         let counter = lock_counter(&mut tx).await?;
+        let left: Option<String> =
+            sqlx::query("SELECT managing_division FROM cadres WHERE id = $1 AND revision = $2")
+                .bind(&c.id)
+                .bind(expected_revision)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("managing_division"))
+                .transpose()?;
         let r = sqlx::query(
             "UPDATE cadres SET display_name = $1, gender = $2, birth_date = $3, managing_division = $4, \
              posts = $5, revision = $6, update_time_us = $7 WHERE id = $8 AND revision = $9",
@@ -672,6 +773,10 @@ impl CadreRepo for $store {
             } else {
                 Error::NotFound(format!("cadres/{}", c.id))
             });
+        }
+        let mut meta = meta;
+        if let Some(from) = left.filter(|d| *d != c.managing_division) {
+            record_move(&mut tx, counter, c, &from, &mut meta.changes).await?;
         }
         finish_write(&mut tx, counter, &meta).await?;
         announce(&mut tx).await?;
@@ -704,6 +809,7 @@ impl CadreRepo for $store {
                             kind: ChangeKind::Cadre.as_str().into(),
                             revision: c.revision,
                             division: c.managing_division.clone(),
+                            from_division: None,
                         },
                     )
                     .await?;
@@ -744,6 +850,24 @@ impl CadreRepo for $store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(cadre_from_row).transpose()
+    }
+
+    async fn cadre_moves(&self, id: &str) -> Result<Vec<super::CadreMove>> {
+        let rows = sqlx::query("SELECT * FROM cadre_moves WHERE cadre_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::CadreMove {
+                    seq: r.try_get("seq")?,
+                    from_division: r.try_get("from_division")?,
+                    to_division: r.try_get("to_division")?,
+                    move_time_us: r.try_get("move_time_us")?,
+                    last_matter_write_us: r.try_get("last_matter_write_us")?,
+                })
+            })
+            .collect()
     }
 
     async fn get_cadre_by_id_number(&self, id_number: &str) -> Result<Option<CadreRow>> {
@@ -862,6 +986,7 @@ impl RecordRepo for $store {
                 kind: row.kind.clone(),
                 revision: row.revision,
                 division: row.division.clone(),
+                from_division: None,
             },
         )
         .await?;
@@ -973,10 +1098,7 @@ impl RecordRepo for $store {
     }
 
     async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query(
-            "SELECT MAX(update_time_us) AS t FROM records WHERE cadre_id = $1 \
-             AND kind IN ('SANCTION', 'ADMONISHMENT', 'CLUE', 'ORG_HANDLING', 'AUDIT_FINDING', 'PETITION', 'PERSONAL_MATTERS_CHECK')",
-        )
+        Ok(sqlx::query(LAST_MATTER_WRITE)
         .bind(cadre_id)
         .fetch_one(&self.pool)
         .await?
@@ -1047,8 +1169,11 @@ impl OpinionRepo for $store {
         let rows = sqlx::query(
             "SELECT * FROM opinion_requests r \
              WHERE ($1 IS NULL OR (r.requester_agency = $1 AND r.requester_division = $2)) \
-               AND ($3 IS NULL OR EXISTS (SELECT 1 FROM opinion_request_cadres rc JOIN cadres c ON c.id = rc.cadre_id \
-                    WHERE rc.request_id = r.id AND substr(c.managing_division, 1, length($3)) = $3)) \
+               AND (($3 IS NULL AND $7 IS NULL) \
+                    OR EXISTS (SELECT 1 FROM opinion_request_cadres rc JOIN cadres c ON c.id = rc.cadre_id \
+                    WHERE rc.request_id = r.id AND substr(c.managing_division, 1, length($3)) = $3) \
+                    OR EXISTS (SELECT 1 FROM opinion_replies p \
+                    WHERE p.request_id = r.id AND substr(p.replier, 1, length($7)) = $7)) \
                AND ($4 IS NULL OR r.state = $4) \
                AND ($5 IS NULL OR r.id > $5) \
              ORDER BY r.id LIMIT $6",
@@ -1059,6 +1184,7 @@ impl OpinionRepo for $store {
         .bind(q.state.map(|s| s.as_str()))
         .bind(&q.after_id)
         .bind(q.limit)
+        .bind(&q.replier_prefix)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -1187,6 +1313,7 @@ impl OpinionRepo for $store {
                 kind: ChangeKind::OpinionRequest.as_str().into(),
                 revision: req.revision,
                 division: req.requester_division.clone(),
+                from_division: None,
             });
         }
         finish_write(&mut tx, counter, &meta).await?;
@@ -1252,6 +1379,7 @@ impl ChangeRepo for $store {
                     kind: r.try_get("kind")?,
                     revision: r.try_get("revision")?,
                     division: r.try_get("division")?,
+                    from_division: r.try_get("from_division")?,
                     commit_time_us: r.try_get("commit_time_us")?,
                 })
             })

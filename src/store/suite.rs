@@ -104,6 +104,7 @@ async fn cadre_round_trip_and_conflicts(url: &str) {
             kind: "CADRE".into(),
             revision: rev,
             division: "360821".into(),
+            from_division: None,
         }],
         idempotency: None,
     };
@@ -225,6 +226,7 @@ async fn outbox_commit_order_equals_seq_order(url: &str) {
                         kind: "CADRE".into(),
                         revision: 1,
                         division: "360821".into(),
+                        from_division: None,
                     }],
                     idempotency: None,
                 };
@@ -406,6 +408,7 @@ fn cadre_meta(c: &CadreRow) -> WriteMeta {
             kind: "CADRE".into(),
             revision: c.revision,
             division: c.managing_division.clone(),
+            from_division: None,
         }],
         ..bare_meta()
     }
@@ -1030,6 +1033,66 @@ async fn last_matter_write_us_counts_matter_kinds_only(url: &str) {
     s.close().await;
 }
 
+/// An update that changes the managing division writes, in its transaction,
+/// the cadre's row with the division left and one row per record at the
+/// record's own revision, and records the move with the last matter-write
+/// time; an update that keeps the division writes neither.
+async fn a_move_writes_its_rows_and_is_recorded(url: &str) {
+    let s = connect(url).await.unwrap();
+    let a = cadre("a", 1, "360821", "张三");
+    add_cadre(&*s, &a).await;
+    let finding = written(&submit(&*s, vec![record(&a, "s1", 1, "x")]).await[0]);
+    let mut renamed = a.clone();
+    renamed.display_name = "张叁".into();
+    renamed.revision = 2;
+    s.update_cadre(&renamed, 1, cadre_meta(&renamed))
+        .await
+        .unwrap();
+    assert!(s.cadre_moves("a").await.unwrap().is_empty());
+    let head = s.change_head().await.unwrap();
+    let mut moved = renamed.clone();
+    moved.managing_division = "360802".into();
+    moved.revision = 3;
+    moved.update_time_us = 77;
+    s.update_cadre(&moved, 2, cadre_meta(&moved)).await.unwrap();
+    let rows = s.list_changes(head, 100).await.unwrap();
+    let seen: Vec<(&str, i64, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.resource.as_str(),
+                r.revision,
+                r.division.as_str(),
+                r.from_division.as_deref(),
+            )
+        })
+        .collect();
+    let record_name = format!("cadres/a/records/{}", finding.id);
+    assert_eq!(
+        seen,
+        [
+            ("cadres/a", 3, "360802", Some("360821")),
+            (
+                record_name.as_str(),
+                finding.revision,
+                "360802",
+                Some("360821")
+            ),
+        ]
+    );
+    assert_eq!(
+        s.cadre_moves("a").await.unwrap(),
+        [super::CadreMove {
+            seq: head + 1,
+            from_division: "360821".into(),
+            to_division: "360802".into(),
+            move_time_us: 77,
+            last_matter_write_us: Some(finding.update_time_us),
+        }]
+    );
+    s.close().await;
+}
+
 /// The head is 0 on an empty store and the newest seq after writes; pages of
 /// the outbox follow seq order and keep what the write gave them.
 async fn change_head_and_list_changes_page_in_seq_order(url: &str) {
@@ -1357,6 +1420,7 @@ async fn opinion_requests_get_list_withdraw_and_replies(url: &str) {
             kind: "OPINION_REQUEST".into(),
             revision: 0,
             division: "3608".into(),
+            from_division: None,
         }],
         ..bare_meta()
     };
@@ -1594,6 +1658,7 @@ suite!(
     get_records_keeps_to_the_jurisdiction: [get_records],
     list_records_filters_snapshot_and_pages: [list_records],
     last_matter_write_us_counts_matter_kinds_only: [last_matter_write_us],
+    a_move_writes_its_rows_and_is_recorded: [cadre_moves, update_cadre],
     change_head_and_list_changes_page_in_seq_order: [change_head, list_changes],
     prune_changes_keeps_the_newest_and_raises_the_floor: [prune_changes, feed_floor],
     subscribe_ticks_after_a_commit: [subscribe],

@@ -1149,6 +1149,7 @@ async fn seed_opinions(
                     kind: ChangeKind::OpinionRequest.as_str().into(),
                     revision: 1,
                     division: org.division.clone(),
+                    from_division: None,
                 }],
                 idempotency: None,
             };
@@ -1190,6 +1191,7 @@ async fn seed_opinions(
                                 kind: ChangeKind::OpinionReply.as_str().into(),
                                 revision: 1,
                                 division: org.division.clone(),
+                                from_division: None,
                             }],
                             idempotency: None,
                         };
@@ -1213,6 +1215,7 @@ async fn seed_opinions(
                             kind: ChangeKind::OpinionRequest.as_str().into(),
                             revision: 2,
                             division: org.division.clone(),
+                            from_division: None,
                         }],
                         idempotency: None,
                     };

@@ -348,6 +348,9 @@ struct Item {
     kind: ChangeKind,
     revision: i64,
     retracted: bool,
+    /// It left the caller's view (an `OUT_OF_VIEW` event): kept as a marker
+    /// at its revision, without content, until an UPSERT restores it.
+    out_of_view: bool,
     /// Protobuf of the `Cadre` or `Record` as the caller may see it.
     body: Vec<u8>,
     /// The same as protobuf canonical JSON, for SQL's JSON functions and jq.
@@ -425,11 +428,19 @@ impl Item {
                 false,
             ),
         };
+        let out_of_view = e.op == proto::ChangeOp::OutOfView as i32;
+        // An OUT_OF_VIEW event has no view; its cadre is in its name.
+        let cadre = if cadre.is_empty() {
+            e.resource.split('/').take(2).collect::<Vec<_>>().join("/")
+        } else {
+            cadre
+        };
         Some(Item {
             resource: e.resource,
             kind,
             revision: e.revision,
             retracted: e.op == proto::ChangeOp::Retract as i32 || retracted_view,
+            out_of_view,
             body,
             json,
             cadre,
@@ -450,6 +461,7 @@ impl Item {
             resource,
             revision,
             retracted,
+            out_of_view: false,
             commit_time_us,
             body,
             json,
@@ -477,6 +489,7 @@ impl Item {
             resource: c.name.clone(),
             revision,
             retracted: false,
+            out_of_view: false,
             commit_time_us: c.update_time.as_ref().map_or(0, clock::micros),
             body: c.encode_to_vec(),
             json: json_of(&c, "cadrex.v1.Cadre"),
@@ -484,6 +497,16 @@ impl Item {
             event_date: String::new(),
             event: None,
         })
+    }
+
+    fn op(&self) -> ChangeOp {
+        if self.out_of_view {
+            ChangeOp::OutOfView
+        } else if self.retracted {
+            ChangeOp::Retract
+        } else {
+            ChangeOp::Upsert
+        }
     }
 
     fn json_line(&self, snapshot: bool) -> String {
@@ -495,12 +518,12 @@ impl Item {
             "event_id": event_id,
             "seq": seq,
             "cursor": cursor,
-            "op": if self.retracted { ChangeOp::Retract } else { ChangeOp::Upsert }.as_str(),
+            "op": self.op().as_str(),
             "resource": self.resource,
             "kind": kind_suffix(self.kind),
             "revision": self.revision,
             "commit_time": rfc3339(self.commit_time_us),
-            "body": if self.retracted { serde_json::Value::Null } else { self.json.clone() },
+            "body": if self.retracted || self.out_of_view { serde_json::Value::Null } else { self.json.clone() },
             "body_base64": STANDARD.encode(&self.body),
         });
         if snapshot {
@@ -580,7 +603,8 @@ CREATE TABLE IF NOT EXISTS mirror_resources (
     commit_time_us INTEGER NOT NULL,
     body_json TEXT,
     cadre TEXT,
-    event_date TEXT
+    event_date TEXT,
+    out_of_view INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS mirror_resources_kind ON mirror_resources (kind, state);
 CREATE TABLE IF NOT EXISTS mirror_state (
@@ -593,22 +617,45 @@ CREATE TABLE IF NOT EXISTS mirror_state (
 INSERT INTO mirror_state (id, cursor, snapshot_done) VALUES (1, NULL, 0) ON CONFLICT (id) DO NOTHING;
 ";
 
-/// A row is replaced only by a newer revision of it: redelivered and
-/// superseded changes leave it alone, which is what makes at-least-once
-/// delivery apply exactly once.
+/// A row is replaced only by a newer revision of it, or restored by the same
+/// revision when it is held as out of view (a cadre moved away and back):
+/// redelivered and superseded changes leave it alone, which is what makes
+/// at-least-once delivery apply exactly once.
 const MIRROR_UPSERT: &str = "
 INSERT INTO mirror_resources
-    (resource, kind, revision, state, body, commit_time_us, body_json, cadre, event_date)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (resource, kind, revision, state, body, commit_time_us, body_json, cadre, event_date, out_of_view)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)
 ON CONFLICT (resource) DO UPDATE SET
     kind = excluded.kind, revision = excluded.revision, state = excluded.state,
     body = excluded.body, commit_time_us = excluded.commit_time_us,
-    body_json = excluded.body_json, cadre = excluded.cadre, event_date = excluded.event_date
-WHERE excluded.revision > mirror_resources.revision";
+    body_json = excluded.body_json, cadre = excluded.cadre, event_date = excluded.event_date,
+    out_of_view = 0
+WHERE excluded.revision > mirror_resources.revision
+   OR (excluded.revision = mirror_resources.revision AND mirror_resources.out_of_view = 1)";
 
-/// Columns added after the first mirrors were made: a mirror from then gets
-/// them (empty until each row's next change; delete the file to rebuild).
-const MIRROR_COLUMNS: [&str; 3] = ["body_json", "cadre", "event_date"];
+/// An `OUT_OF_VIEW` event at a revision at least the one held: the row stays
+/// (not deleted, not retracted: the data lives on, elsewhere) but keeps no
+/// content the caller may no longer see. A resource not held yet gets the
+/// marker too, so that an older UPSERT delivered late cannot bring it back.
+const MIRROR_OUT_OF_VIEW: &str = "
+INSERT INTO mirror_resources
+    (resource, kind, revision, state, body, commit_time_us, body_json, cadre, event_date, out_of_view)
+VALUES ($1, $2, $3, 'ACTIVE', NULL, $4, NULL, $5, NULL, 1)
+ON CONFLICT (resource) DO UPDATE SET
+    revision = excluded.revision, body = NULL, body_json = NULL,
+    commit_time_us = excluded.commit_time_us, out_of_view = 1
+WHERE excluded.revision > mirror_resources.revision
+   OR (excluded.revision = mirror_resources.revision AND mirror_resources.out_of_view = 0)";
+
+/// Columns added after the first mirrors were made, with their declarations:
+/// a mirror from then gets them (empty until each row's next change; delete
+/// the file to rebuild).
+const MIRROR_COLUMNS: [(&str, &str); 4] = [
+    ("body_json", "TEXT"),
+    ("cadre", "TEXT"),
+    ("event_date", "TEXT"),
+    ("out_of_view", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 struct Mirror {
     conn: SqliteConnection,
@@ -638,7 +685,7 @@ impl Mirror {
             .execute(&mut conn)
             .await
             .with_context(|| format!("cannot create the mirror tables in {url}"))?;
-        for column in MIRROR_COLUMNS {
+        for (column, declaration) in MIRROR_COLUMNS {
             let present: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pragma_table_info('mirror_resources') WHERE name = $1",
             )
@@ -647,7 +694,7 @@ impl Mirror {
             .await?;
             if present == 0 {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "ALTER TABLE mirror_resources ADD COLUMN {column} TEXT"
+                    "ALTER TABLE mirror_resources ADD COLUMN {column} {declaration}"
                 )))
                 .execute(&mut conn)
                 .await?;
@@ -693,6 +740,22 @@ impl Mirror {
         // this writer fail half-way with SQLITE_BUSY on lock upgrade.
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         for item in items {
+            if item.out_of_view {
+                let done = sqlx::query(MIRROR_OUT_OF_VIEW)
+                    .bind(&item.resource)
+                    .bind(kind_suffix(item.kind))
+                    .bind(item.revision)
+                    .bind(item.commit_time_us)
+                    .bind((!item.cadre.is_empty()).then_some(item.cadre.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    out.applied += 1;
+                } else {
+                    out.unchanged += 1;
+                }
+                continue;
+            }
             let state = if item.retracted {
                 RecordState::Retracted
             } else {
@@ -752,11 +815,12 @@ impl Mirror {
                 .await?;
             }
             Checkpoint::SnapshotDone { cursor, kinds } => {
-                // The revision stays: a later change of a resource that comes
-                // back into view still counts as newer and restores it.
+                // Out of view, not retracted: the data lives on, elsewhere
+                // (DESIGN §5). The revision stays, so the resource coming back
+                // into view at the same or a newer revision restores it.
                 let gone = sqlx::query(
-                    "UPDATE mirror_resources SET state = 'RETRACTED', body = NULL, body_json = NULL \
-                     WHERE state = 'ACTIVE' AND instr($1, ',' || kind || ',') > 0 \
+                    "UPDATE mirror_resources SET out_of_view = 1, body = NULL, body_json = NULL \
+                     WHERE out_of_view = 0 AND instr($1, ',' || kind || ',') > 0 \
                        AND resource NOT IN (SELECT resource FROM mirror_seen)",
                 )
                 .bind(format!(",{kinds},"))
@@ -1494,12 +1558,14 @@ mod tests {
     }
 
     async fn row(m: &mut Mirror, name: &str) -> (i64, String, Option<Vec<u8>>) {
-        let r =
-            sqlx::query("SELECT revision, state, body FROM mirror_resources WHERE resource = $1")
-                .bind(format!("cadres/a/records/{name}"))
-                .fetch_one(&mut m.conn)
-                .await
-                .unwrap();
+        let r = sqlx::query(
+            "SELECT revision, CASE WHEN out_of_view = 1 THEN 'OUT_OF_VIEW' ELSE state END, body \
+                 FROM mirror_resources WHERE resource = $1",
+        )
+        .bind(format!("cadres/a/records/{name}"))
+        .fetch_one(&mut m.conn)
+        .await
+        .unwrap();
         (r.get(0), r.get(1), r.get(2))
     }
 
@@ -1550,6 +1616,7 @@ mod tests {
             kind: ChangeKind::AuditFinding,
             revision: rev,
             retracted,
+            out_of_view: false,
             body: vec![rev as u8],
             json: serde_json::json!({ "revision": rev.to_string() }),
             cadre: "cadres/a".into(),
@@ -1577,8 +1644,8 @@ mod tests {
         assert_eq!(w.applied, 1);
         assert_eq!(row(&mut m, "b").await, (7, "RETRACTED".into(), None));
 
-        // A snapshot that lists `c` only: `b` is already retracted, `d` is no
-        // longer visible and is marked so, at its revision.
+        // A snapshot that lists `c` only: `b` (retracted) and `d` are no
+        // longer visible and are marked out of view, at their revisions.
         m.write(&[item("d", 8, false)], false, Checkpoint::Cursor("c3"))
             .await
             .unwrap();
@@ -1607,12 +1674,41 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(w.applied, 1);
+        assert_eq!(w.applied, 2);
+        assert_eq!(row(&mut m, "b").await, (7, "OUT_OF_VIEW".into(), None));
         let stored = m.load().await.unwrap();
         assert_eq!(stored.cursor.as_deref(), Some("c4"));
         assert_eq!(stored.kinds, "AUDIT_FINDING");
         assert_eq!(row(&mut m, "c").await, (9, "ACTIVE".into(), Some(vec![9])));
-        assert_eq!(row(&mut m, "d").await, (8, "RETRACTED".into(), None));
+        assert_eq!(row(&mut m, "d").await, (8, "OUT_OF_VIEW".into(), None));
+        // Coming back into view at the same revision restores it.
+        m.write(&[item("d", 8, false)], false, Checkpoint::Cursor("c4"))
+            .await
+            .unwrap();
+        assert_eq!(row(&mut m, "d").await, (8, "ACTIVE".into(), Some(vec![8])));
+        // OUT_OF_VIEW applies at a revision at least the one held, not below,
+        // and not twice.
+        let gone = |rev: i64| Item {
+            out_of_view: true,
+            body: Vec::new(),
+            json: serde_json::Value::Null,
+            ..item("d", rev, false)
+        };
+        let w = m
+            .write(
+                &[gone(7), gone(8), gone(8)],
+                false,
+                Checkpoint::Cursor("c4"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((w.applied, w.unchanged), (1, 2));
+        assert_eq!(row(&mut m, "d").await, (8, "OUT_OF_VIEW".into(), None));
+        // An older upsert delivered late does not bring it back.
+        m.write(&[item("d", 7, false)], false, Checkpoint::Cursor("c4"))
+            .await
+            .unwrap();
+        assert_eq!(row(&mut m, "d").await, (8, "OUT_OF_VIEW".into(), None));
         // Coming back into view with a newer revision restores it.
         m.write(&[item("d", 10, false)], false, Checkpoint::Cursor("c5"))
             .await

@@ -25,4 +25,5 @@ mod records;
 mod server;
 mod sweep;
 mod sync;
+mod transfers;
 mod twins;

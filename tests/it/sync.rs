@@ -143,7 +143,9 @@ async fn mirror_rows(mirror: &Path) -> BTreeMap<String, MirrorRow> {
         .await
         .unwrap();
     let rows = sqlx::query(
-        "SELECT resource, kind, revision, state, body FROM mirror_resources ORDER BY resource",
+        "SELECT resource, kind, revision, \
+         CASE WHEN out_of_view = 1 THEN 'OUT_OF_VIEW' ELSE state END AS state, body \
+         FROM mirror_resources ORDER BY resource",
     )
     .fetch_all(&mut c)
     .await
@@ -459,7 +461,7 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing(backend: Backend) {
 
 /// Pruning passes the agent's cursor while it is away: the next run says it
 /// re-snapshots, applies what changed, and marks findings it can no longer
-/// see (their cadre moved out of the county) as retracted.
+/// see (their cadre moved out of the county) as out of view, not retracted.
 async fn expired_cursor_resnapshots(backend: Backend) {
     let server = TestServer::spawn_with(backend, |c| {
         c.change_retention = Duration::from_millis(300);
@@ -552,7 +554,7 @@ async fn expired_cursor_resnapshots(backend: Backend) {
     );
     let mut rows = mirror_rows(&mirror).await;
     let (_, state, body) = rows.remove(&gone).expect("the moved cadre's finding stays");
-    assert_eq!((state.as_str(), body), ("RETRACTED", None));
+    assert_eq!((state.as_str(), body), ("OUT_OF_VIEW", None));
     let expected = server_findings(&server).await;
     assert!(!expected.contains_key(&gone));
     assert_eq!(expected.len(), 6);
