@@ -14,7 +14,9 @@ use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
 use crate::domain::{division, filter, free_text, parse_date};
 use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::proto;
-use crate::store::{Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta};
+use crate::store::{
+    CadreMove, Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta,
+};
 
 pub struct OpinionApi {
     pub(crate) state: Arc<AppState>,
@@ -270,14 +272,20 @@ impl OpinionApi {
             return Ok(None);
         }
         let whole = cadres.len() == req.cadres.len();
+        let cutoffs = self.kept_cutoffs(call, req, &cadres).await?;
         let mut cadre_opinions = Vec::with_capacity(cadres.len());
         let mut answered = 0;
         let mut update_time_us = req.create_time_us;
         for id in &cadres {
             // Replies come oldest first; the last is the one in force, the
-            // others are the history of corrections.
+            // others are the history of corrections. A piece a discipline
+            // body keeps outside its jurisdiction ends at the move.
+            let cutoff = cutoffs.get(id).copied().unwrap_or(i64::MAX);
             let mut history = Vec::new();
-            for r in replies.iter().filter(|r| &r.cadre_id == id) {
+            for r in replies
+                .iter()
+                .filter(|r| &r.cadre_id == id && r.create_time_us <= cutoff)
+            {
                 update_time_us = update_time_us.max(r.create_time_us);
                 history.push(self.reply_proto(call, r).await?);
             }
@@ -342,6 +350,53 @@ impl OpinionApi {
         }))
     }
 
+    /// For a caller other than the requester, the pieces it sees of cadres
+    /// now managed outside its jurisdiction (a discipline body keeps the
+    /// pieces it replied to, DESIGN §6), each with the time of the move that
+    /// took the cadre out: replies written after it (another body's
+    /// correction, citing what was written about the cadre since) are not
+    /// shown there.
+    async fn kept_cutoffs(
+        &self,
+        call: &Call,
+        req: &OpinionRequestRow,
+        cadres: &[String],
+    ) -> Result<HashMap<String, i64>> {
+        let p = &call.principal;
+        let requester =
+            p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
+        let mut out = HashMap::new();
+        if requester {
+            return Ok(out);
+        }
+        for c in self.state.store.get_cadres(cadres).await? {
+            if division::covers(&p.division, &c.managing_division) {
+                continue;
+            }
+            let cutoff = self
+                .moved_out(&p.division, &c.id)
+                .await?
+                .map_or(0, |m| m.move_time_us);
+            out.insert(c.id, cutoff);
+        }
+        Ok(out)
+    }
+
+    /// The latest move that took the cadre out of the jurisdiction of
+    /// `here`; `None` when it was never inside.
+    async fn moved_out(&self, here: &str, cadre_id: &str) -> Result<Option<CadreMove>> {
+        Ok(self
+            .state
+            .store
+            .cadre_moves(cadre_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|m| {
+                division::covers(here, &m.from_division) && !division::covers(here, &m.to_division)
+            }))
+    }
+
     /// A request the caller sees some piece of, with its view, or NOT_FOUND
     /// for missing and invisible alike.
     async fn load(&self, call: &mut Call, name: &str) -> Result<(OpinionRequestRow, RequestView)> {
@@ -376,15 +431,8 @@ impl OpinionApi {
         } else {
             // The latest move out of the caller's jurisdiction; none (it was
             // never here) lets no write count.
-            store
-                .cadre_moves(&reply.cadre_id)
+            self.moved_out(here, &reply.cadre_id)
                 .await?
-                .into_iter()
-                .rev()
-                .find(|m| {
-                    division::covers(here, &m.from_division)
-                        && !division::covers(here, &m.to_division)
-                })
                 .and_then(|m| m.last_matter_write_us)
         };
         Ok(last.is_some_and(|t| t > reply.as_of_us))

@@ -408,6 +408,41 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     assert!(!stale(&server, "organization", A, &replied).await);
     assert!(!stale(&server, "discipline", A, &replied).await);
 
+    // B's discipline corrects the reply (as of the original's time, so it is
+    // as stale as that one inside B): the requester reads the correction; A's
+    // discipline keeps its piece as it was at the move, without it.
+    let original = get(&server, "discipline", A, &replied).await.unwrap();
+    let original = original.cadre_opinions[0].reply.clone().unwrap();
+    opinions(&server, "discipline", B)
+        .await
+        .reply_opinion(proto::ReplyOpinionRequest {
+            name: replied.clone(),
+            cadre: moved.name.clone(),
+            verdict: proto::Verdict::Defer as i32,
+            text: "复核".into(),
+            signer: "县纪委 李某".into(),
+            as_of_time: original.as_of_time,
+            correction_reason: "调入后发现新情况".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let for_requester = get(&server, "organization", A, &replied).await.unwrap();
+    let piece = &for_requester.cadre_opinions[0];
+    assert_eq!(
+        piece.reply.as_ref().unwrap().verdict,
+        proto::Verdict::Defer as i32
+    );
+    assert_eq!(piece.earlier_replies.len(), 1);
+    assert!(
+        !piece.reply.as_ref().unwrap().stale,
+        "as at the move, for A"
+    );
+    let for_a = get(&server, "discipline", A, &replied).await.unwrap();
+    let piece = &for_a.cadre_opinions[0];
+    assert_eq!(piece.reply.as_ref().unwrap().name, original.name);
+    assert!(piece.earlier_replies.is_empty(), "{for_a:?}");
+
     // The old county's organization withdraws its own pending request.
     let withdrawn = org_a
         .withdraw_opinion_request(proto::WithdrawOpinionRequestRequest {
@@ -455,10 +490,9 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
             ("discipline", A) => {
                 want.insert((pending.clone(), proto::ChangeOp::Upsert as i32));
             }
+            // B's discipline keeps the piece it replied to (its correction).
             ("discipline", B) => {
-                for r in [&replied, &pending] {
-                    want.insert((r.clone(), proto::ChangeOp::OutOfView as i32));
-                }
+                want.insert((pending.clone(), proto::ChangeOp::OutOfView as i32));
             }
             _ => {}
         }
@@ -466,6 +500,13 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     }
     // Back in A's jurisdiction, A sees what was written about the cadre meanwhile.
     assert!(stale(&server, "organization", A, &replied).await);
-    let err = get(&server, "discipline", B, &replied).await.unwrap_err();
+    // B's discipline keeps the piece it corrected, as it was when the cadre
+    // left B; the other request is gone from its view.
+    let kept = get(&server, "discipline", B, &replied).await.unwrap();
+    assert_eq!(
+        kept.cadre_opinions[0].reply.as_ref().unwrap().verdict,
+        proto::Verdict::Defer as i32
+    );
+    let err = get(&server, "discipline", B, &pending).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
