@@ -22,6 +22,7 @@ mod poison_all;
 mod props;
 mod readme;
 mod records;
+mod refusals;
 mod server;
 mod sweep;
 mod sync;
