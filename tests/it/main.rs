@@ -24,6 +24,7 @@ mod readme;
 mod records;
 mod refusals;
 mod server;
+mod strings;
 mod sweep;
 mod sync;
 mod twins;
