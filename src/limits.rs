@@ -96,7 +96,7 @@ const DECODE_ERROR: &str = "failed to decode Protobuf message: ";
 
 /// The decoder's detail when `message` (percent-encoded as on the wire) is
 /// tonic's status for a request body that does not decode.
-fn decode_failure(message: &[u8]) -> Option<String> {
+pub(crate) fn decode_failure(message: &[u8]) -> Option<String> {
     let m = percent_encoding::percent_decode(message).decode_utf8_lossy();
     m.strip_prefix(DECODE_ERROR).map(str::to_string)
 }

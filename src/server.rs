@@ -196,6 +196,8 @@ pub async fn run(
         .layer(
             crate::limits::LimitsLayer::new(config.call_timeout).with_system_limits(system_limits),
         )
+        // Inside the limits: a call refused for them never gets this far.
+        .layer(crate::grpc::refused::RefusedLayer::new(state.clone()))
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))

@@ -176,6 +176,16 @@ impl Call {
         }
     }
 
+    /// Writes the row of a call refused with `error` before its use case ran,
+    /// and gives back what to answer: `error`, or the log's own failure when
+    /// the row could not be made durable.
+    pub async fn refuse(self, state: &AppState, error: Error) -> Error {
+        match self.finish::<()>(state, Err(error)).await {
+            Err(e) => e,
+            Ok(()) => Error::internal(anyhow::anyhow!("a refused call finished without error")),
+        }
+    }
+
     /// The log row for this call with the given outcome.
     pub fn entry(&self, status_code: i32, response_sha256: String) -> LogEntry {
         let decision = match self.decision {

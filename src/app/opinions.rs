@@ -11,7 +11,7 @@ use crate::domain::clock::{micros, now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
-use crate::domain::{division, filter, free_text, parse_date};
+use crate::domain::{division, filter, free_text, label, parse_date};
 use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::proto;
 use crate::store::{
@@ -871,7 +871,7 @@ impl OpinionApi {
             ));
         }
         violations.extend(free_text("text", &req.text, 4000, true));
-        violations.extend(free_text("signer", &req.signer, 64, true));
+        violations.extend(label("signer", &req.signer, 64, true));
         violations.extend(free_text(
             "correction_reason",
             &req.correction_reason,

@@ -29,6 +29,32 @@ pub enum Text {
     Long,
 }
 
+/// The request fields that are long free text, by full protobuf name
+/// (`package.Message.field`): only these may keep `\n` and `\t`; every other
+/// string field of every request is one line (DESIGN §4). Written once here
+/// for the wire's generic check (`grpc::text`); a unit test there fails when
+/// a name no longer exists in the descriptors.
+pub const LONG_TEXT_FIELDS: &[&str] = &[
+    "cadrex.v1.Clue.conclusion",
+    "cadrex.v1.PersonalMattersCheck.handling",
+    "cadrex.v1.AuditFinding.characterisation",
+    "cadrex.v1.Petition.summary",
+    "cadrex.v1.CreateOpinionRequestRequest.note",
+    "cadrex.v1.WithdrawOpinionRequestRequest.reason",
+    "cadrex.v1.RetractRecordRequest.reason",
+    "cadrex.v1.ReplyOpinionRequest.text",
+    "cadrex.v1.ReplyOpinionRequest.correction_reason",
+];
+
+/// The kind of text the request field `full_name` holds (see [`LONG_TEXT_FIELDS`]).
+pub fn text_kind(full_name: &str) -> Text {
+    if LONG_TEXT_FIELDS.contains(&full_name) {
+        Text::Long
+    } else {
+        Text::Line
+    }
+}
+
 /// Bidirectional embeddings, overrides and isolates (U+202A–U+202E,
 /// U+2066–U+2069): they make text display in another order than it is stored,
 /// so a name or a reason could read differently to its reader than to the log.

@@ -12,7 +12,7 @@ impl AccessLogService for AccessLogApi {
         &self,
         request: Request<proto::ListAccessEventsRequest>,
     ) -> Result<Response<proto::ListAccessEventsResponse>, Status> {
-        let mut call = start(&request, M_LIST_ACCESS_EVENTS)?;
+        let mut call = start(&self.state, &request, M_LIST_ACCESS_EVENTS).await?;
         let result = self.list(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -21,7 +21,7 @@ impl AccessLogService for AccessLogApi {
         &self,
         request: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::Checkpoint>, Status> {
-        let mut call = start(&request, M_GET_CHECKPOINT)?;
+        let mut call = start(&self.state, &request, M_GET_CHECKPOINT).await?;
         let result = self.checkpoint(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -30,7 +30,7 @@ impl AccessLogService for AccessLogApi {
         &self,
         request: Request<proto::VerifyAccessLogRequest>,
     ) -> Result<Response<proto::VerifyAccessLogResponse>, Status> {
-        let mut call = start(&request, M_VERIFY_ACCESS_LOG)?;
+        let mut call = start(&self.state, &request, M_VERIFY_ACCESS_LOG).await?;
         let result = self.verify(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }

@@ -15,7 +15,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::BatchCreateCadresRequest>,
     ) -> Result<Response<proto::BatchCreateCadresResponse>, Status> {
-        let mut call = start(&request, M_BATCH_CREATE_CADRES)?;
+        let mut call = start(&self.state, &request, M_BATCH_CREATE_CADRES).await?;
         let result = self.batch_create(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -24,7 +24,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::CreateCadreRequest>,
     ) -> Result<Response<proto::Cadre>, Status> {
-        let mut call = start(&request, M_CREATE_CADRE)?;
+        let mut call = start(&self.state, &request, M_CREATE_CADRE).await?;
         let result = self.create(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -33,7 +33,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::GetCadreRequest>,
     ) -> Result<Response<proto::Cadre>, Status> {
-        let mut call = start(&request, M_GET_CADRE)?;
+        let mut call = start(&self.state, &request, M_GET_CADRE).await?;
         let result = self.get(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -42,7 +42,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::UpdateCadreRequest>,
     ) -> Result<Response<proto::Cadre>, Status> {
-        let mut call = start(&request, M_UPDATE_CADRE)?;
+        let mut call = start(&self.state, &request, M_UPDATE_CADRE).await?;
         let result = self.update(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -51,7 +51,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::ListCadresRequest>,
     ) -> Result<Response<proto::ListCadresResponse>, Status> {
-        let mut call = start(&request, M_LIST_CADRES)?;
+        let mut call = start(&self.state, &request, M_LIST_CADRES).await?;
         let result = self.list(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -60,7 +60,7 @@ impl CadreService for CadreApi {
         &self,
         request: Request<proto::LookupCadreRequest>,
     ) -> Result<Response<proto::Cadre>, Status> {
-        let mut call = start(&request, M_LOOKUP_CADRE)?;
+        let mut call = start(&self.state, &request, M_LOOKUP_CADRE).await?;
         let result = self.lookup(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }

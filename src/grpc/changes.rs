@@ -96,7 +96,7 @@ impl ChangeFeedService for ChangeFeed {
         &self,
         request: Request<proto::ListChangesRequest>,
     ) -> Result<Response<proto::ListChangesResponse>, Status> {
-        let mut call = start(&request, M_LIST_CHANGES)?;
+        let mut call = start(&self.0.state, &request, M_LIST_CHANGES).await?;
         let result = self.0.list(&mut call, request.into_inner()).await;
         finish(call, &self.0.state, result).await
     }
@@ -107,7 +107,7 @@ impl ChangeFeedService for ChangeFeed {
         &self,
         request: Request<proto::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let mut call = start(&request, M_WATCH_CHANGES)?;
+        let mut call = start(&self.0.state, &request, M_WATCH_CHANGES).await?;
         let watch = self.0.open_watch(&mut call, request.into_inner()).await?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(follow(self.0.clone(), call, watch, tx));

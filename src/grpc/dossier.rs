@@ -12,7 +12,7 @@ impl DossierService for DossierApi {
         &self,
         request: Request<proto::GetCadreDossierRequest>,
     ) -> Result<Response<proto::CadreDossier>, Status> {
-        let mut call = start(&request, M_GET_CADRE_DOSSIER)?;
+        let mut call = start(&self.state, &request, M_GET_CADRE_DOSSIER).await?;
         let result = self.dossier(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }

@@ -15,7 +15,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::CreateOpinionRequestRequest>,
     ) -> Result<Response<proto::OpinionRequest>, Status> {
-        let mut call = start(&request, M_CREATE_OPINION_REQUEST)?;
+        let mut call = start(&self.state, &request, M_CREATE_OPINION_REQUEST).await?;
         let result = self.create(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -24,7 +24,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::GetOpinionRequestRequest>,
     ) -> Result<Response<proto::OpinionRequest>, Status> {
-        let mut call = start(&request, M_GET_OPINION_REQUEST)?;
+        let mut call = start(&self.state, &request, M_GET_OPINION_REQUEST).await?;
         let result = self.get(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -33,7 +33,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::ListOpinionRequestsRequest>,
     ) -> Result<Response<proto::ListOpinionRequestsResponse>, Status> {
-        let mut call = start(&request, M_LIST_OPINION_REQUESTS)?;
+        let mut call = start(&self.state, &request, M_LIST_OPINION_REQUESTS).await?;
         let result = self.list(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -42,7 +42,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::WithdrawOpinionRequestRequest>,
     ) -> Result<Response<proto::OpinionRequest>, Status> {
-        let mut call = start(&request, M_WITHDRAW_OPINION_REQUEST)?;
+        let mut call = start(&self.state, &request, M_WITHDRAW_OPINION_REQUEST).await?;
         let result = self.withdraw(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -51,7 +51,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::DraftOpinionRequest>,
     ) -> Result<Response<proto::OpinionDraft>, Status> {
-        let mut call = start(&request, M_DRAFT_OPINION)?;
+        let mut call = start(&self.state, &request, M_DRAFT_OPINION).await?;
         let result = self.draft(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -60,7 +60,7 @@ impl OpinionService for OpinionApi {
         &self,
         request: Request<proto::ReplyOpinionRequest>,
     ) -> Result<Response<proto::OpinionReply>, Status> {
-        let mut call = start(&request, M_REPLY_OPINION)?;
+        let mut call = start(&self.state, &request, M_REPLY_OPINION).await?;
         let result = self.reply(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }

@@ -15,7 +15,7 @@ impl RecordService for RecordApi {
         &self,
         request: Request<proto::SubmitRecordRequest>,
     ) -> Result<Response<proto::SubmitRecordResponse>, Status> {
-        let mut call = start(&request, M_SUBMIT_RECORD)?;
+        let mut call = start(&self.state, &request, M_SUBMIT_RECORD).await?;
         let result = self.submit(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -24,7 +24,7 @@ impl RecordService for RecordApi {
         &self,
         request: Request<proto::BatchSubmitRecordsRequest>,
     ) -> Result<Response<proto::BatchSubmitRecordsResponse>, Status> {
-        let mut call = start(&request, M_BATCH_SUBMIT_RECORDS)?;
+        let mut call = start(&self.state, &request, M_BATCH_SUBMIT_RECORDS).await?;
         let result = self.batch(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -33,7 +33,7 @@ impl RecordService for RecordApi {
         &self,
         request: Request<proto::GetRecordRequest>,
     ) -> Result<Response<proto::Record>, Status> {
-        let mut call = start(&request, M_GET_RECORD)?;
+        let mut call = start(&self.state, &request, M_GET_RECORD).await?;
         let result = self.get(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -42,7 +42,7 @@ impl RecordService for RecordApi {
         &self,
         request: Request<proto::ListRecordsRequest>,
     ) -> Result<Response<proto::ListRecordsResponse>, Status> {
-        let mut call = start(&request, M_LIST_RECORDS)?;
+        let mut call = start(&self.state, &request, M_LIST_RECORDS).await?;
         let result = self.list(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
@@ -51,7 +51,7 @@ impl RecordService for RecordApi {
         &self,
         request: Request<proto::RetractRecordRequest>,
     ) -> Result<Response<proto::Record>, Status> {
-        let mut call = start(&request, M_RETRACT_RECORD)?;
+        let mut call = start(&self.state, &request, M_RETRACT_RECORD).await?;
         let result = self.retract(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }

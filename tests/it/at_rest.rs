@@ -53,7 +53,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Cells of one column, as bytes.
-type Cells = Vec<Vec<u8>>;
+pub type Cells = Vec<Vec<u8>>;
 
 fn quoted(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
@@ -61,7 +61,7 @@ fn quoted(ident: &str) -> String {
 
 /// Every column of every table of a SQLite store, from `sqlite_master` and
 /// `pragma table_info`; each value as its bytes (integers and text alike).
-async fn sqlite_columns(url: &str) -> Vec<(String, Cells)> {
+pub async fn sqlite_columns(url: &str) -> Vec<(String, Cells)> {
     let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
     let tables: Vec<String> =
         sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -107,7 +107,7 @@ async fn sqlite_columns(url: &str) -> Vec<(String, Cells)> {
 /// Every column of every base table of a PostgreSQL store outside the system
 /// schemas, from `information_schema`: bytea as its bytes, anything else as
 /// its text form.
-async fn postgres_columns(url: &str) -> Vec<(String, Cells)> {
+pub async fn postgres_columns(url: &str) -> Vec<(String, Cells)> {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     let columns = sqlx::query(
         "SELECT c.table_schema::text, c.table_name::text, c.column_name::text, c.data_type::text \

@@ -700,6 +700,63 @@ pub async fn raw_unary(
         .map(tonic::Response::into_inner)
 }
 
+/// Calls `method` of the descriptor set with an encoded request and
+/// `metadata`: unary calls answer with the encoded response; a server stream
+/// that opened answers with no bytes, and one refused at once with its status.
+pub async fn raw_call(
+    channel: Channel,
+    method: &RpcMethod,
+    body: Vec<u8>,
+    metadata: &[(&'static str, Vec<u8>)],
+) -> Result<Vec<u8>, tonic::Status> {
+    if !method.server_streaming {
+        return raw_unary(channel, &method.path, body, metadata).await;
+    }
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
+    let mut request = tonic::Request::new(body);
+    for (key, value) in metadata {
+        let value = tonic::metadata::MetadataValue::try_from(value.as_slice()).unwrap();
+        request.metadata_mut().insert(*key, value);
+    }
+    let path = http::uri::PathAndQuery::try_from(method.path.as_str()).unwrap();
+    let mut stream = grpc
+        .server_streaming(request, path, RawCodec)
+        .await?
+        .into_inner();
+    // An open stream is an answer; a refusal arrives at once.
+    match tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
+        Ok(Err(status)) => Err(status),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Every row `sql` returns, each column read as text, directly from the store.
+pub async fn text_rows(url: &str, sql: &str) -> Vec<Vec<String>> {
+    use sqlx::{Connection, Row};
+    fn texts<R: Row>(r: &R) -> Vec<String>
+    where
+        for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        usize: sqlx::ColumnIndex<R>,
+    {
+        (0..r.columns().len())
+            .map(|i| r.get::<String, _>(i))
+            .collect()
+    }
+    let sql = || sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(sql()).fetch_all(&mut c).await.unwrap();
+        rows.iter().map(texts).collect()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let rows = sqlx::query(sql()).fetch_all(&mut c).await.unwrap();
+        rows.iter().map(texts).collect()
+    }
+}
+
 /// Every access-log row `caller` may read about its own principal, paging
 /// through `ListAccessEvents`.
 pub async fn own_access_events(channel: Channel) -> Vec<cadrex::proto::AccessEvent> {

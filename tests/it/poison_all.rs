@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cadrex::proto;
 use prost::Message;
@@ -20,8 +20,8 @@ use tonic::{Code, Status};
 
 use crate::both_backends;
 use crate::common::{
-    Backend, RawCodec, TestServer, cadrex_methods, descriptor_set, message_type, new_cadre,
-    own_access_events, raw_unary, server_log,
+    Backend, RpcMethod, TestServer, cadrex_methods, descriptor_set, message_type, new_cadre,
+    own_access_events, raw_call, raw_unary, server_log,
 };
 use crate::props::{DOCUMENTED, baseline_payload};
 
@@ -131,7 +131,7 @@ fn length_delimited(number: u32, value: &[u8]) -> Vec<u8> {
 /// `msg` with the string at `path` set to `value`: the leaf replaces every
 /// occurrence of its field; a message on the way is edited in place (the
 /// first element if repeated) or added.
-fn set_path(msg: &[u8], path: &[u32], value: &[u8]) -> Vec<u8> {
+pub(crate) fn set_path(msg: &[u8], path: &[u32], value: &[u8]) -> Vec<u8> {
     let fields = parse(msg);
     let (head, rest) = (path[0], &path[1..]);
     let mut out = Vec::with_capacity(msg.len() + value.len() + 16);
@@ -552,28 +552,15 @@ struct Poison {
 
 /// Sends one call and returns the response bytes (none when a stream opened) or the status.
 async fn send(channel: Channel, p: &Poison) -> Result<Vec<u8>, Status> {
-    if !p.server_streaming {
-        return raw_unary(channel, &p.path, p.body.clone(), &p.metadata).await;
-    }
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
-    let mut request = tonic::Request::new(p.body.clone());
-    for (key, value) in &p.metadata {
-        let value = tonic::metadata::MetadataValue::try_from(value.as_slice()).unwrap();
-        request.metadata_mut().insert(*key, value);
-    }
-    let path = http::uri::PathAndQuery::try_from(p.path.as_str()).unwrap();
-    let mut stream = grpc
-        .server_streaming(request, path, RawCodec)
-        .await?
-        .into_inner();
-    // An open stream is an answer; a refusal arrives at once.
-    match tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
-        Ok(Err(status)) => Err(status),
-        _ => Ok(Vec::new()),
-    }
+    let method = RpcMethod {
+        path: p.path.clone(),
+        short: String::new(),
+        input: String::new(),
+        output: p.output.clone(),
+        server_streaming: p.server_streaming,
+        client_streaming: false,
+    };
+    raw_call(channel, &method, p.body.clone(), &p.metadata).await
 }
 
 async fn store_refused_values_in_every_string_field_fail_only_their_own_call(backend: Backend) {
