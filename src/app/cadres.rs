@@ -301,6 +301,12 @@ impl CadreApi {
         let mut numbers = std::collections::HashSet::new();
         let now = now_us();
         for (i, r) in req.requests.iter().enumerate() {
+            // Text first, as `grpc::start` checks a single create: a refused
+            // item is looked up nowhere.
+            if let Err(e) = super::text::check_item(call.method, r, &format!("requests[{i}]")) {
+                items.push(Item::Failed(e));
+                continue;
+            }
             let prefix = format!("requests[{i}].cadre");
             let Some(input) = &r.cadre else {
                 items.push(Item::Failed(Error::invalid(prefix, "required")));

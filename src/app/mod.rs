@@ -22,6 +22,7 @@ pub mod opinions;
 mod paging;
 pub mod records;
 mod replay;
+pub mod text;
 
 pub use paging::{cursor, item_error, page_size, page_token};
 pub use replay::{Outcome, OutcomeItem, RequestKey};

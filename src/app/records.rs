@@ -662,9 +662,26 @@ impl RecordApi {
         let mut prepared: Vec<std::result::Result<RecordRow, Error>> =
             Vec::with_capacity(req.requests.len());
         let mut views: HashMap<String, Option<View>> = HashMap::new();
-        let all: Vec<&proto::SubmitRecordRequest> = req.requests.iter().collect();
+        // Text first, as `grpc::start` checks a single submission: a refused
+        // item is that item's answer, and names nothing that is looked up.
+        let text: Vec<Result<()>> = req
+            .requests
+            .iter()
+            .map(|item| super::text::check_item(call.method, item, ""))
+            .collect();
+        let all: Vec<&proto::SubmitRecordRequest> = req
+            .requests
+            .iter()
+            .zip(&text)
+            .filter(|(_, t)| t.is_ok())
+            .map(|(item, _)| item)
+            .collect();
         let named = self.named(&call.principal, &all).await?;
-        for (i, item) in req.requests.iter().enumerate() {
+        for (i, (item, text)) in req.requests.iter().zip(text).enumerate() {
+            if let Err(e) = text {
+                prepared.push(Err(e));
+                continue;
+            }
             // Preparing a large batch is CPU work with no await in it; yielding
             // now and then lets the runtime drive other calls' transactions,
             // which hold the store's one writer while they wait to be polled.

@@ -15,7 +15,6 @@ pub mod opinions;
 pub mod records;
 pub mod refused;
 pub mod system;
-pub mod text;
 
 /// What an RPC acts on, for `AllowedMethods`.
 #[derive(Clone, Copy, Debug)]
@@ -226,7 +225,7 @@ pub const METHODS: &[MethodSpec] = &[
 /// A call refused here still gets its row, durable before the refusal is
 /// answered (DESIGN §3): an officer value that does not decode or is not a
 /// name is recorded only by [`refused_officer`], and a request with a string
-/// field [`text::check`] refuses is INVALID_ARGUMENT before the use case has
+/// field [`crate::app::text::check`] refuses is INVALID_ARGUMENT before the use case has
 /// looked anything up.
 pub async fn start<T: Message>(
     state: &AppState,
@@ -243,7 +242,7 @@ pub async fn start<T: Message>(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (officer, refusal) = officer_or_refusal(request.metadata(), &state.digest);
     let call = Call::new(principal, officer, method, request_id);
-    let refusal = refusal.or_else(|| text::check(method, request.get_ref()).err());
+    let refusal = refusal.or_else(|| crate::app::text::check(method, request.get_ref()).err());
     match refusal {
         None => Ok(call),
         Some(e) => Err(call.refuse(state, e).await.into()),
@@ -282,4 +281,26 @@ pub async fn finish<R: Message>(
     result: crate::error::Result<R>,
 ) -> Result<Response<R>, Status> {
     Ok(Response::new(call.finish(state, result).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one text check knows the input of every method in the table (an
+    /// unknown method is refused, never skipped).
+    #[test]
+    fn every_method_has_an_input_descriptor() {
+        for m in METHODS {
+            assert!(
+                crate::app::text::check(m.path, &crate::proto::WhoAmIRequest {}).is_ok(),
+                "{}",
+                m.path
+            );
+        }
+        assert!(
+            crate::app::text::check("/cadrex.v1.Nope/Nope", &crate::proto::WhoAmIRequest {})
+                .is_err()
+        );
+    }
 }

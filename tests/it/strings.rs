@@ -3,7 +3,9 @@
 //! The fields come from the served descriptors: each RPC's input message is
 //! walked (nested and repeated messages, every `oneof` member), and each
 //! string field is set in turn to `a<char>b` on an otherwise empty request,
-//! sent by a system that `AllowedMethods` says may call the RPC. Which fields
+//! sent by a system that `AllowedMethods` says may call the RPC. A field
+//! inside a batch's item is refused as that item's error, the batch answering
+//! OK for the others. Which fields
 //! keep `\n` and `\t` is read from `cadrex::domain::LONG_TEXT_FIELDS`, the
 //! list the server uses.
 
@@ -103,12 +105,68 @@ async fn data_tables(url: &str) -> Vec<(String, Cells)> {
         .collect()
 }
 
+/// The field number of a batch method's items: a top-level repeated field of
+/// its input whose elements are the input of another method. A batch answers
+/// for each item (OK, with the item's refusal), so a refused field inside an
+/// item is that item's `ItemError`, not the call's.
+fn batch_item_number(set: &prost_types::FileDescriptorSet, method: &RpcMethod) -> Option<u32> {
+    let inputs: Vec<String> = cadrex_methods().into_iter().map(|m| m.input).collect();
+    message_type(set, &method.input)?
+        .field
+        .iter()
+        .find(|f| {
+            f.label() == Label::Repeated
+                && f.r#type() == Type::Message
+                && inputs.iter().any(|i| i == f.type_name())
+        })
+        .map(|f| f.number() as u32)
+}
+
+/// The field paths of every `cadrex.v1.ItemError` in an encoded answer.
+fn item_violations(output: &str, bytes: &[u8]) -> Vec<String> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
+    fn collect(m: &DynamicMessage, out: &mut Vec<String>) {
+        if m.descriptor().full_name() == "cadrex.v1.ItemError" {
+            if let Some(Value::List(vs)) = m.get_field_by_name("field_violations").as_deref() {
+                for v in vs {
+                    if let Some(Value::String(f)) = v
+                        .as_message()
+                        .and_then(|v| v.get_field_by_name("field"))
+                        .as_deref()
+                    {
+                        out.push(f.clone());
+                    }
+                }
+            }
+            return;
+        }
+        for (_, v) in m.fields() {
+            match v {
+                Value::Message(inner) => collect(inner, out),
+                Value::List(vs) => vs
+                    .iter()
+                    .filter_map(Value::as_message)
+                    .for_each(|inner| collect(inner, out)),
+                _ => {}
+            }
+        }
+    }
+    let pool = DescriptorPool::decode(cadrex::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let desc = pool
+        .get_message_by_name(output.trim_start_matches('.'))
+        .unwrap();
+    let mut out = Vec::new();
+    collect(&DynamicMessage::decode(desc, bytes).unwrap(), &mut out);
+    out
+}
+
 /// What was wrong with the answers to one field, one line per character.
 async fn probe_field(
     channel: Channel,
     method: RpcMethod,
     field: StringField,
     long: bool,
+    item: bool,
 ) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let mut calls = 0;
@@ -117,7 +175,23 @@ async fn probe_field(
         let body = set_path(&[], &field.numbers, value.as_bytes());
         calls += 1;
         let what = format!("{} {} U+{:04X}", method.short, field.path, c as u32);
-        match raw_call(channel.clone(), &method, body, &[]).await {
+        let answer = raw_call(channel.clone(), &method, body, &[]).await;
+        if item {
+            // Named as the item's own violations are: from the item, or
+            // with the item's place in the batch.
+            let within = field.path.split_once('.').map_or("", |(_, rest)| rest);
+            match answer {
+                Ok(bytes) => {
+                    let fields = item_violations(&method.output, &bytes);
+                    if fields != [within] && fields != [field.path.as_str()] {
+                        failures.push(format!("{what}: item violations {fields:?}"));
+                    }
+                }
+                Err(s) => failures.push(format!("{what}: the batch was refused: {s:?}")),
+            }
+            continue;
+        }
+        match answer {
             Err(s) if s.code() == Code::InvalidArgument => {
                 use tonic_types::StatusExt;
                 let fields: Vec<String> = s
@@ -190,13 +264,19 @@ async fn control_and_bidi_characters_are_refused_in_every_string_field(backend: 
             failures.push(format!("{}: no agency may call it", method.short));
             continue;
         };
+        let items = batch_item_number(&set, &method);
         for field in fields {
             let long = cadrex::domain::LONG_TEXT_FIELDS.contains(&field.full_name.as_str());
-            work.push((channel.clone(), method.clone(), field, long));
+            let item = items.is_some() && items == field.numbers.first().copied();
+            work.push((channel.clone(), method.clone(), field, long, item));
         }
     }
     let fields = work.len();
     assert!(fields > 100, "only {fields} string fields found");
+    assert!(
+        work.iter().filter(|w| w.4).count() > 20,
+        "the batches' item fields are probed as items"
+    );
     for name in cadrex::domain::LONG_TEXT_FIELDS {
         assert!(
             work.iter().any(|w| w.2.full_name == *name),
@@ -212,10 +292,10 @@ async fn control_and_bidi_characters_are_refused_in_every_string_field(backend: 
             let mut calls = 0;
             let mut failures = Vec::new();
             loop {
-                let Some((channel, method, field, long)) = queue.lock().unwrap().pop() else {
+                let Some((channel, method, field, long, item)) = queue.lock().unwrap().pop() else {
                     return (calls, failures);
                 };
-                let (n, f) = probe_field(channel, method, field, long).await;
+                let (n, f) = probe_field(channel, method, field, long, item).await;
                 calls += n;
                 failures.extend(f);
             }

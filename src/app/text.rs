@@ -39,6 +39,32 @@ static INPUTS: LazyLock<HashMap<String, MessageDescriptor>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The item field of every batch method, by its path: a top-level repeated
+/// field of the input whose elements are themselves the input of another
+/// method (`BatchSubmitRecordsRequest.requests`, each a
+/// `SubmitRecordRequest`). A batch answers for each item on its own (one
+/// refused item does not refuse the others, nor the call), so its items are
+/// checked one by one by the use case, with [`check_item`].
+static ITEMS: LazyLock<HashMap<String, prost_reflect::FieldDescriptor>> = LazyLock::new(|| {
+    let inputs: Vec<&MessageDescriptor> = INPUTS.values().collect();
+    INPUTS
+        .iter()
+        .filter_map(|(path, desc)| {
+            desc.fields()
+                .find(|f| {
+                    f.is_list() && matches!(f.kind(), Kind::Message(m) if inputs.contains(&&m))
+                })
+                .map(|f| (path.clone(), f))
+        })
+        .collect()
+});
+
+/// The name of the item field of batch method `method` (see [`ITEMS`]), or
+/// `None` for a method that is not a batch.
+pub fn item_field(method: &str) -> Option<&'static str> {
+    ITEMS.get(method).map(|f| f.name())
+}
+
 /// Refuses `request` of `method` when any string field in it, at any depth
 /// (nested and repeated messages, `oneof` members), holds a character
 /// [`text_fault`] refuses for its kind: INVALID_ARGUMENT with one `BadRequest`
@@ -55,9 +81,46 @@ pub fn check<T: Message>(method: &str, request: &T) -> Result<(), Error> {
     };
     // Walking the encoded bytes against the descriptor reads every string in
     // place; decoding into a `DynamicMessage` first cost ten times more.
-    let encoded = request.encode_to_vec();
+    // A batch's items are its use case's to check, item by item.
+    let skip = ITEMS.get(method).map(|f| f.number());
+    walk_message(method, desc, request, skip, "")
+}
+
+/// Refuses one item of batch method `method` as [`check`] refuses a whole
+/// request, as the item's own refusal (the use case answers it for that item
+/// alone), with paths within the item after `prefix` (the use case's own
+/// prefix for the item's violations: `requests[3]`, or none).
+pub fn check_item<T: Message>(method: &str, item: &T, prefix: &str) -> Result<(), Error> {
+    let Some(field) = ITEMS.get(method) else {
+        return Err(Error::internal(anyhow::anyhow!("{method} is not a batch")));
+    };
+    let Kind::Message(desc) = field.kind() else {
+        return Err(Error::internal(anyhow::anyhow!(
+            "{method} items are not messages"
+        )));
+    };
+    walk_message(method, &desc, item, None, prefix)
+}
+
+/// Walks `message` of type `desc`, leaving out top-level field `skip`, its
+/// paths after `prefix`.
+fn walk_message<T: Message>(
+    method: &str,
+    desc: &MessageDescriptor,
+    message: &T,
+    skip: Option<u32>,
+    prefix: &str,
+) -> Result<(), Error> {
+    let encoded = message.encode_to_vec();
     let mut violations = Vec::new();
-    walk(desc, &encoded, &mut String::new(), &mut violations).map_err(|why| {
+    walk(
+        desc,
+        &encoded,
+        skip,
+        &mut prefix.to_string(),
+        &mut violations,
+    )
+    .map_err(|why| {
         Error::internal(anyhow::anyhow!(
             "a decoded {method} request does not walk: {why}"
         ))
@@ -87,6 +150,7 @@ fn may_fail(bytes: &[u8]) -> bool {
 fn walk(
     desc: &MessageDescriptor,
     mut buf: &[u8],
+    skip: Option<u32>,
     path: &mut String,
     out: &mut Vec<FieldViolation>,
 ) -> Result<(), &'static str> {
@@ -115,7 +179,7 @@ fn walk(
                 value
             }
         };
-        let Some(field) = desc.get_field(number) else {
+        let Some(field) = desc.get_field(number).filter(|_| skip != Some(number)) else {
             continue;
         };
         let kind = field.kind();
@@ -147,7 +211,7 @@ fn walk(
                     out.push(FieldViolation::new(path.as_str(), why));
                 }
             }
-            Kind::Message(inner) => walk(&inner, value, path, out)?,
+            Kind::Message(inner) => walk(&inner, value, None, path, out)?,
             _ => {}
         }
         path.truncate(at);
@@ -158,7 +222,10 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpc::{M_CREATE_CADRE, M_SUBMIT_RECORD, METHODS};
+    const M_CREATE_CADRE: &str = "/cadrex.v1.CadreService/CreateCadre";
+    const M_SUBMIT_RECORD: &str = "/cadrex.v1.RecordService/SubmitRecord";
+    const M_BATCH_SUBMIT_RECORDS: &str = "/cadrex.v1.RecordService/BatchSubmitRecords";
+    const M_GET_CADRE_DOSSIER: &str = "/cadrex.v1.DossierService/GetCadreDossier";
     use crate::proto;
 
     fn fields(e: Error) -> Vec<String> {
@@ -171,10 +238,42 @@ mod tests {
     }
 
     #[test]
-    fn every_method_has_an_input_descriptor() {
-        for m in METHODS {
-            assert!(INPUTS.contains_key(m.path), "{}", m.path);
-        }
+    fn batch_items_are_found_from_the_descriptors() {
+        assert_eq!(item_field(M_BATCH_SUBMIT_RECORDS), Some("requests"));
+        assert_eq!(
+            item_field("/cadrex.v1.CadreService/BatchCreateCadres"),
+            Some("requests")
+        );
+        assert_eq!(item_field(M_SUBMIT_RECORD), None);
+        let item = |sid: &str| proto::SubmitRecordRequest {
+            record: Some(proto::Record {
+                source_record_id: sid.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let batch = proto::BatchSubmitRecordsRequest {
+            requests: vec![item("ok"), item("X\u{202E}1")],
+            request_id: "b\u{1}".into(),
+            validate_only: false,
+        };
+        assert_eq!(
+            fields(check(M_BATCH_SUBMIT_RECORDS, &batch).unwrap_err()),
+            ["request_id"],
+            "items are left to the use case"
+        );
+        assert!(check_item(M_BATCH_SUBMIT_RECORDS, &batch.requests[0], "").is_ok());
+        assert_eq!(
+            fields(check_item(M_BATCH_SUBMIT_RECORDS, &batch.requests[1], "").unwrap_err()),
+            ["record.source_record_id"]
+        );
+        assert_eq!(
+            fields(
+                check_item(M_BATCH_SUBMIT_RECORDS, &batch.requests[1], "requests[1]").unwrap_err()
+            ),
+            ["requests[1].record.source_record_id"]
+        );
+        assert!(check_item(M_SUBMIT_RECORD, &batch.requests[0], "").is_err());
     }
 
     #[test]
@@ -234,7 +333,6 @@ mod tests {
     #[test]
     #[ignore = "a measurement, not a check"]
     fn text_check_cost() {
-        use crate::grpc::{M_BATCH_SUBMIT_RECORDS, M_GET_CADRE_DOSSIER};
         use std::time::Instant;
         fn time<T: Message + Default>(label: &str, method: &str, request: &T, rounds: u32) {
             let encoded = request.encode_to_vec();
