@@ -9,11 +9,11 @@ use super::{AppState, Call};
 use crate::authz::Action;
 use crate::domain::agency::Agency;
 use crate::domain::clock::{now_us, timestamp, today};
+use crate::domain::division;
 use crate::domain::records::{self, Kind};
 use crate::domain::rules;
-use crate::domain::{division, parse_date};
 use crate::error::{Error, Reason, Result};
-use crate::proto::{self, record::Payload};
+use crate::proto;
 
 pub struct DossierApi {
     pub(crate) state: Arc<AppState>,
@@ -235,7 +235,7 @@ impl DossierApi {
         Ok(proto::CadreDossier {
             cadre: Some(cadres::to_proto(&cadre, view)),
             sections,
-            flags: Some(flags(&visible, &draft)),
+            flags: Some(flags(&draft)),
             as_of_time: Some(timestamp(now_us())),
             purpose: req.purpose,
             vetting,
@@ -258,11 +258,21 @@ pub async fn assemble(
     api.dossier(&mut call, req).await
 }
 
-/// The computed flags, from the records as the caller sees them.
-fn flags(visible: &[proto::Record], draft: &rules::Draft) -> proto::DossierFlags {
+/// The computed flags: the rule engine's reasons over the records as the
+/// caller sees them, computed once for the draft, each flag the records of
+/// one rule (a condition the rules compute is never computed again here).
+fn flags(draft: &rules::Draft) -> proto::DossierFlags {
+    use rules::rule_id;
     let (promotion_barred_until, promotion_barred_permanently) = barred(draft.barred_until);
-    let today = today();
-    let mut f = proto::DossierFlags {
+    let records_of = |rule: &str| -> Vec<String> {
+        draft
+            .reasons
+            .iter()
+            .filter(|r| r.rule == rule)
+            .flat_map(|r| r.records.iter().cloned())
+            .collect()
+    };
+    proto::DossierFlags {
         promotion_barred_until,
         promotion_barred_permanently,
         bar_reasons: draft
@@ -271,62 +281,14 @@ fn flags(visible: &[proto::Record], draft: &rules::Draft) -> proto::DossierFlags
             .filter(|r| r.verdict == rules::Verdict::NotAgree)
             .map(|r| r.description.clone())
             .collect(),
+        open_clues: records_of(rule_id::OPEN_CLUE),
+        unclosed_specific_petitions: records_of(rule_id::UNCLOSED_SPECIFIC_PETITION),
+        findings_transferred_to_discipline: records_of(rule_id::FINDING_TRANSFERRED_TO_DISCIPLINE),
+        unrectified_findings_past_deadline: records_of(
+            rule_id::FINDING_PAST_RECTIFICATION_DEADLINE,
+        ),
+        concealed_personal_matters: records_of(rule_id::CONCEALED_PERSONAL_MATTERS_PERIOD),
         verdict: verdict_proto(draft.verdict) as i32,
         reasons: reasons_proto(&draft.reasons),
-        ..Default::default()
-    };
-    for r in visible {
-        let name = r.name.clone();
-        match &r.payload {
-            Some(
-                Payload::Clue(proto::Clue {
-                    disposal, status, ..
-                })
-                | Payload::ClueSummary(proto::ClueSummary { disposal, status }),
-            ) => {
-                let deferring = [
-                    proto::ClueDisposal::Registered,
-                    proto::ClueDisposal::TalkOrInquiry,
-                    proto::ClueDisposal::PreliminaryCheck,
-                    proto::ClueDisposal::CaseOpened,
-                ]
-                .iter()
-                .any(|d| *d as i32 == *disposal);
-                if deferring && *status == proto::ClueStatus::Open as i32 {
-                    f.open_clues.push(name);
-                }
-            }
-            Some(
-                Payload::Petition(proto::Petition {
-                    specific, status, ..
-                })
-                | Payload::PetitionSummary(proto::PetitionSummary {
-                    specific, status, ..
-                }),
-            ) => {
-                let done = *status == proto::PetitionStatus::Closed as i32
-                    || *status == proto::PetitionStatus::Rejected as i32;
-                if *specific && !done {
-                    f.unclosed_specific_petitions.push(name);
-                }
-            }
-            Some(Payload::AuditFinding(a)) => {
-                let r = a.rectification.clone().unwrap_or_default();
-                let done = r.status == proto::RectificationStatus::Done as i32;
-                if a.transfer == proto::Transfer::Discipline as i32 && !done {
-                    f.findings_transferred_to_discipline.push(name.clone());
-                }
-                if !done && parse_date(&r.deadline).is_some_and(|d| d < today) {
-                    f.unrectified_findings_past_deadline.push(name);
-                }
-            }
-            Some(Payload::PersonalMattersCheck(p))
-                if p.result == proto::PersonalMattersResult::Concealed as i32 =>
-            {
-                f.concealed_personal_matters.push(name);
-            }
-            _ => {}
-        }
     }
-    f
 }

@@ -16,6 +16,7 @@ both_backends!(
     a_partial_view_has_its_own_state_overdue_note_and_events,
     vetting_dossier_shows_the_request_and_this_cadres_replies,
     another_countys_reply_never_shapes_a_list_page,
+    dossier_flags_are_the_rules_reasons,
 );
 
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -1107,4 +1108,164 @@ async fn another_countys_reply_never_shapes_a_list_page(backend: Backend) {
         before,
         "360802's reply changed 360821's pages"
     );
+}
+
+/// The dossier's flags are the rule engine's reasons, one flag per rule id:
+/// each lists exactly the records its rule cites, for discipline (full
+/// views) and organization (summaries) alike, and a retracted record, which
+/// the rules count for nothing, flags nothing even for its owner.
+async fn dossier_flags_are_the_rules_reasons(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let a = cadre(&server, 77).await;
+    let submit_as = |agency: &'static str, r: proto::Record| {
+        let server = &server;
+        async move {
+            records_client(server.channel(agency, "360821").await)
+                .submit_record(submit(r))
+                .await
+                .unwrap()
+                .into_inner()
+                .record
+                .unwrap()
+                .name
+        }
+    };
+    let clue = |disposal: proto::ClueDisposal| {
+        Payload::Clue(proto::Clue {
+            source: proto::ClueSource::Other as i32,
+            source_record: String::new(),
+            disposal: disposal as i32,
+            status: proto::ClueStatus::Open as i32,
+            conclusion: String::new(),
+            received_date: "2025-03-05".into(),
+            reply_due_date: "2025-04-05".into(),
+        })
+    };
+    let open_clue = submit_as(
+        "discipline",
+        record(&a, "XS-1", 1, clue(proto::ClueDisposal::TalkOrInquiry)),
+    )
+    .await;
+    let retracted = submit_as(
+        "discipline",
+        record(&a, "XS-2", 1, clue(proto::ClueDisposal::CaseOpened)),
+    )
+    .await;
+    records_client(server.channel("discipline", "360821").await)
+        .retract_record(proto::RetractRecordRequest {
+            name: retracted.clone(),
+            reason: "误录".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    submit_as(
+        "discipline",
+        record(&a, "XS-3", 1, clue(proto::ClueDisposal::Shelved)),
+    )
+    .await;
+    let petition = submit_as(
+        "petition",
+        record(
+            &a,
+            "XF-1",
+            1,
+            Payload::Petition(proto::Petition {
+                received_date: "2025-03-01".into(),
+                channel: proto::PetitionChannel::Letter as i32,
+                anonymous: true,
+                category: proto::PetitionCategory::AccusationDiscipline as i32,
+                specific: true,
+                status: proto::PetitionStatus::Accepted as i32,
+                forwarded_to: String::new(),
+                summary: "反映违规问题".into(),
+                informant: None,
+            }),
+        ),
+    )
+    .await;
+    let concealed = submit_as(
+        "organization",
+        record(
+            &a,
+            "GR-1",
+            1,
+            Payload::PersonalMattersCheck(proto::PersonalMattersCheck {
+                report_year: 2024,
+                result: proto::PersonalMattersResult::Concealed as i32,
+                check_date: "2025-01-10".into(),
+                handling: "诫勉".into(),
+            }),
+        ),
+    )
+    .await;
+    submit_as("audit", record(&a, "AE-1", 1, engagement())).await;
+    let finding = submit_as("audit", record(&a, "AF-1", 1, finding("AE-1", 10_000))).await;
+
+    for (agency, purpose) in [
+        ("discipline", proto::Purpose::CaseHandling),
+        ("organization", proto::Purpose::RoutineSupervision),
+    ] {
+        let d = dossiers(&server, agency)
+            .await
+            .get_cadre_dossier(proto::GetCadreDossierRequest {
+                cadre: a.name.clone(),
+                purpose: purpose as i32,
+                opinion_request: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let f = d.flags.unwrap();
+        assert_eq!(f.open_clues, [open_clue.clone()], "{agency}");
+        assert_eq!(
+            f.unclosed_specific_petitions,
+            [petition.clone()],
+            "{agency}"
+        );
+        assert_eq!(
+            f.concealed_personal_matters,
+            [concealed.clone()],
+            "{agency}"
+        );
+        assert_eq!(
+            f.findings_transferred_to_discipline,
+            [finding.clone()],
+            "{agency}"
+        );
+        // The finding's deadline (2025-12-31) has passed.
+        assert_eq!(
+            f.unrectified_findings_past_deadline,
+            [finding.clone()],
+            "{agency}"
+        );
+        for (flag, rule) in [
+            (&f.open_clues, "open_clue"),
+            (&f.unclosed_specific_petitions, "unclosed_specific_petition"),
+            (
+                &f.concealed_personal_matters,
+                "concealed_personal_matters_period",
+            ),
+            (
+                &f.findings_transferred_to_discipline,
+                "finding_transferred_to_discipline",
+            ),
+            (
+                &f.unrectified_findings_past_deadline,
+                "finding_past_rectification_deadline",
+            ),
+        ] {
+            let cited: Vec<&String> = f
+                .reasons
+                .iter()
+                .filter(|r| r.rule == rule)
+                .flat_map(|r| &r.records)
+                .collect();
+            assert_eq!(flag.iter().collect::<Vec<_>>(), cited, "{agency} {rule}");
+        }
+        assert!(
+            f.reasons.iter().all(|r| !r.records.contains(&retracted)),
+            "{agency}: a retracted record counts for nothing"
+        );
+    }
 }
