@@ -1217,26 +1217,26 @@ async fn dossier_flags_are_the_rules_reasons(backend: Backend) {
             .unwrap()
             .into_inner();
         let f = d.flags.unwrap();
-        assert_eq!(f.open_clues, [open_clue.clone()], "{agency}");
+        assert_eq!(f.open_clues, std::slice::from_ref(&open_clue), "{agency}");
         assert_eq!(
             f.unclosed_specific_petitions,
-            [petition.clone()],
+            std::slice::from_ref(&petition),
             "{agency}"
         );
         assert_eq!(
             f.concealed_personal_matters,
-            [concealed.clone()],
+            std::slice::from_ref(&concealed),
             "{agency}"
         );
         assert_eq!(
             f.findings_transferred_to_discipline,
-            [finding.clone()],
+            std::slice::from_ref(&finding),
             "{agency}"
         );
         // The finding's deadline (2025-12-31) has passed.
         assert_eq!(
             f.unrectified_findings_past_deadline,
-            [finding.clone()],
+            std::slice::from_ref(&finding),
             "{agency}"
         );
         for (flag, rule) in [
