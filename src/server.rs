@@ -13,12 +13,11 @@ use crate::admin::pki;
 use crate::app::access_log::AccessLogApi;
 use crate::app::cadres::CadreApi;
 use crate::app::dossier::DossierApi;
-use crate::app::feed::ChangeApi;
+use crate::app::feed::ChangeFeedApi;
 use crate::app::opinions::OpinionApi;
 use crate::app::records::RecordApi;
+use crate::app::system::SystemApi;
 use crate::config::Config;
-use crate::grpc::changes::ChangeFeed;
-use crate::grpc::system::SystemApi;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
 use crate::proto::change_feed_service_server::ChangeFeedServiceServer;
@@ -140,7 +139,7 @@ pub async fn run(
         .await;
     health.set_serving::<RecordServiceServer<RecordApi>>().await;
     health
-        .set_serving::<ChangeFeedServiceServer<ChangeFeed>>()
+        .set_serving::<ChangeFeedServiceServer<ChangeFeedApi>>()
         .await;
     health
         .set_serving::<OpinionServiceServer<OpinionApi>>()
@@ -170,7 +169,7 @@ pub async fn run(
     let cadres = CadreServiceServer::new(CadreApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let feed = ChangeFeedServiceServer::new(ChangeFeed(Arc::new(ChangeApi::new(state.clone()))))
+    let feed = ChangeFeedServiceServer::new(ChangeFeedApi::new(state.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let opinions = OpinionServiceServer::new(OpinionApi::new(state.clone()))

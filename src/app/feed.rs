@@ -20,13 +20,14 @@ use crate::store::ChangeRow;
 /// The most change rows one ListChanges page scans.
 const SCAN_MAX: i64 = 5000;
 
-pub struct ChangeApi {
+#[derive(Clone)]
+pub struct ChangeFeedApi {
     pub(crate) state: Arc<AppState>,
     records: RecordApi,
     opinions: super::opinions::OpinionApi,
 }
 
-impl ChangeApi {
+impl ChangeFeedApi {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
             records: RecordApi::new(state.clone()),
@@ -79,7 +80,7 @@ struct Scan {
     scanned: i64,
 }
 
-impl ChangeApi {
+impl ChangeFeedApi {
     /// The seq to read after: the cursor's, or the oldest retained for an empty
     /// cursor. Cursors of another epoch or below the retention floor are expired.
     async fn start_after(&self, text: &str) -> Result<i64> {
@@ -494,7 +495,7 @@ pub struct Batch {
     pub full: bool,
 }
 
-impl ChangeApi {
+impl ChangeFeedApi {
     /// Reading the feed, listed or watched, is one permission of the caller's
     /// system, asked before anything is read.
     fn require_reader(&self, call: &mut Call) -> Result<()> {
@@ -582,6 +583,94 @@ impl ChangeApi {
     /// The cursor that resumes the watcher where it is.
     pub fn bookmark(&self, watch: &Watch) -> String {
         cursor::encode(&self.state.epoch, watch.after)
+    }
+}
+
+/// Why a watch ended, other than by the watcher going away.
+#[derive(Debug)]
+pub enum WatchEnd {
+    /// The caller's certificate was revoked while it watched.
+    Revoked,
+    /// The server is shutting down; the watcher resumes from its cursor.
+    Stopping,
+    /// Reading the feed failed.
+    Failed(Error),
+}
+
+/// Follows the feed for one watcher, sending its frames to `tx`, until it
+/// goes away, its certificate is revoked, the server stops, or the store
+/// fails (the last three end the stream with the matching `E`). The policy
+/// lives here: revocation checked before every step; a step at once while
+/// the watcher is behind; otherwise wait for a commit, the poll interval (a
+/// safety net for lost notifications) or a bookmark, which moves the cursor
+/// when nothing the caller may see changed. The wire only pumps.
+pub async fn follow<E: From<WatchEnd>>(
+    api: ChangeFeedApi,
+    mut call: Call,
+    mut watch: Watch,
+    tx: tokio::sync::mpsc::Sender<std::result::Result<proto::WatchChangesResponse, E>>,
+) {
+    use proto::watch_changes_response::Frame;
+    let state = api.state.clone();
+    let mut stopping = state.stopping.clone();
+    if *stopping.borrow() {
+        return;
+    }
+    let mut changed = state.store.subscribe();
+    let poll = state.config.feed_poll_interval;
+    let bookmark_every = state.config.watch_bookmark_interval;
+    let mut last_frame = tokio::time::Instant::now();
+    let lag = crate::metrics::LagGauge::new(&call.principal.uri);
+    let frame = |f: Frame| Ok(proto::WatchChangesResponse { frame: Some(f) });
+    let end = |e: WatchEnd| Err(E::from(e));
+    loop {
+        if state.tls.is_revoked(&call.principal.serial) {
+            tracing::warn!(principal = %call.principal.uri, "ending the watch stream of a revoked certificate");
+            let _ = tx.send(end(WatchEnd::Revoked)).await;
+            return;
+        }
+        // Mark what we have seen before reading, so a commit during the read wakes us again.
+        changed.borrow_and_update();
+        let batch = match api.next_batch(&mut call, &mut watch).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(end(WatchEnd::Failed(e))).await;
+                return;
+            }
+        };
+        if !batch.events.is_empty() {
+            for event in batch.events {
+                if tx.send(frame(Frame::Event(event))).await.is_err() {
+                    return;
+                }
+            }
+            last_frame = tokio::time::Instant::now();
+        }
+        if batch.full {
+            // Behind: one head read per full step tells how far.
+            lag.set(api.behind(&watch).await);
+            continue;
+        }
+        lag.set(0);
+        let bookmark_at = last_frame + bookmark_every;
+        tokio::select! {
+            _ = changed.changed() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep_until(bookmark_at) => {
+                let bookmark = proto::Bookmark { cursor: api.bookmark(&watch) };
+                if tx.send(frame(Frame::Bookmark(bookmark))).await.is_err() {
+                    return;
+                }
+                last_frame = tokio::time::Instant::now();
+            }
+            _ = tx.closed() => return,
+            _ = stopping.changed() => {
+                // Ending the stream lets graceful shutdown finish; the watcher
+                // reconnects (to this or another instance) from its cursor.
+                let _ = tx.send(end(WatchEnd::Stopping)).await;
+                return;
+            }
+        }
     }
 }
 

@@ -18,10 +18,12 @@ pub mod access_log;
 pub mod cadres;
 pub mod dossier;
 pub mod feed;
+pub mod methods;
 pub mod opinions;
 mod paging;
 pub mod records;
 mod replay;
+pub mod system;
 pub mod text;
 
 pub use paging::{cursor, item_error, page_size, page_token};

@@ -18,6 +18,7 @@ use crate::store::{
     CadreMove, Change, OpinionQuery, OpinionRequestRow, RecordQuery, ReplyRow, WriteMeta,
 };
 
+#[derive(Clone)]
 pub struct OpinionApi {
     pub(crate) state: Arc<AppState>,
     records: RecordApi,

@@ -21,6 +21,7 @@ use crate::store::{CadreRow, RecordQuery, RecordRow, SubmitOutcome};
 /// Most items in one batch call.
 pub const BATCH_MAX: usize = 1000;
 
+#[derive(Clone)]
 pub struct RecordApi {
     pub(crate) state: Arc<AppState>,
 }
