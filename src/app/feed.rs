@@ -447,7 +447,7 @@ impl ChangeFeedApi {
         let replies = self.state.store.opinion_replies(id).await?;
         let Some(reply) = replies
             .iter()
-            .find(|r| r.id == reply_id && view.sees(&r.cadre_id))
+            .find(|r| r.id == reply_id && view.shows_reply(&r.id))
         else {
             return Ok(None);
         };

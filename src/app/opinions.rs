@@ -158,12 +158,21 @@ pub(crate) struct RequestView {
     /// feed event of an older revision is superseded, one of a newer revision
     /// told this caller nothing.
     pub revision: i64,
+    /// Ids of the replies this view shows (a piece kept outside the caller's
+    /// jurisdiction shows those up to the move only).
+    pub replies: Vec<String>,
 }
 
 impl RequestView {
     /// Whether the caller sees the piece about this cadre.
     pub fn sees(&self, cadre_id: &str) -> bool {
         self.cadres.iter().any(|c| c == cadre_id)
+    }
+
+    /// Whether the view shows this reply: the one test the feed and every
+    /// other path put a reply to, so none shows what the view leaves out.
+    pub fn shows_reply(&self, reply_id: &str) -> bool {
+        self.replies.iter().any(|r| r == reply_id)
     }
 }
 
@@ -275,6 +284,7 @@ impl OpinionApi {
         let whole = cadres.len() == req.cadres.len();
         let cutoffs = self.kept_cutoffs(call, req, &cadres).await?;
         let mut cadre_opinions = Vec::with_capacity(cadres.len());
+        let mut shown = Vec::new();
         let mut answered = 0;
         let mut update_time_us = req.create_time_us;
         for id in &cadres {
@@ -287,6 +297,7 @@ impl OpinionApi {
                 .iter()
                 .filter(|r| &r.cadre_id == id && r.create_time_us <= cutoff)
             {
+                shown.push(r.id.clone());
                 update_time_us = update_time_us.max(r.create_time_us);
                 history.push(self.reply_proto(call, r).await?);
             }
@@ -348,6 +359,7 @@ impl OpinionApi {
             },
             cadres,
             revision,
+            replies: shown,
         }))
     }
 

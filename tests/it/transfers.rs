@@ -13,7 +13,10 @@ use crate::common::{Backend, TestServer, server_url};
 use crate::opinions::warning;
 use crate::records::{one_of_each_kind, record, records_client, submit};
 
-both_backends!(a_moved_cadre_takes_its_data_along);
+both_backends!(
+    a_moved_cadre_takes_its_data_along,
+    a_kept_piece_in_the_feed_ends_at_the_move
+);
 
 const A: &str = "360821";
 const B: &str = "360802";
@@ -509,4 +512,104 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     );
     let err = get(&server, "discipline", B, &pending).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+/// A discipline body keeps the piece it replied to after the cadre moved
+/// away, as it was at the move, on every path: its feed is not handed the new
+/// county's later correction (its verdict, text, or the records written in
+/// the new county that it cites) either (found by a red-team pass).
+async fn a_kept_piece_in_the_feed_ends_at_the_move(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let moved = server.register(A, "调出对象", 81).await;
+    let request = opinions(&server, "organization", A)
+        .await
+        .create_opinion_request(proto::CreateOpinionRequestRequest {
+            cadres: vec![moved.name.clone()],
+            purpose: proto::OpinionPurpose::Promotion as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .name;
+    let reply =
+        |division: &'static str, verdict: proto::Verdict, text: &str, cited: Vec<String>| {
+            let (server, request, cadre, text) = (
+                &server,
+                request.clone(),
+                moved.name.clone(),
+                text.to_string(),
+            );
+            async move {
+                opinions(server, "discipline", division)
+                    .await
+                    .reply_opinion(proto::ReplyOpinionRequest {
+                        name: request,
+                        cadre,
+                        verdict: verdict as i32,
+                        text,
+                        signer: "县纪委 张某".into(),
+                        cited_records: cited,
+                        correction_reason: if division == B {
+                            "调入后发现新情况".into()
+                        } else {
+                            String::new()
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+            }
+        };
+    let original = reply(A, proto::Verdict::NotAgree, "经查", Vec::new()).await;
+    move_to(&server, &moved, B).await;
+    let (_, cursor) = changes_since(&server, "discipline", A, "").await;
+
+    let sanction = records_client(server.channel("discipline", B).await)
+        .submit_record(submit(record(
+            &moved,
+            "SC-B-LATER",
+            1,
+            warning("2026-01-05"),
+        )))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap()
+        .name;
+    let correction = reply(
+        B,
+        proto::Verdict::Defer,
+        "调入后新发现 B-CANARY",
+        vec![sanction.clone()],
+    )
+    .await;
+
+    let got = opinions(&server, "discipline", A)
+        .await
+        .get_opinion_request(proto::GetOpinionRequestRequest {
+            name: request.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        got.cadre_opinions[0].reply.as_ref().unwrap().name,
+        original.name
+    );
+    let (events, _) = changes_since(&server, "discipline", A, &cursor).await;
+    for e in &events {
+        let text = format!("{e:?}");
+        assert!(
+            e.resource != correction.name
+                && !text.contains("B-CANARY")
+                && !text.contains(&sanction),
+            "A's discipline learns from its feed what was written in B after the move: {e:?}"
+        );
+    }
+    // The requester does read the correction, in its feed too.
+    let (events, _) = changes_since(&server, "organization", A, "").await;
+    assert!(events.iter().any(|e| e.resource == correction.name));
 }
