@@ -258,6 +258,17 @@ fn answer(
 /// characters; anything longer is not a value a well-formed call produces.
 pub const MAX_FIELD_BYTES: usize = 512;
 
+/// Prefixes the log writes itself, in place of values it will not store
+/// ([`sanitized_value`], a refused officer, an undecodable body's length):
+/// a caller's own request id or officer may not begin with one, or an
+/// ordinary call's row could be made to read like a refused one.
+pub const RESERVED_PREFIXES: [&str; 3] = ["sanitized:", "refused:", "undecodable:"];
+
+/// True when `value` begins with one of [`RESERVED_PREFIXES`].
+pub fn reserved(value: &str) -> bool {
+    RESERVED_PREFIXES.iter().any(|p| value.starts_with(p))
+}
+
 /// True when a store could refuse `value` (PostgreSQL refuses NUL in text) or
 /// it is longer than any well-formed call produces.
 pub fn refused_value(value: &str) -> bool {

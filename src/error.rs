@@ -52,6 +52,14 @@ pub enum Error {
     /// decoder's, about the caller's own bytes.
     #[error("malformed request: {0}")]
     MalformedRequest(String),
+    /// The request is compressed with an encoding the server does not accept
+    /// (tonic's own UNIMPLEMENTED, before any handler).
+    #[error("unsupported encoding: {0}")]
+    UnsupportedEncoding(String),
+    /// The request message is over the size limit (tonic's own OUT_OF_RANGE,
+    /// before any handler; RESOURCE_EXHAUSTED on the wire).
+    #[error("message too large: {0}")]
+    MessageTooLarge(String),
     #[error("failed precondition: {message}")]
     FailedPrecondition { reason: Reason, message: String },
     #[error("aborted: {message}")]
@@ -111,6 +119,8 @@ impl Error {
             Error::CadreNotAccessible | Error::PermissionDenied { .. } => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::InvalidArgument { .. } | Error::MalformedRequest(_) => Code::InvalidArgument,
+            Error::UnsupportedEncoding(_) => Code::Unimplemented,
+            Error::MessageTooLarge(_) => Code::ResourceExhausted,
             Error::FailedPrecondition { .. } | Error::CursorExpired { .. } => {
                 Code::FailedPrecondition
             }
@@ -189,6 +199,10 @@ pub enum Reason {
     InvalidArgument,
     /// The body does not decode as the method's request message.
     MalformedRequest,
+    /// The body is compressed with an encoding the server does not accept.
+    UnsupportedEncoding,
+    /// The request message is over the size limit.
+    MessageTooLarge,
     /// The caller's etag no longer matches the stored revision.
     EtagMismatch,
     /// The policy does not let this system perform the action.
@@ -237,6 +251,8 @@ impl Reason {
             Reason::Unauthenticated => "UNAUTHENTICATED",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
             Reason::MalformedRequest => "MALFORMED_REQUEST",
+            Reason::UnsupportedEncoding => "UNSUPPORTED_ENCODING",
+            Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Reason::EtagMismatch => "ETAG_MISMATCH",
             Reason::ActionNotPermitted => "ACTION_NOT_PERMITTED",
             Reason::Jurisdiction => "JURISDICTION",
@@ -271,6 +287,8 @@ impl Reason {
             Reason::MalformedRequest => {
                 "请求报文无法按接口定义解析，请检查客户端使用的接口定义版本"
             }
+            Reason::UnsupportedEncoding => "请求报文的压缩方式不受支持，请以不压缩的方式发送",
+            Reason::MessageTooLarge => "请求报文超过大小上限，请分批发送",
             Reason::EtagMismatch => "数据已被他人修改，请重新读取后再提交",
             Reason::ActionNotPermitted => "本系统无权执行该操作",
             Reason::Jurisdiction => "超出本机关的干部管理权限",
@@ -319,6 +337,8 @@ impl Error {
             Error::Unauthenticated(_) => Reason::Unauthenticated,
             Error::InvalidArgument { .. } => Reason::InvalidArgument,
             Error::MalformedRequest(_) => Reason::MalformedRequest,
+            Error::UnsupportedEncoding(_) => Reason::UnsupportedEncoding,
+            Error::MessageTooLarge(_) => Reason::MessageTooLarge,
             Error::CursorExpired { .. } => Reason::CursorExpired,
             Error::Unavailable(_) => Reason::StoreUnavailable,
             Error::Internal(_) => Reason::Internal,
@@ -348,6 +368,7 @@ impl Error {
             Error::MalformedRequest(detail) => {
                 format!("the request body does not decode as this method's request message: {detail}")
             }
+            Error::UnsupportedEncoding(detail) | Error::MessageTooLarge(detail) => detail.clone(),
             Error::CursorExpired { .. } => {
                 "the cursor is older than the retained changes or from another store epoch; re-snapshot with ListRecords".to_string()
             }
@@ -406,6 +427,8 @@ impl From<Error> for Status {
             | Error::FailedPrecondition { .. }
             | Error::Aborted { .. }
             | Error::MalformedRequest(_)
+            | Error::UnsupportedEncoding(_)
+            | Error::MessageTooLarge(_)
             | Error::Internal(_) => {}
         }
         let reason = e.reason();

@@ -172,6 +172,9 @@ pub fn decode_officer(raw: &[u8]) -> Result<String, Error> {
             violations: vec![fv],
         });
     }
+    if crate::access_log::reserved(name) {
+        return Err(bad("must not begin with a prefix the access log reserves"));
+    }
     Ok(name.to_string())
 }
 

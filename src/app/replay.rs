@@ -19,7 +19,8 @@ pub struct RequestKey {
 }
 
 impl RequestKey {
-    /// Checks `request_id` (at most 128 printable characters, may be empty)
+    /// Checks `request_id` (at most 128 printable characters, not beginning
+    /// with a prefix the log reserves, may be empty)
     /// and, when one is given, names the call by it in the access log.
     ///
     /// The request's digest, which tells a replay from a reused request id,
@@ -33,10 +34,11 @@ impl RequestKey {
     ) -> Result<Self> {
         if request_id.len() > 128
             || crate::domain::text_fault(request_id, crate::domain::Text::Line).is_some()
+            || crate::access_log::reserved(request_id)
         {
             return Err(Error::invalid(
                 "request_id",
-                "at most 128 printable characters",
+                "at most 128 printable characters, not beginning with sanitized:, refused: or undecodable:",
             ));
         }
         if !request_id.is_empty() {

@@ -33,12 +33,24 @@ pub async fn start<T: Message>(
     request: &Request<T>,
     method: &'static str,
 ) -> Result<Call, Status> {
+    // From here on the call's row is written by the handler, not by the
+    // layer that logs calls refused before one ran.
+    if let Some(started) = request.extensions().get::<refused::Started>() {
+        started.set();
+    }
     let principal = identity::principal(request)?;
     let request_id = request
         .metadata()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 128)
+        // Only a clean label names the call; anything else is ignored, as
+        // the header is advice, not part of the request.
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && crate::domain::text_fault(s, crate::domain::Text::Line).is_none()
+                && !crate::access_log::reserved(s)
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (officer, refusal) = officer_or_refusal(request.metadata(), &state.digest);

@@ -1,4 +1,4 @@
-//! Rows for calls whose body does not decode (DESIGN §3): tonic refuses them before any handler runs, so this layer writes their access-log row — principal, method, DENY, INVALID_ARGUMENT and the body's length, never its bytes.
+//! Rows for calls refused before their handler runs (DESIGN §3): a body that does not decode, is missing, cut short, wrongly framed or compressed as the server does not accept is answered by tonic without a handler, so this layer writes the call's access-log row — principal, method, DENY, the status and the body's length, never its bytes.
 //!
 //! It sits inside the limits layer, so calls refused for the per-system rate
 //! or concurrency limits never reach it and stay row-less (threat model row
@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -102,13 +103,49 @@ impl http_body::Body for Counted {
     }
 }
 
-/// The detail of tonic's refusal of a body that does not decode, when
-/// `headers` (of a trailers-only answer) carry one.
-fn decode_refusal(headers: &http::HeaderMap) -> Option<String> {
-    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(b"13") {
-        return None;
+/// Put into every watched request's extensions; `grpc::start` sets it when a
+/// handler takes the call (and from then on writes the call's row itself).
+/// An answer to a call whose handler never started came from tonic.
+#[derive(Clone, Default)]
+pub struct Started(Arc<AtomicBool>);
+
+impl Started {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
     }
-    crate::limits::decode_failure(headers.get("grpc-message")?.as_bytes())
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The refusal tonic answered a call with before any handler ran, from the
+/// headers of its trailers-only answer: `None` for an answer that is not a
+/// refusal. An unsupported `grpc-encoding` and the size limit keep their
+/// meaning; anything else tonic refuses before a handler (does not decode,
+/// no message, cut short, a bad compression flag) is the caller's malformed
+/// request, not a server fault.
+fn tonic_refusal(headers: &http::HeaderMap) -> Option<Error> {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|c| *c != 0)?;
+    let message = headers
+        .get("grpc-message")
+        .map(|m| {
+            percent_encoding::percent_decode(m.as_bytes())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    Some(match tonic::Code::from(code) {
+        tonic::Code::Unimplemented => Error::UnsupportedEncoding(message),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Error::MessageTooLarge(message),
+        _ => Error::MalformedRequest(
+            crate::limits::decode_failure(message.as_bytes()).unwrap_or(message),
+        ),
+    })
 }
 
 /// What the log's request-id column holds for a call whose body did not
@@ -152,26 +189,31 @@ where
         let state = self.state.clone();
         let metadata = tonic::metadata::MetadataMap::from_headers(req.headers().clone());
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let req = req.map(|body| {
+        let started = Started::default();
+        let mut req = req.map(|body| {
             Body::new(Counted {
                 inner: body,
                 seen: seen.clone(),
             })
         });
+        req.extensions_mut().insert(started.clone());
         Box::pin(async move {
             let resp = inner.call(req).await?;
-            let Some(detail) = decode_refusal(resp.headers()) else {
+            // A handler that started wrote (or writes) the row itself.
+            if started.get() {
+                return Ok(resp);
+            }
+            let Some(refusal) = tonic_refusal(resp.headers()) else {
                 return Ok(resp);
             };
             let len = seen.lock().map(|s| s.message_len()).unwrap_or(0);
             let (officer, _) = super::officer_or_refusal(&metadata, &state.digest);
             let call = Call::new(principal, officer, method, undecodable_request_id(len));
-            match call.refuse(&state, Error::MalformedRequest(detail)).await {
-                // The row is durable: tonic's answer goes out (the limits
-                // layer rewrites it to INVALID_ARGUMENT).
-                Error::MalformedRequest(_) => Ok(resp),
-                log_failure => Ok(tonic::Status::from(log_failure).into_http()),
-            }
+            // The row is durable before the answer goes out: the refusal as
+            // the one `From<Error> for Status` renders it (tonic's own INTERNAL
+            // texts become INVALID_ARGUMENT / MALFORMED_REQUEST), or the
+            // failure to log it.
+            Ok(tonic::Status::from(call.refuse(&state, refusal).await).into_http())
         })
     }
 }

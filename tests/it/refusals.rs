@@ -8,13 +8,18 @@
 use std::collections::BTreeMap;
 
 use cadrex::digest::{DigestKey, sha256_hex};
+use cadrex::proto;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, cadrex_methods, raw_call, text_rows, violated_fields};
 
-both_backends!(calls_refused_before_the_handler_leave_one_row_without_the_raw_input);
+both_backends!(
+    calls_refused_before_the_handler_leave_one_row_without_the_raw_input,
+    every_bad_body_has_its_row_and_is_not_a_server_fault,
+    a_request_id_header_that_is_not_a_clean_label_is_ignored
+);
 
 /// The columns of the access log a test reads, by name.
 const COLUMNS: [&str; 11] = [
@@ -209,4 +214,188 @@ async fn calls_refused_before_the_handler_leave_one_row_without_the_raw_input(ba
         failures.len(),
         failures.join("\n")
     );
+}
+
+async fn log_head(url: &str) -> i64 {
+    text_rows(
+        url,
+        "SELECT CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM access_log",
+    )
+    .await[0][0]
+        .parse()
+        .unwrap()
+}
+
+/// A hand-made HTTP/2 gRPC call over the caller's mTLS channel: the body
+/// bytes as given (not framed by tonic), extra headers; the grpc-status and
+/// grpc-message of the answer (from headers or trailers).
+async fn raw_http(
+    channel: tonic::transport::Channel,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&'static str, &str)],
+) -> (String, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(tonic::body::Body::new(
+            http_body_util::Full::new(bytes::Bytes::from(body))
+                .map_err(|e: std::convert::Infallible| match e {}),
+        ))
+        .unwrap();
+    let resp = channel.oneshot(req).await.expect("http call");
+    let (parts, body) = resp.into_parts();
+    let mut all = parts.headers.clone();
+    if let Ok(collected) = body.collect().await
+        && let Some(t) = collected.trailers()
+    {
+        all.extend(t.clone());
+    }
+    let get = |k: &str| {
+        all.get(k)
+            .map(|v| {
+                percent_encoding::percent_decode(v.as_bytes())
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"))
+}
+
+/// Every way tonic refuses a body before any handler runs — no message at
+/// all, a frame cut short, a compression flag without `grpc-encoding`, an
+/// invalid flag, an unsupported `grpc-encoding` — leaves exactly one row and
+/// is not answered as a server fault (found by a red-team pass: only the
+/// "does not decode" text was recognised).
+async fn every_bad_body_has_its_row_and_is_not_a_server_fault(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let channel = server.channel("organization", "360821").await;
+    let url = server.store_url.clone();
+    // A well-formed GetCadreRequest for a cadre name, framed by hand.
+    let msg = proto::GetCadreRequest {
+        name: "cadres/probe".into(),
+    };
+    let msg = prost::Message::encode_to_vec(&msg);
+    let frame = |flag: u8, declared: u32, bytes: &[u8]| {
+        let mut f = vec![flag];
+        f.extend_from_slice(&declared.to_be_bytes());
+        f.extend_from_slice(bytes);
+        f
+    };
+    type Probe = (&'static str, Vec<u8>, Vec<(&'static str, &'static str)>);
+    let probes: Vec<Probe> = vec![
+        ("a body with no message", Vec::new(), vec![]),
+        (
+            "a frame cut short",
+            frame(0, msg.len() as u32 + 20, &msg),
+            vec![],
+        ),
+        (
+            "compressed-flag without grpc-encoding",
+            frame(1, msg.len() as u32, &msg),
+            vec![],
+        ),
+        (
+            "invalid compression flag",
+            frame(7, msg.len() as u32, &msg),
+            vec![],
+        ),
+        (
+            "unsupported grpc-encoding",
+            frame(1, msg.len() as u32, &msg),
+            vec![("grpc-encoding", "gzip")],
+        ),
+    ];
+    // Control: a well-formed call is answered and logged once.
+    let before = log_head(&url).await;
+    let (status, _) = raw_http(
+        channel.clone(),
+        "/cadrex.v1.CadreService/GetCadre",
+        frame(0, msg.len() as u32, &msg),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        status,
+        (Code::PermissionDenied as i32).to_string(),
+        "control"
+    );
+    assert_eq!(log_head(&url).await - before, 1, "control call has its row");
+
+    let mut failures = Vec::new();
+    for (label, body, headers) in probes {
+        let before = log_head(&url).await;
+        let (status, message) = raw_http(
+            channel.clone(),
+            "/cadrex.v1.CadreService/GetCadre",
+            body,
+            &headers,
+        )
+        .await;
+        let rows = log_head(&url).await - before;
+        if rows != 1 {
+            failures.push(format!(
+                "{label}: {rows} access-log rows (answer {status} {message:?})"
+            ));
+        }
+        if status == (Code::Internal as i32).to_string() {
+            failures.push(format!("{label}: answered INTERNAL {message:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+/// `x-request-id` names a call in the log only when it is a clean label:
+/// a control character, or a prefix the log reserves for its own values
+/// (`undecodable:` …), is ignored rather than logged, so no call can be made
+/// to read like a refused one (found by a red-team pass).
+async fn a_request_id_header_that_is_not_a_clean_label_is_ignored(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let cadre = server.register("360821", "元数据对象", 83).await;
+    let channel = server.channel("organization", "360821").await;
+    let url = server.store_url.clone();
+    let body = prost::Message::encode_to_vec(&proto::GetCadreRequest {
+        name: cadre.name.clone(),
+    });
+    let method = "/cadrex.v1.CadreService/GetCadre";
+    let mut failures = Vec::new();
+    for (label, value) in [
+        ("a tab", b"rid\tcontrol".to_vec()),
+        ("a forged refusal marker", b"undecodable:len=4".to_vec()),
+    ] {
+        let before = log_head(&url).await;
+        let answer = crate::common::raw_unary(
+            channel.clone(),
+            method,
+            body.clone(),
+            &[("x-request-id", value.clone())],
+        )
+        .await;
+        assert!(answer.is_ok(), "{label}: {answer:?}");
+        let rows = text_rows(
+            &url,
+            &format!(
+                "SELECT request_id, CAST(status_code AS TEXT) FROM access_log WHERE seq > {before}"
+            ),
+        )
+        .await;
+        let raw = String::from_utf8(value).unwrap();
+        for r in &rows {
+            if r[0] == raw {
+                failures.push(format!(
+                    "{label}: the log row's request_id is {:?} (status {})",
+                    r[0], r[1]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
