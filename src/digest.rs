@@ -38,7 +38,11 @@ impl DigestKey {
     }
 
     /// Reads a key file: one line of 64 hex digits; `#` starts a comment.
+    ///
+    /// Refuses a file that others than its owner may read or write (see
+    /// [`private_file`]).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        private_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!(
                 "reading the digest key {}: {e} (create one with `cadrex keys digest-init`)",
@@ -107,6 +111,26 @@ impl DigestKey {
     }
 }
 
+/// Fails when the key file at `path` may be read or written by anyone but
+/// its owner (mode bits 0o077): a key the docs say to keep 0600 that any
+/// local user can copy protects nothing, and starting quietly would hide it.
+pub fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is accessible to others (mode {:o}); make it readable by its owner only: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// True when `stored` is in the keyed form.
 pub fn is_keyed(stored: &str) -> bool {
     stored.len() == KEYED_PREFIX.len() + 64
@@ -157,5 +181,23 @@ mod tests {
         assert!(DigestKey::parse("abcd").is_err());
         assert!(DigestKey::parse("").is_err());
         assert!(format!("{a:?}").find("01").is_none(), "Debug shows no key");
+    }
+
+    #[test]
+    fn key_files_others_may_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("digest.key");
+        std::fs::write(&path, DigestKey::file_text(&[2u8; 32])).unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o644, false),
+            (0o606, false),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(DigestKey::load(&path).is_ok(), ok, "mode {mode:o}");
+        }
     }
 }

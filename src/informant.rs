@@ -32,7 +32,10 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Reads `id:hex` lines (64 hex digits each); `#` starts a comment.
+    /// Refuses a file others than its owner may read or write
+    /// (`crate::digest::private_file`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        crate::digest::private_file(path)?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading informant key file {}: {e}", path.display()))?;
         Self::parse(&text)

@@ -56,9 +56,7 @@ pub async fn build_state(
     let informant = informant::KeyRing::load(&config.informant_key_path())?;
     let digest = digest::DigestKey::load(&config.digest_key_path())?;
     let epoch = store.epoch().await?;
-    if let Some(done) = store::digests::rekey_once(&*store, &digest).await? {
-        tracing::info!(%done, "store upgraded to keyed digests");
-    }
+    store::digests::rekey_at_start(&*store, &digest).await?;
     let rules = match &config.rules_file {
         Some(path) => domain::rules::RuleParams::from_toml(&std::fs::read_to_string(path)?)?,
         None => domain::rules::RuleParams::default(),

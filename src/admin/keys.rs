@@ -205,9 +205,12 @@ impl KeysCommand {
             } => {
                 let key = crate::digest::DigestKey::load(&key_file)?;
                 let store = store::connect(&store).await?;
-                let result = store::digests::rekey(&*store, &key, batch).await;
+                let result = store::digests::rekey_and_close(&*store, &key, batch).await;
                 store.close().await;
-                println!("{}", result?);
+                let (summary, end) = result?;
+                println!(
+                    "{summary}; the upgrade ends at seq {end}: rows up to it may hold unkeyed                      response digests from older servers"
+                );
             }
         }
         Ok(std::process::ExitCode::SUCCESS)
@@ -256,7 +259,14 @@ pub async fn rotate(
     tracing::info!(key_id = %key_id, resumed, "rotating informant key");
 
     let store = store::connect(store_url).await?;
-    let result = reseal_all(&*store, &ring, &key_id, batch).await;
+    let mut result = reseal_all(&*store, &ring, &key_id, batch).await;
+    // The blocks resealed (and re-padded) replaced older ones whose length
+    // told a name's: scrub the space they held.
+    if matches!(result, Ok(n) if n > 0)
+        && let Err(e) = store.scrub(&["records"]).await
+    {
+        result = Err(e.into());
+    }
     store.close().await;
     let resealed = result?;
 

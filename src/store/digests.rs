@@ -4,9 +4,18 @@ use super::{DigestColumn, DigestRowKey, Store};
 use crate::digest::DigestKey;
 use crate::error::Result;
 
-/// Meta key set once a pass has run to the end, so a server start skips the
-/// scan afterwards (`cadrex keys rekey-digests` always runs it).
-pub const DONE_KEY: &str = "digests_rekeyed";
+/// Meta key of the digest key's check value: the keyed digest of a fixed
+/// text, which tells nothing of the key but shows whether a server holds the
+/// store's key.
+pub const CHECK_KEY: &str = "digest_key_check";
+
+/// Meta key of the chain head when `cadrex keys rekey-digests` last ran
+/// (`seq:hash`): run once the last older server stopped, it bounds the rows
+/// older servers may have chained with unkeyed response digests.
+pub const END_KEY: &str = "digest_upgrade_end";
+
+/// The tables whose digests a pass converts, to scrub afterwards.
+const TABLES: [&str; 3] = ["records", "record_versions", "request_ids"];
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,6 +25,12 @@ pub struct RekeySummary {
     pub upgrade_head: i64,
     /// Values converted, per column, in `DigestColumn::ALL` order.
     pub converted: [u64; 3],
+}
+
+impl RekeySummary {
+    fn any(&self) -> bool {
+        self.converted.iter().any(|n| *n > 0)
+    }
 }
 
 impl std::fmt::Display for RekeySummary {
@@ -32,9 +47,26 @@ impl std::fmt::Display for RekeySummary {
     }
 }
 
+/// Fails unless `key` is the key this store's digests are keyed with (the
+/// first key to open the store becomes it). A server with another key would
+/// answer every resubmission and replay as a conflict, and key new rows
+/// under a key the others do not hold.
+pub async fn check_key(store: &dyn Store, key: &DigestKey) -> Result<()> {
+    let check = key.keyed(b"cadrex digest key check");
+    match store.meta(CHECK_KEY).await? {
+        Some(stored) if stored == check => Ok(()),
+        Some(_) => Err(crate::error::Error::internal(anyhow::anyhow!(
+            "the digest key is not the one this store's digests are keyed with; \
+             every server on a store must hold the same digest_key"
+        ))),
+        None => store.set_meta(CHECK_KEY, &check).await,
+    }
+}
+
 /// Records the chain head at the upgrade (first run only), then converts
 /// every unkeyed payload and request digest to the keyed form, `batch` rows
-/// per transaction.
+/// per transaction, and when it converted any, scrubs the space the old
+/// values held (`Store::scrub`), so they do not stay in the file.
 ///
 /// Idempotent and safe while other servers write: a value is replaced only
 /// if the row still holds the value it was read with, and comparisons key
@@ -60,40 +92,42 @@ pub async fn rekey(store: &dyn Store, key: &DigestKey, batch: i64) -> Result<Rek
             summary.converted[i] += store.replace_digests(&replaced).await?;
         }
     }
-    store
-        .set_meta(DONE_KEY, &crate::domain::clock::now_us().to_string())
-        .await?;
+    if summary.any() {
+        store.scrub(&TABLES).await?;
+    }
     Ok(summary)
 }
 
-/// Meta key of the digest key's check value: the keyed digest of a fixed
-/// text, which tells nothing of the key but shows whether a server holds the
-/// store's key.
-pub const CHECK_KEY: &str = "digest_key_check";
-
-/// Fails unless `key` is the key this store's digests are keyed with (the
-/// first key to open the store becomes it). A server with another key would
-/// answer every resubmission and replay as a conflict, and key new rows
-/// under a key the others do not hold.
-pub async fn check_key(store: &dyn Store, key: &DigestKey) -> Result<()> {
-    let check = key.keyed(b"cadrex digest key check");
-    match store.meta(CHECK_KEY).await? {
-        Some(stored) if stored == check => Ok(()),
-        Some(_) => Err(crate::error::Error::internal(anyhow::anyhow!(
-            "the digest key is not the one this store's digests are keyed with; \
-             every server on a store must hold the same digest_key"
-        ))),
-        None => store.set_meta(CHECK_KEY, &check).await,
+/// The start-up step: checks the key and runs a pass. A pass that finds
+/// unkeyed digests after the first (an older server still writing) says so,
+/// since `cadrex keys rekey-digests` must then run once that server stopped.
+pub async fn rekey_at_start(store: &dyn Store, key: &DigestKey) -> Result<RekeySummary> {
+    let first = store.meta(UPGRADE_KEY).await?.is_none();
+    let summary = rekey(store, key, 1000).await?;
+    if summary.any() && !first {
+        tracing::warn!(
+            %summary,
+            "an older server wrote unkeyed digests since the upgrade; once the last one has \
+             stopped, run `cadrex keys rekey-digests`"
+        );
+    } else if summary.any() {
+        tracing::info!(%summary, "store upgraded to keyed digests");
     }
+    Ok(summary)
 }
 
-/// The start-up step: checks the key, then a pass unless one has already
-/// run to the end.
-pub async fn rekey_once(store: &dyn Store, key: &DigestKey) -> Result<Option<RekeySummary>> {
-    check_key(store, key).await?;
-    store.digest_upgrade_head().await?;
-    if store.meta(DONE_KEY).await?.is_some() {
-        return Ok(None);
-    }
-    rekey(store, key, 1000).await.map(Some)
+/// Meta key of the chain head at the upgrade (see `Store::digest_upgrade_head`).
+pub const UPGRADE_KEY: &str = "digest_upgrade_head";
+
+/// `cadrex keys rekey-digests`: a pass, then the chain head recorded as the
+/// end of the upgrade ([`END_KEY`]).
+pub async fn rekey_and_close(
+    store: &dyn Store,
+    key: &DigestKey,
+    batch: i64,
+) -> Result<(RekeySummary, i64)> {
+    let summary = rekey(store, key, batch).await?;
+    let (seq, hash) = store.log_head().await?;
+    store.set_meta(END_KEY, &format!("{seq}:{hash}")).await?;
+    Ok((summary, seq))
 }

@@ -602,6 +602,14 @@ pub trait StoreAdmin: Send + Sync {
     /// Closes the pool; later calls fail with `Unavailable`.
     async fn close(&self);
 
+    /// Clears the space that updates and deletes of `tables` left behind, so
+    /// that values they replaced (unkeyed digests, unpadded sealed blocks)
+    /// stay readable in the database's files no longer: SQLite rebuilds the
+    /// file (`VACUUM`) and truncates its WAL; PostgreSQL vacuums the tables
+    /// (its WAL and archives keep what they logged, docs/deployment.md).
+    /// Takes the write lock for as long as it runs.
+    async fn scrub(&self, tables: &[&str]) -> Result<()>;
+
     /// Informant blocks sealed under any key but `key_id`, of records with id
     /// greater than `after_id`, ordered by record id, at most `limit`.
     async fn informant_blocks_not_under(

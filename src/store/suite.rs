@@ -1677,6 +1677,7 @@ suite!(
         informant_blocks_not_under,
         reseal_informants,
     ],
+    scrub_keeps_the_data_and_clears_replaced_values: [scrub],
     digests_upgrade_head_unkeyed_replace_and_meta: [
         meta,
         set_meta,
@@ -1799,6 +1800,46 @@ async fn digests_upgrade_head_unkeyed_replace_and_meta(url: &str) {
             .len(),
         1
     );
+}
+
+/// `scrub` keeps every row and, on SQLite, leaves no trace of the values
+/// replaced digests held anywhere in the database's files.
+async fn scrub_keeps_the_data_and_clears_replaced_values(url: &str) {
+    use super::{DigestColumn, DigestRowKey};
+    let s = connect(url).await.unwrap();
+    let a = cadre("a", 1, "360821", "张三");
+    add_cadre(&*s, &a).await;
+    let old = "5c".repeat(32);
+    let item = RecordRow {
+        payload: b"payload".to_vec(),
+        ..record(&a, "s1", 1, &old)
+    };
+    submit(&*s, vec![item]).await;
+    let mut replaced = Vec::new();
+    for column in [DigestColumn::RecordPayload, DigestColumn::VersionPayload] {
+        let found = s
+            .unkeyed_digests(column, &DigestRowKey::default(), 10)
+            .await
+            .unwrap();
+        replaced.push((found[0].clone(), "k1:replaced".to_string()));
+    }
+    s.replace_digests(&replaced).await.unwrap();
+    s.scrub(&["records", "record_versions", "request_ids"])
+        .await
+        .unwrap();
+    let row = s.get_record(&replaced[0].0.key.0).await.unwrap().unwrap();
+    assert_eq!(row.payload_sha256, "k1:replaced");
+    assert_eq!(s.get_cadre(&a.id).await.unwrap().unwrap().id, a.id);
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for file in [path.to_string(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(old.len()).any(|w| w == old.as_bytes()),
+                "the replaced value left a copy in {file}"
+            );
+        }
+    }
+    s.close().await;
 }
 
 /// (repository, method) for every method of every trait `Store` bundles, read

@@ -317,19 +317,24 @@ async fn texts(url: &str, sql: &str) -> Vec<String> {
     }
 }
 
-/// The access-log seq recorded at the upgrade to keyed digests.
+/// The last access-log seq that may hold an unkeyed response digest: the
+/// chain head recorded at the upgrade to keyed digests, or, once `cadrex
+/// keys rekey-digests` ran after the last older server stopped, the head
+/// recorded then.
 async fn upgrade_head(url: &str) -> i64 {
-    let v = texts(
-        url,
-        "SELECT value FROM meta WHERE key = 'digest_upgrade_head'",
-    )
-    .await;
-    assert_eq!(
-        v.len(),
-        1,
-        "the store records the chain head at the upgrade"
-    );
-    v[0].split_once(':').unwrap().0.parse().unwrap()
+    let seq = |key: &str| {
+        let sql = format!("SELECT value FROM meta WHERE key = '{key}'");
+        async move {
+            texts(url, &sql)
+                .await
+                .first()
+                .map(|v| v.split_once(':').unwrap().0.parse::<i64>().unwrap())
+        }
+    };
+    let head = seq("digest_upgrade_head")
+        .await
+        .expect("the store records the chain head at the upgrade");
+    seq("digest_upgrade_end").await.unwrap_or(head).max(head)
 }
 
 /// Nothing at rest confirms a guess (DESIGN §2): no guessed digest anywhere
@@ -810,6 +815,10 @@ async fn an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test(backend
     std::fs::create_dir_all(&keys).unwrap();
     for f in ["informant.key", "log-signing.key", "log-signing.pub"] {
         std::fs::copy(fixture.join(f), keys.join(f)).unwrap();
+        // A clone keeps no file modes but the executable bit; key files are
+        // refused unless only their owner may read them.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(keys.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let config_keys = keys.clone();
     let store = url.clone();
@@ -895,6 +904,29 @@ async fn an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test(backend
         guesses.payload(&r.name, r);
     }
     let permitted = assert_no_guess_confirmable(&url, &guesses, false, "after the upgrade").await;
+    // The replaced values stay nowhere in the file's free space or WAL
+    // either: the pass scrubs what it rewrote (found by a red-team pass).
+    // Old chained response digests are in the log's live rows, so only the
+    // payload and request digests are looked for.
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let stored_forms = Guesses(
+            guesses
+                .0
+                .iter()
+                .filter(|(label, _)| !label.contains("response") && !label.contains("answer"))
+                .cloned()
+                .collect(),
+        );
+        for file in [path.to_string(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for (what, needle) in stored_forms.needles() {
+                assert!(
+                    !contains(&bytes, &needle),
+                    "{file} still holds {what} after the upgrade"
+                );
+            }
+        }
+    }
     assert!(
         permitted > 0,
         "the old chained rows are still there, as they must be"
