@@ -16,7 +16,8 @@ use crate::records::{cadre, petition_with_informant, record, records_client, sub
 
 both_backends!(
     no_informant_in_plaintext_anywhere_at_rest,
-    an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test
+    an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test,
+    every_start_keys_what_an_older_server_wrote_since
 );
 
 const DIVISION: &str = "360821";
@@ -992,4 +993,52 @@ async fn an_older_store_is_upgraded_and_keeps_nothing_a_guesser_can_test(backend
 async fn assert_clean_of(url: &str, canaries: &[String]) {
     let hits = plaintext_cells(url, canaries).await;
     assert!(hits.is_empty(), "informant data at rest: {hits:#?}");
+}
+
+/// An older server still running after the upgrade writes unkeyed digests;
+/// the next start of a server of this version keys them too, rather than
+/// trusting a pass that once ran to the end (found by a red-team pass). The
+/// older server's write is stood in for by the value it would have stored.
+async fn every_start_keys_what_an_older_server_wrote_since(backend: Backend) {
+    let mut server = TestServer::spawn(backend).await;
+    let c = cadre(&server, 93).await;
+    let mut client = records_client(server.channel("petition", DIVISION).await);
+    let answer = client
+        .submit_record(submit(record(
+            &c,
+            "OLD-1",
+            1,
+            petition_with_informant("LATER"),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = answer.record.unwrap().name;
+    let id = name.rsplit('/').next().unwrap().to_string();
+    let unkeyed = "ab".repeat(32);
+    crate::common::exec_sql(
+        &server.store_url,
+        &format!("UPDATE records SET payload_sha256 = '{unkeyed}' WHERE id = '{id}'"),
+    )
+    .await;
+    server.stop().await;
+    let (store, pki) = (server.store_url.clone(), server.pki.clone());
+    let _again = TestServer::spawn_with(backend, move |cfg| {
+        cfg.store = store;
+        cfg.pki_dir = pki;
+    })
+    .await;
+    let stored = texts(
+        &server.store_url,
+        &format!("SELECT payload_sha256 FROM records WHERE id = '{id}'"),
+    )
+    .await;
+    let key = cadrex::digest::DigestKey::load(&server.pki.join("digest.key")).unwrap();
+    assert_eq!(stored, [key.rekey(&unkeyed).unwrap()]);
+    assert!(
+        server_log()
+            .text()
+            .contains("an older server wrote unkeyed digests"),
+        "the start says so"
+    );
 }
