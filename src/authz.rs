@@ -171,6 +171,79 @@ pub enum Resource {
     },
 }
 
+/// What a decision may depend on besides the caller and the resource (the
+/// Cedar *context*, DESIGN §2): the purpose of use a dossier is read for, and
+/// the facts of the integrity-opinion request a call names, as the caller
+/// may know them. Empty for most actions; a policy reads only what the
+/// schema declares for its action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Facts {
+    /// `APPOINTMENT_VETTING`, `CASE_HANDLING`, … (ReadDossier).
+    pub purpose: Option<String>,
+    /// The opinion request named, about the resource cadre (ReadDossier,
+    /// ReadOpinions).
+    pub request: Option<RequestFacts>,
+}
+
+/// One integrity-opinion request, about one cadre, as its facts enter a
+/// decision. A request that does not exist has every fact false.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RequestFacts {
+    /// Made by a system of the caller's agency and division.
+    pub own: bool,
+    /// Withdrawn.
+    pub withdrawn: bool,
+    /// It names the resource cadre.
+    pub names_cadre: bool,
+    /// The reply in force for the cadre is STALE as the caller sees it (false
+    /// when there is none).
+    pub reply_stale: bool,
+    /// A system of the caller's agency and division replied for the cadre.
+    pub replied_by_own: bool,
+    /// The caller sees the request's piece about the cadre.
+    pub visible: bool,
+}
+
+impl Facts {
+    pub fn none() -> &'static Facts {
+        static NONE: Facts = Facts {
+            purpose: None,
+            request: None,
+        };
+        &NONE
+    }
+
+    fn to_context(&self, schema: &Schema, action: &EntityUid) -> anyhow::Result<Context> {
+        let mut pairs: Vec<(String, RestrictedExpression)> = Vec::new();
+        if let Some(p) = &self.purpose {
+            pairs.push((
+                "purpose".into(),
+                RestrictedExpression::new_string(p.clone()),
+            ));
+        }
+        if let Some(r) = &self.request {
+            let b = RestrictedExpression::new_bool;
+            pairs.push((
+                "request".into(),
+                RestrictedExpression::new_record([
+                    ("own".to_string(), b(r.own)),
+                    ("withdrawn".to_string(), b(r.withdrawn)),
+                    ("names_cadre".to_string(), b(r.names_cadre)),
+                    ("reply_stale".to_string(), b(r.reply_stale)),
+                    ("replied_by_own".to_string(), b(r.replied_by_own)),
+                    ("visible".to_string(), b(r.visible)),
+                ])?,
+            ));
+        }
+        if pairs.is_empty() {
+            return Ok(Context::empty());
+        }
+        let context = Context::from_pairs(pairs)?;
+        context.validate(schema, action)?;
+        Ok(context)
+    }
+}
+
 /// The outcome of one authorization.
 #[derive(Clone, Debug)]
 pub struct Decision {
@@ -232,12 +305,13 @@ pub struct Authorizer {
 
 /// What a decision depends on when no policy names a cadre or record: the
 /// caller's certificate URI (agency, division and system are parsed from it),
-/// the action and the resource with its id left out. The context is empty.
+/// the action, the resource with its id left out, and the facts of the context.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
     principal: String,
     action: Action,
     resource: Resource,
+    facts: Facts,
 }
 
 /// Bound on remembered decisions; the map is emptied when it is reached. The
@@ -370,6 +444,17 @@ impl Authorizer {
         action: Action,
         resource: &Resource,
     ) -> Decision {
+        self.authorize_with(principal, action, resource, Facts::none())
+    }
+
+    /// Decides one call whose decision may depend on `facts` (see [`Facts`]).
+    pub fn authorize_with(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        facts: &Facts,
+    ) -> Decision {
         // Cedar's entity building and schema checks cost far more than the
         // evaluation itself, and a dossier or a batch asks the same questions
         // many times; the answer is a pure function of the key.
@@ -377,15 +462,14 @@ impl Authorizer {
             principal: principal.uri.clone(),
             action,
             resource: resource.without_id(),
+            facts: facts.clone(),
         });
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(d) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key)
         {
             return d.clone();
         }
-        // Context is empty until purpose of use and time join the schema; the
-        // cache key must grow with it.
-        let decision = match self.decide(principal, action, resource, Context::empty()) {
+        let decision = match self.decide(principal, action, resource, facts) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(principal = %principal.uri, action = %action, ?resource, "authorization denied on error: {e:#}");
@@ -422,8 +506,9 @@ impl Authorizer {
         principal: &Principal,
         action: Action,
         resource: &Resource,
-        context: Context,
+        facts: &Facts,
     ) -> anyhow::Result<Decision> {
+        let context = facts.to_context(&self.schema, &self.actions[action.index()])?;
         let mut divisions = DivisionChains::default();
         divisions.add(&principal.division)?;
 
@@ -727,7 +812,9 @@ mod tests {
                 "informant-filed-within-jurisdiction",
                 "informant-protection",
                 "informant-readers",
-                "opinion-readers",
+                "named-request-must-be-visible",
+                "opinion-readers-discipline",
+                "opinion-readers-requester",
                 "opinion-repliers",
                 "opinion-requesters",
                 "org-writes-cadres",
@@ -741,6 +828,7 @@ mod tests {
                 "record-outside-jurisdiction",
                 "record-read-methods",
                 "submit-only-over-own-records",
+                "vetting-needs-an-open-request",
             ]
         );
     }
@@ -880,6 +968,122 @@ mod tests {
             Action::ReadFull => matches!(agency, Discipline | Organization),
             Action::ReadSummary => matches!(agency, Audit | Petition),
             _ => unreachable!("not a cadre action"),
+        }
+    }
+
+    /// Purpose of use and the named request are context, and the conditions
+    /// on them policies (DESIGN §2): organization's vetting needs an open
+    /// request of its own for the cadre; a named request must be one whose
+    /// piece the caller sees; the opinions about a cadre that moved away stay
+    /// readable to the requester and to a discipline body that replied.
+    #[test]
+    fn purpose_and_request_are_context() {
+        let authz = shipped();
+        let open = RequestFacts {
+            own: true,
+            names_cadre: true,
+            visible: true,
+            ..RequestFacts::default()
+        };
+        let dossier = |agency, purpose: &str, request: Option<RequestFacts>| {
+            let facts = Facts {
+                purpose: Some(purpose.into()),
+                request,
+            };
+            authz
+                .authorize_with(
+                    &principal(agency, "360821"),
+                    Action::ReadDossier,
+                    &cadre("360821"),
+                    &facts,
+                )
+                .allowed
+        };
+        let org = Agency::Organization;
+        assert!(dossier(org, "APPOINTMENT_VETTING", Some(open)));
+        assert!(!dossier(org, "APPOINTMENT_VETTING", None));
+        for closed in [
+            RequestFacts { own: false, ..open },
+            RequestFacts {
+                withdrawn: true,
+                ..open
+            },
+            RequestFacts {
+                reply_stale: true,
+                ..open
+            },
+            RequestFacts {
+                names_cadre: false,
+                ..open
+            },
+        ] {
+            assert!(
+                !dossier(org, "APPOINTMENT_VETTING", Some(closed)),
+                "{closed:?}"
+            );
+        }
+        assert!(dossier(org, "ROUTINE_SUPERVISION", None));
+        assert!(dossier(Agency::Discipline, "APPOINTMENT_VETTING", None));
+        assert!(!dossier(
+            Agency::Discipline,
+            "CASE_HANDLING",
+            Some(RequestFacts {
+                visible: false,
+                ..open
+            })
+        ));
+
+        let opinions = |agency, at: &str, request: RequestFacts| {
+            let facts = Facts {
+                purpose: None,
+                request: Some(request),
+            };
+            authz
+                .authorize_with(
+                    &principal(agency, "360821"),
+                    Action::ReadOpinions,
+                    &cadre(at),
+                    &facts,
+                )
+                .allowed
+        };
+        let piece = RequestFacts {
+            names_cadre: true,
+            ..RequestFacts::default()
+        };
+        // Inside the jurisdiction: discipline every piece, organization its own.
+        assert!(opinions(Agency::Discipline, "360821", piece));
+        assert!(!opinions(org, "360821", piece));
+        assert!(opinions(org, "360821", RequestFacts { own: true, ..piece }));
+        // Moved away: the requester and a discipline body that replied keep theirs.
+        assert!(opinions(org, "360802", RequestFacts { own: true, ..piece }));
+        assert!(!opinions(Agency::Discipline, "360802", piece));
+        assert!(opinions(
+            Agency::Discipline,
+            "360802",
+            RequestFacts {
+                replied_by_own: true,
+                ..piece
+            }
+        ));
+        assert!(!opinions(
+            org,
+            "360802",
+            RequestFacts {
+                replied_by_own: true,
+                ..piece
+            }
+        ));
+        for agency in [Agency::Audit, Agency::Petition] {
+            assert!(!opinions(
+                agency,
+                "360821",
+                RequestFacts {
+                    own: true,
+                    replied_by_own: true,
+                    ..piece
+                }
+            ));
         }
     }
 

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use super::cadres::{self, cadre_resource};
-use super::opinions::{OpinionApi, barred, reasons_proto, verdict_proto, visible_records};
+use super::opinions::{
+    OpinionApi, RequestView, barred, is_requester, reasons_proto, verdict_proto, visible_records,
+};
 use super::records::RecordApi;
 use super::{AppState, Call};
-use crate::authz::Action;
-use crate::domain::agency::Agency;
+use crate::authz::{Action, Facts, RequestFacts};
 use crate::domain::clock::{now_us, timestamp, today};
 use crate::domain::division;
 use crate::domain::records::{self, Kind};
@@ -43,41 +44,28 @@ fn purpose_name(p: i32) -> Option<&'static str> {
 }
 
 impl DossierApi {
-    /// DESIGN §2: organization's APPOINTMENT_VETTING must name an open request
-    /// of its own for this cadre — not withdrawn, and this cadre's reply
-    /// absent or not stale. Gives back what the dossier shows of it (§6):
-    /// state, due date and every reply for this cadre, rendered through the
-    /// same request view and reply renderer as `OpinionService`.
-    async fn check_vetting_request(
+    /// The facts of the request a dossier call names (DESIGN §2: Cedar
+    /// context), as the caller may know them, with the caller's view of it;
+    /// a request that is missing, or whose piece about this cadre the caller
+    /// does not see, has every fact false and no view.
+    async fn request_facts(
         &self,
         call: &mut Call,
         name: &str,
         cadre_id: &str,
-    ) -> Result<proto::DossierVetting> {
-        let refused = || {
-            Error::denied(
-                Reason::NoOpenRequest,
-                "appointment vetting needs an open integrity-opinion request of yours for this cadre",
-            )
-        };
-        let id = name
+    ) -> Result<(RequestFacts, Option<RequestView>)> {
+        let none = Ok((RequestFacts::default(), None));
+        let Some(id) = name
             .strip_prefix("opinionRequests/")
             .filter(|s| records::is_resource_id(s))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "opinion_request",
-                    "APPOINTMENT_VETTING by organization names opinionRequests/{request}",
-                )
-            })?;
-        call.resources.push(name.to_string());
-        let Some(req) = self.state.store.get_opinion_request(id).await? else {
-            return Err(refused());
+        else {
+            return none;
         };
-        // Judged on the request as the caller sees it (its own requests only,
-        // the cadre's own piece): open means not withdrawn, and this cadre's
-        // reply absent or not stale, whatever the other cadres' replies say.
+        let Some(req) = self.state.store.get_opinion_request(id).await? else {
+            return none;
+        };
         let Some(view) = self.opinions.view(call, &req).await? else {
-            return Err(refused());
+            return none;
         };
         let cadre = format!("cadres/{cadre_id}");
         let Some(piece) = view
@@ -86,15 +74,37 @@ impl DossierApi {
             .iter()
             .find(|c| c.cadre == cadre)
         else {
-            return Err(refused());
+            return none;
         };
-        let open = view.request.state != proto::OpinionRequestState::Withdrawn as i32
-            && piece.reply.as_ref().is_none_or(|r| !r.stale);
-        if !open {
-            return Err(refused());
-        }
+        let facts = RequestFacts {
+            own: is_requester(&call.principal, &req),
+            withdrawn: view.request.state == proto::OpinionRequestState::Withdrawn as i32,
+            names_cadre: true,
+            reply_stale: piece.reply.as_ref().is_some_and(|r| r.stale),
+            replied_by_own: false,
+            visible: true,
+        };
+        Ok((facts, Some(view)))
+    }
+
+    /// What an `APPOINTMENT_VETTING` dossier shows of the request it is read
+    /// under (DESIGN §6): state, due date and every reply for this cadre,
+    /// rendered through the same request view and reply renderer as
+    /// `OpinionService`.
+    async fn vetting(
+        &self,
+        call: &mut Call,
+        view: RequestView,
+        cadre_id: &str,
+    ) -> Result<proto::DossierVetting> {
+        let id = view
+            .request
+            .name
+            .strip_prefix("opinionRequests/")
+            .unwrap_or_default()
+            .to_string();
         let mut replies = Vec::new();
-        for r in self.state.store.opinion_replies(&req.id).await? {
+        for r in self.state.store.opinion_replies(&id).await? {
             if r.cadre_id == cadre_id {
                 let reply = self.opinions.reply_proto(call, &r).await?;
                 call.resources.push(reply.name.clone());
@@ -108,33 +118,6 @@ impl DossierApi {
             overdue: view.request.overdue,
             replies,
         })
-    }
-
-    /// A request named by a caller other than organization's vetting: it must
-    /// be one whose piece about this cadre the caller sees; only then does its
-    /// name enter the log.
-    async fn check_named_request(&self, call: &mut Call, name: &str, cadre_id: &str) -> Result<()> {
-        let refused = || {
-            Error::invalid(
-                "opinion_request",
-                "not an integrity-opinion request about this cadre that you can read",
-            )
-        };
-        let Some(id) = name.strip_prefix("opinionRequests/") else {
-            return Err(refused());
-        };
-        let Some(req) = self.state.store.get_opinion_request(id).await? else {
-            return Err(refused());
-        };
-        let Some(view) = self.opinions.view(call, &req).await? else {
-            return Err(refused());
-        };
-        let cadre = format!("cadres/{cadre_id}");
-        if !view.request.cadre_opinions.iter().any(|c| c.cadre == cadre) {
-            return Err(refused());
-        }
-        call.resources.push(name.to_string());
-        Ok(())
     }
 
     pub async fn dossier(
@@ -173,25 +156,58 @@ impl DossierApi {
             });
         };
         let resource = cadre_resource(&cadre);
-        call.require(&self.state.authz, Action::ReadDossier, &resource, || {
+        let authz = &self.state.authz;
+        // Who may read this cadre's dossier at all, first, so that a cadre
+        // outside the caller's jurisdiction answers as a missing one whatever
+        // the rest of the request says.
+        call.require(authz, Action::ReadDossier, &resource, || {
             Error::CadreNotAccessible
         })?;
-        let mut vetting = None;
-        if call.principal.agency == Agency::Organization && purpose == "APPOINTMENT_VETTING" {
-            vetting = Some(
-                self.check_vetting_request(call, &req.opinion_request, &id)
-                    .await?,
-            );
-        } else if !req.opinion_request.is_empty() {
-            // Only validated names enter the log: a free-form value here once
-            // made the log say a caller touched records it never read. Another
-            // caller (discipline reading the record it will reply on) may name
-            // a request only if it sees that request's piece about this cadre;
-            // a missing and an unseen request get the same answer.
-            self.check_named_request(call, &req.opinion_request, &id)
-                .await?;
+        // Then the purpose of use and the named request, as Cedar context:
+        // the conditions on them are policies (DESIGN §2).
+        let mut facts = Facts {
+            purpose: Some(purpose.to_string()),
+            request: None,
+        };
+        let mut named = None;
+        if !req.opinion_request.is_empty() {
+            let (request, view) = self.request_facts(call, &req.opinion_request, &id).await?;
+            facts.request = Some(request);
+            named = view;
         }
-        let authz = &self.state.authz;
+        let decision = call.authorize_with(authz, Action::ReadDossier, &resource, &facts);
+        if !decision.allowed {
+            call.deny(&decision);
+            let by = |policy: &str| decision.policy_ids.iter().any(|p| p == policy);
+            return Err(if by("vetting-needs-an-open-request") {
+                if req.opinion_request.is_empty() {
+                    Error::invalid(
+                        "opinion_request",
+                        "APPOINTMENT_VETTING by organization names opinionRequests/{request}",
+                    )
+                } else {
+                    Error::denied(
+                        Reason::NoOpenRequest,
+                        "appointment vetting needs an open integrity-opinion request of yours for this cadre",
+                    )
+                }
+            } else if by("named-request-must-be-visible") {
+                Error::invalid(
+                    "opinion_request",
+                    "not an integrity-opinion request about this cadre that you can read",
+                )
+            } else {
+                Error::CadreNotAccessible
+            });
+        }
+        // Only validated names enter the log: a name the caller sees.
+        let mut vetting = None;
+        if let Some(view) = named {
+            call.resources.push(view.request.name.clone());
+            if purpose == "APPOINTMENT_VETTING" && facts.request.is_some_and(|r| r.own) {
+                vetting = Some(self.vetting(call, view, &id).await?);
+            }
+        }
         let view = if call.authorize(authz, Action::ReadFull, &resource).allowed {
             cadres::View::Full
         } else if call

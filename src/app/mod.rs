@@ -116,6 +116,22 @@ impl Call {
         d
     }
 
+    /// Asks the authorizer with the facts of the call's context (see
+    /// [`crate::authz::Facts`]); an allow is remembered for the log row.
+    pub fn authorize_with(
+        &mut self,
+        authz: &Authorizer,
+        action: Action,
+        resource: &Resource,
+        facts: &crate::authz::Facts,
+    ) -> Decision {
+        let d = authz.authorize_with(&self.principal, action, resource, facts);
+        if d.allowed {
+            self.allow(&d);
+        }
+        d
+    }
+
     /// Requires `action`; records the deny and returns `refusal` otherwise.
     pub fn require(
         &mut self,

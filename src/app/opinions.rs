@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::records::RecordApi;
 use super::{AppState, Call, Outcome, RequestKey, page_size, page_token};
-use crate::authz::{Action, Resource};
-use crate::domain::agency::Agency;
+use crate::authz::{Action, Facts, RequestFacts, Resource};
 use crate::domain::clock::{micros, now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
@@ -145,6 +144,12 @@ fn cadre_resource(id: &str, division: &str) -> Resource {
     }
 }
 
+/// Whether `p` is the requester of `req`: a system of the same agency and
+/// division ("own", DESIGN §1). A fact the policies decide on, not a decision.
+pub(crate) fn is_requester(p: &crate::identity::Principal, req: &OpinionRequestRow) -> bool {
+    p.agency.as_str() == req.requester_agency && p.division == req.requester_division
+}
+
 /// An opinion request as one caller sees it (DESIGN §1 "jurisdiction applies
 /// to every piece", §6): only the cadres the caller may read opinions about
 /// and their replies, with state, OVERDUE and update time computed from those
@@ -194,11 +199,7 @@ impl OpinionApi {
         at: Option<(&str, &str)>,
     ) -> Result<Vec<String>> {
         let p = call.principal.clone();
-        let requester =
-            p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
-        if p.agency == Agency::Organization && !requester {
-            return Ok(Vec::new());
-        }
+        let own = is_requester(&p, req);
         let mut managed: HashMap<String, String> = self
             .state
             .store
@@ -212,36 +213,39 @@ impl OpinionApi {
         {
             *d = division.to_string();
         }
-        // Pieces kept outside the jurisdiction: "own" replies are those of any
-        // system of the caller's agency and division.
-        let own = format!("urn:cadrex:system:{}:{}:", p.agency, p.division);
-        let kept = |id: &str| {
-            requester
-                || (p.agency == Agency::Discipline
-                    && replies
-                        .iter()
-                        .any(|r| r.cadre_id == id && r.replier.starts_with(&own)))
-        };
-        // Policies tell cadres apart only by division: one decision per division.
-        let mut decided: HashMap<String, bool> = HashMap::new();
+        // "Own" replies are those of any system of the caller's agency and division.
+        let own_replier = format!("urn:cadrex:system:{}:{}:", p.agency, p.division);
+        // Policies tell pieces apart only by the cadre's division and these
+        // facts: one decision per distinct pair.
+        let mut decided: HashMap<(String, bool), bool> = HashMap::new();
         let mut out = Vec::new();
         for id in &req.cadres {
             let Some(division) = managed.get(id) else {
                 continue;
             };
-            let (key, resource) = if division::covers(&p.division, division) {
-                (division.clone(), cadre_resource(id, division))
-            } else if kept(id) {
-                // The agency's own permission, asked where the caller is.
-                ("-".to_string(), cadre_resource("-", &p.division))
-            } else {
-                continue;
-            };
+            let replied_by_own = replies
+                .iter()
+                .any(|r| &r.cadre_id == id && r.replier.starts_with(&own_replier));
+            let key = (division.clone(), replied_by_own);
             let allowed = match decided.get(&key) {
                 Some(a) => *a,
                 None => {
+                    let facts = Facts {
+                        purpose: None,
+                        request: Some(RequestFacts {
+                            own,
+                            names_cadre: true,
+                            replied_by_own,
+                            ..RequestFacts::default()
+                        }),
+                    };
                     let a = call
-                        .authorize(&self.state.authz, Action::ReadOpinions, &resource)
+                        .authorize_with(
+                            &self.state.authz,
+                            Action::ReadOpinions,
+                            &cadre_resource(id, division),
+                            &facts,
+                        )
                         .allowed;
                     decided.insert(key, a);
                     a
@@ -376,10 +380,8 @@ impl OpinionApi {
         cadres: &[String],
     ) -> Result<HashMap<String, i64>> {
         let p = &call.principal;
-        let requester =
-            p.agency.as_str() == req.requester_agency && p.division == req.requester_division;
         let mut out = HashMap::new();
-        if requester {
+        if is_requester(p, req) {
             return Ok(out);
         }
         for c in self.state.store.get_cadres(cadres).await? {
@@ -643,7 +645,28 @@ impl OpinionApi {
             limit: limit + 1,
             ..Default::default()
         };
-        if p.agency == Agency::Organization {
+        // Which requests to look at is the policies' call too: a caller that
+        // may read the pieces of requests not its own (discipline) lists by
+        // where the cadres are; one that reads only its own (organization),
+        // by requester.
+        let others = Facts {
+            purpose: None,
+            request: Some(RequestFacts {
+                names_cadre: true,
+                ..RequestFacts::default()
+            }),
+        };
+        let by_jurisdiction = self
+            .state
+            .authz
+            .authorize_with(
+                &p,
+                Action::ReadOpinions,
+                &cadre_resource("-", &p.division),
+                &others,
+            )
+            .allowed;
+        if !by_jurisdiction {
             query.requester = Some((p.agency.as_str().into(), p.division.clone()));
         } else {
             query.cadre_prefix = Some(division::jurisdiction_prefix(&p.division).to_string());
