@@ -765,14 +765,14 @@ async fn a_partial_row_keeps_no_digest_and_no_request_id(backend: Backend) {
 /// the caller's own discipline commission reads in full are the same (no
 /// policy of the refused item is recorded on the call), dry run or not.
 async fn batch_items_about_foreign_and_missing_cadres_leave_the_same_row(backend: Backend) {
-    use crate::records::{record, submit};
+    use crate::common::{record, submit};
     let server = TestServer::spawn(backend).await;
     let own = server.register("360821", "蒋一", 51).await;
     let foreign = server.register("360802", "蒋二", 52).await;
     let own = &own;
     let missing = new_cadre("无", "360802", 53).id_number;
-    let sanction = || crate::opinions::warning("2025-04-01");
-    let mut client = crate::records::records_client(server.channel("discipline", "360821").await);
+    let sanction = || crate::common::warning("2025-04-01");
+    let mut client = crate::common::records_client(server.channel("discipline", "360821").await);
     let mut answers = Vec::new();
     for validate_only in [true, false] {
         for (side, number) in [("foreign", &foreign.id_number), ("missing", &missing)] {

@@ -10,7 +10,7 @@ use tonic_types::StatusExt;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, id_number, new_cadre, violated_fields};
-use crate::records::{record, records_client, submit};
+use crate::common::{record, records_client, submit};
 
 both_backends!(
     organization_creates_updates_and_lists,

@@ -10,9 +10,7 @@ use tonic_types::StatusExt;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer};
-use crate::records::{
-    cadre, engagement, finding, one_of_each_kind, record, records_client, submit,
-};
+use crate::common::{cadre, engagement, finding, one_of_each_kind, record, records_client, submit};
 
 both_backends!(
     list_changes_in_order_with_views,

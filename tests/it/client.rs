@@ -4,7 +4,7 @@ use cadrex::proto::{self, record::Payload};
 use unicode_width::UnicodeWidthStr;
 
 use crate::common::{Backend, TestServer, id_number, own_access_events};
-use crate::records::{cadre, record, records_client, submit};
+use crate::common::{cadre, record, records_client, submit};
 
 /// A party serious warning, so that the dossier has a sanction to label.
 fn serious_warning() -> Payload {

@@ -14,6 +14,15 @@ pub use cadrex::proto::access_log_service_client::AccessLogServiceClient;
 pub use cadrex::proto::cadre_service_client::CadreServiceClient;
 pub use cadrex::proto::system_service_client::SystemServiceClient;
 
+pub mod catalog;
+pub mod fixtures;
+pub mod scrape;
+pub mod wire;
+
+pub use catalog::{Cells, contains, forms, plaintext_cells, postgres_columns, sqlite_columns};
+pub use fixtures::*;
+pub use wire::set_path;
+
 /// Which store a test server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -17,7 +17,7 @@ use crate::both_backends;
 use crate::common::{
     Backend, TestServer, cadrex_bin, count_rows, example, postgres_admin_url, server_url,
 };
-use crate::records::{cadre, engagement, finding, record, records_client};
+use crate::common::{cadre, engagement, finding, record, records_client};
 
 both_backends!(sigkill_mid_import_loses_and_duplicates_nothing);
 

@@ -477,8 +477,8 @@ async fn certificates_without_client_auth_are_refused_at_the_handshake(backend: 
     let ch = server.channel_with(Some((&crt, &key)), None).await;
     assert_eq!(first_call_code(ch).await, Code::Ok);
 
-    let body = crate::metrics::scrape_until(maddr, "refusals by purpose", |t| {
-        crate::metrics::sample(
+    let body = crate::common::scrape::scrape_until(maddr, "refusals by purpose", |t| {
+        crate::common::scrape::sample(
             t,
             "cadrex_tls_handshakes_refused_total",
             &[("reason", "not a client certificate")],

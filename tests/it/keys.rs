@@ -7,7 +7,7 @@ use prost::Message;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, cadrex_bin, count_rows, raw_informant_bytes};
-use crate::records::{cadre, record, records_client};
+use crate::common::{cadre, record, records_client};
 
 both_backends!(rotation_keeps_informants_readable_to_discipline_only);
 

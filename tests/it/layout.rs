@@ -1,4 +1,4 @@
-//! The layout rule for `src/tools/`: tools reach the exchange through public seams only, never through `grpc::`, `server::` or store-backend internals.
+//! The layout rules: tools reach the exchange through public seams only, never through `grpc::`, `server::` or store-backend internals; layers never import upwards; test files share helpers only through `common`.
 //!
 //! A tool that imports a handler module or builds server state itself breaks
 //! whenever the server is restructured, and may bypass the authorization and
@@ -218,4 +218,41 @@ fn layers_do_not_import_upwards() {
         "a layer imports from above it (see tests/it/layout.rs):\n{}",
         violations.join("\n")
     );
+}
+
+/// Test files share helpers only through `common` (TestServer, fixtures,
+/// the catalog scan, wire-level editing): no test file imports another's, so
+/// a test can be moved or deleted without breaking the others.
+#[test]
+fn tests_share_helpers_only_through_common() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let test_modules: Vec<String> = files
+        .iter()
+        .filter(|f| f.parent() == Some(dir.as_path()))
+        .filter_map(|f| f.file_stem()?.to_str().map(str::to_string))
+        .filter(|m| m != "main" && m != "common")
+        .collect();
+    assert!(test_modules.len() > 20, "{test_modules:?}");
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("crate::") {
+            let before = rest[..i].chars().last();
+            rest = &rest[i + "crate::".len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if test_modules.contains(&name) {
+                bad.push(format!("{} uses crate::{name}", f.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }

@@ -1,16 +1,15 @@
 //! The Prometheus endpoint of a real server (calls, refusals, access-log commits, watcher lag, certificate dates) and the expiry warning.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cadrex::metrics::PreboundListener;
 use cadrex::proto::{self, CreateCadreRequest, WhoAmIRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::both_backends;
+use crate::common::scrape::{get, sample, scrape_until};
 use crate::common::{Backend, TestServer, new_cadre, server_log};
 
 both_backends!(
@@ -18,60 +17,6 @@ both_backends!(
     expiry_warning_at_start_and_reload,
     id_number_guesses_are_counted_per_system,
 );
-
-/// GETs `path` over plain HTTP/1.0; returns the status line and the body.
-pub(crate) async fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .expect("scrape finished")
-        .unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_string(), body.to_string())
-}
-
-/// Sum of the samples of `name` whose labels include every `labels` pair.
-pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        if metric != name
-            || !labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        {
-            continue;
-        }
-        let v: f64 = value.parse().unwrap();
-        found = Some(found.unwrap_or(0.0) + v);
-    }
-    found
-}
-
-/// Scrapes until `check` holds (series of finished streams and refused handshakes
-/// appear a moment after the client sees the outcome).
-pub(crate) async fn scrape_until(
-    addr: SocketAddr,
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = get(addr, "/metrics").await;
-        if check(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{what} never appeared:\n{body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn endpoint_reports_calls_refusals_and_dates(backend: Backend) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -347,9 +292,9 @@ async fn id_number_guesses_are_counted_per_system(backend: Backend) {
         assert_eq!(r.is_ok(), found, "{number}: {r:?}");
     }
     // A record naming an unknown and an out-of-jurisdiction number.
-    let mut records = crate::records::records_client(server.channel("discipline", "360802").await);
+    let mut records = crate::common::records_client(server.channel("discipline", "360802").await);
     for (i, number) in [&missing, &elsewhere.id_number].into_iter().enumerate() {
-        let mut r = crate::records::record(
+        let mut r = crate::common::record(
             &own,
             &format!("AD-{i}"),
             1,
@@ -361,7 +306,7 @@ async fn id_number_guesses_are_counted_per_system(backend: Backend) {
         );
         r.cadre_id_number = number.clone();
         let err = records
-            .submit_record(crate::records::submit(r))
+            .submit_record(crate::common::submit(r))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied);

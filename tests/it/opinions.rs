@@ -5,8 +5,9 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::common::warning;
 use crate::common::{Backend, TestServer, exec_sql, new_cadre, own_access_events, violated_fields};
-use crate::records::{cadre, engagement, finding, record, records_client, submit};
+use crate::common::{cadre, engagement, finding, record, records_client, submit};
 
 both_backends!(
     organization_asks_discipline_replies,
@@ -35,19 +36,6 @@ fn reason(status: &tonic::Status) -> String {
         .get_details_error_info()
         .map(|i| i.reason)
         .unwrap_or_default()
-}
-
-/// A party warning decided on `decided`.
-pub(crate) fn warning(decided: &str) -> Payload {
-    Payload::Sanction(proto::Sanction {
-        track: proto::SanctionTrack::Party as i32,
-        party_type: proto::PartySanctionType::Warning as i32,
-        decision_number: "赣纪〔2026〕9号".into(),
-        decision_date: decided.into(),
-        effective_date: decided.into(),
-        form_of_discipline: 2,
-        ..Default::default()
-    })
 }
 
 async fn ask(server: &TestServer, cadres: Vec<String>) -> proto::OpinionRequest {

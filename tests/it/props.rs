@@ -24,7 +24,8 @@ use tonic_types::StatusExt;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, credit_code, id_number, new_cadre, server_log};
-use crate::records::{cadre, one_of_each_kind};
+use crate::common::{DOCUMENTED, baseline_payload};
+use crate::common::{cadre, one_of_each_kind};
 
 both_backends!(
     system_and_cadre_requests,
@@ -33,18 +34,6 @@ both_backends!(
     opinion_and_dossier_requests,
     nul_in_every_free_text_field,
 );
-
-/// Every code the API documents for a refusal (DESIGN §1–§7).
-pub(crate) const DOCUMENTED: [Code; 8] = [
-    Code::InvalidArgument,
-    Code::NotFound,
-    Code::PermissionDenied,
-    Code::FailedPrecondition,
-    Code::Aborted,
-    Code::AlreadyExists,
-    Code::Unauthenticated,
-    Code::ResourceExhausted,
-];
 
 /// Tables whose content a refused call must leave alone; the access log
 /// (`access_log*`, `log_checkpoints`) and `meta` (verification bookkeeping)
@@ -1016,102 +1005,6 @@ async fn system_and_cadre_requests(backend: Backend) {
 
 // ---------------------------------------------------------------------------
 // RecordService.
-
-/// A valid payload of each kind (by index) and the agency that owns it.
-pub(crate) fn baseline_payload(kind: usize, petition: &str) -> (Payload, &'static str) {
-    match kind % 10 {
-        0 => (
-            Payload::Sanction(proto::Sanction {
-                track: proto::SanctionTrack::Party as i32,
-                party_type: proto::PartySanctionType::Probation as i32,
-                probation_years: 1,
-                decision_number: "赣纪〔2025〕7号".into(),
-                decision_date: "2025-04-01".into(),
-                effective_date: "2025-04-02".into(),
-                form_of_discipline: 3,
-                ..Default::default()
-            }),
-            "discipline",
-        ),
-        1 => (
-            Payload::Sanction(proto::Sanction {
-                track: proto::SanctionTrack::State as i32,
-                state_type: proto::StateSanctionType::Demerit as i32,
-                decision_number: "赣监〔2025〕8号".into(),
-                decision_date: "2025-05-01".into(),
-                effective_date: "2025-05-02".into(),
-                form_of_discipline: 2,
-                ..Default::default()
-            }),
-            "discipline",
-        ),
-        2 => (
-            Payload::Admonishment(proto::Admonishment {
-                r#type: proto::AdmonishmentType::TalkReminder as i32,
-                date: "2025-02-01".into(),
-                issuer: "县委组织部".into(),
-            }),
-            "organization",
-        ),
-        3 => (
-            Payload::Clue(proto::Clue {
-                source: proto::ClueSource::Petition as i32,
-                source_record: petition.into(),
-                disposal: proto::ClueDisposal::TalkOrInquiry as i32,
-                status: proto::ClueStatus::Open as i32,
-                conclusion: String::new(),
-                received_date: "2025-03-05".into(),
-                reply_due_date: "2025-04-05".into(),
-            }),
-            "discipline",
-        ),
-        4 => (
-            Payload::OrgHandling(proto::OrgHandling {
-                r#type: proto::OrgHandlingType::RemovalFromPost as i32,
-                date: "2024-05-01".into(),
-            }),
-            "organization",
-        ),
-        5 => (
-            Payload::PersonalMattersCheck(proto::PersonalMattersCheck {
-                report_year: 2024,
-                result: proto::PersonalMattersResult::Concealed as i32,
-                check_date: "2025-01-10".into(),
-                handling: "诫勉".into(),
-            }),
-            "organization",
-        ),
-        6 => (
-            Payload::Evaluation(proto::Evaluation {
-                year: 2024,
-                kind: proto::EvaluationKind::DemocraticAssessment as i32,
-                grade: proto::EvaluationGrade::Excellent as i32,
-            }),
-            "organization",
-        ),
-        7 => (crate::records::engagement(), "audit"),
-        8 => (crate::records::finding("AE-1", 880_000), "audit"),
-        _ => (
-            Payload::Petition(proto::Petition {
-                received_date: "2025-03-01".into(),
-                channel: proto::PetitionChannel::Online as i32,
-                anonymous: false,
-                category: proto::PetitionCategory::AccusationDutyCrime as i32,
-                specific: true,
-                status: proto::PetitionStatus::Received as i32,
-                forwarded_to: String::new(),
-                summary: "反映问题".into(),
-                informant: Some(proto::Informant {
-                    name: "PROPS-CANARY-name".into(),
-                    unit: "PROPS-CANARY-unit".into(),
-                    contact: "PROPS-CANARY-contact".into(),
-                    address: "PROPS-CANARY-address".into(),
-                }),
-            }),
-            "petition",
-        ),
-    }
-}
 
 /// Applies `(field, value)` to a payload: each index names one of its fields.
 fn mutate_payload(p: &mut Payload, muts: &[(usize, Hostile)]) {

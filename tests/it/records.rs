@@ -11,6 +11,10 @@ use crate::both_backends;
 use crate::common::{
     Backend, TestServer, new_cadre, own_access_events, server_log, violated_fields,
 };
+use crate::common::{
+    cadre, engagement, finding, one_of_each_kind, petition_with_informant, record, records_client,
+    submit,
+};
 
 both_backends!(
     submit_versions_and_retraction,
@@ -34,205 +38,11 @@ fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-pub fn records_client(
-    ch: tonic::transport::Channel,
-) -> proto::record_service_client::RecordServiceClient<tonic::transport::Channel> {
-    proto::record_service_client::RecordServiceClient::new(ch)
-}
-
 async fn rec(
     server: &TestServer,
     agency: &str,
 ) -> proto::record_service_client::RecordServiceClient<tonic::transport::Channel> {
     records_client(server.channel(agency, "360821").await)
-}
-
-/// Registers a cadre at 360821 and returns it.
-pub async fn cadre(server: &TestServer, seq: u32) -> proto::Cadre {
-    server.register("360821", "记录对象", seq).await
-}
-
-pub fn engagement() -> Payload {
-    Payload::AuditEngagement(proto::AuditEngagement {
-        r#type: proto::AuditEngagementType::Departure as i32,
-        period_start: "2021-01-01".into(),
-        period_end: "2024-12-31".into(),
-        report_number: "赣审经责〔2025〕12号".into(),
-        audited_post: "局长".into(),
-        report_date: "2025-06-30".into(),
-    })
-}
-
-pub fn finding(engagement: &str, amount_fen: i64) -> Payload {
-    Payload::AuditFinding(proto::AuditFinding {
-        engagement_source_record_id: engagement.into(),
-        problem_type: proto::ProblemType::IrregularFunds as i32,
-        amount_fen,
-        characterisation: "违规发放津补贴".into(),
-        responsibility: proto::Responsibility::Direct as i32,
-        transfer: proto::Transfer::Discipline as i32,
-        rectification: Some(proto::Rectification {
-            deadline: "2025-12-31".into(),
-            status: proto::RectificationStatus::InProgress as i32,
-            report_ref: String::new(),
-        }),
-        finding_date: "2025-06-30".into(),
-        engagement: String::new(),
-    })
-}
-
-pub fn record(cadre: &proto::Cadre, source: &str, version: i64, payload: Payload) -> proto::Record {
-    proto::Record {
-        cadre_id_number: cadre.id_number.clone(),
-        source_record_id: source.into(),
-        source_version: version,
-        classification: proto::Classification::Internal as i32,
-        payload: Some(payload),
-        ..Default::default()
-    }
-}
-
-pub fn submit(r: proto::Record) -> proto::SubmitRecordRequest {
-    proto::SubmitRecordRequest {
-        record: Some(r),
-        request_id: String::new(),
-        validate_only: false,
-    }
-}
-
-/// One record of every kind about `c`, each submitted by its owner at 360821.
-pub async fn one_of_each_kind(
-    server: &TestServer,
-    c: &proto::Cadre,
-    canary: &str,
-) -> HashMap<&'static str, proto::Record> {
-    let mut out = HashMap::new();
-    let mut put = |k: &'static str, r: proto::Record| {
-        out.insert(k, r);
-    };
-    let s = |agency: &'static str, source: &'static str, p: Payload| (agency, source, p);
-    let mut petition = None;
-    for (agency, source, payload) in [
-        s("audit", "AE-1", engagement()),
-        s("audit", "AF-1", finding("AE-1", 1234500)),
-        s(
-            "petition",
-            "XF-1",
-            Payload::Petition(proto::Petition {
-                received_date: "2025-03-01".into(),
-                channel: proto::PetitionChannel::Phone as i32,
-                anonymous: false,
-                category: proto::PetitionCategory::AccusationDiscipline as i32,
-                specific: true,
-                status: proto::PetitionStatus::Accepted as i32,
-                forwarded_to: String::new(),
-                summary: format!("反映其违规收受礼金 {canary}-summary"),
-                informant: Some(proto::Informant {
-                    name: format!("{canary}-name"),
-                    unit: format!("{canary}-unit"),
-                    contact: format!("{canary}-contact"),
-                    address: format!("{canary}-address"),
-                }),
-            }),
-        ),
-        s(
-            "discipline",
-            "SC-1",
-            Payload::Sanction(proto::Sanction {
-                track: proto::SanctionTrack::Party as i32,
-                party_type: proto::PartySanctionType::Warning as i32,
-                decision_number: "赣纪〔2025〕3号".into(),
-                decision_date: "2025-04-01".into(),
-                effective_date: "2025-04-01".into(),
-                form_of_discipline: 2,
-                ..Default::default()
-            }),
-        ),
-        s(
-            "discipline",
-            "AD-1",
-            Payload::Admonishment(proto::Admonishment {
-                r#type: proto::AdmonishmentType::Admonition as i32,
-                date: "2025-02-01".into(),
-                issuer: "县纪委".into(),
-            }),
-        ),
-        s(
-            "organization",
-            "OH-1",
-            Payload::OrgHandling(proto::OrgHandling {
-                r#type: proto::OrgHandlingType::Reassignment as i32,
-                date: "2024-05-01".into(),
-            }),
-        ),
-        s(
-            "organization",
-            "PM-1",
-            Payload::PersonalMattersCheck(proto::PersonalMattersCheck {
-                report_year: 2024,
-                result: proto::PersonalMattersResult::UnderReported as i32,
-                check_date: "2025-01-10".into(),
-                handling: "批评教育".into(),
-            }),
-        ),
-        s(
-            "organization",
-            "EV-1",
-            Payload::Evaluation(proto::Evaluation {
-                year: 2024,
-                kind: proto::EvaluationKind::AnnualReview as i32,
-                grade: proto::EvaluationGrade::Competent as i32,
-            }),
-        ),
-    ] {
-        let stored = rec(server, agency)
-            .await
-            .submit_record(submit(record(c, source, 1, payload)))
-            .await
-            .unwrap_or_else(|e| panic!("{agency} {source}: {e:?}"))
-            .into_inner()
-            .record
-            .unwrap();
-        let kind = match stored.payload.as_ref().unwrap() {
-            Payload::AuditEngagement(_) => "AUDIT_ENGAGEMENT",
-            Payload::AuditFinding(_) => "AUDIT_FINDING",
-            Payload::Petition(_) => {
-                petition = Some(stored.name.clone());
-                "PETITION"
-            }
-            Payload::Sanction(_) => "SANCTION",
-            Payload::Admonishment(_) => "ADMONISHMENT",
-            Payload::OrgHandling(_) => "ORG_HANDLING",
-            Payload::PersonalMattersCheck(_) => "PERSONAL_MATTERS_CHECK",
-            Payload::Evaluation(_) => "EVALUATION",
-            other => panic!("unexpected {other:?}"),
-        };
-        put(kind, stored);
-    }
-    // A clue transferred from the petition bureau's report.
-    let clue = rec(server, "discipline")
-        .await
-        .submit_record(submit(record(
-            c,
-            "XS-1",
-            1,
-            Payload::Clue(proto::Clue {
-                source: proto::ClueSource::Petition as i32,
-                source_record: petition.unwrap(),
-                disposal: proto::ClueDisposal::PreliminaryCheck as i32,
-                status: proto::ClueStatus::Open as i32,
-                conclusion: String::new(),
-                received_date: "2025-03-05".into(),
-                reply_due_date: "2025-04-05".into(),
-            }),
-        )))
-        .await
-        .unwrap()
-        .into_inner()
-        .record
-        .unwrap();
-    put("CLUE", clue);
-    out
 }
 
 async fn submit_versions_and_retraction(backend: Backend) {
@@ -686,26 +496,6 @@ async fn informant_never_reaches_other_agencies(backend: Backend) {
     }
 }
 
-/// A petition whose informant fields are `{canary}-name` etc.
-pub fn petition_with_informant(canary: &str) -> Payload {
-    Payload::Petition(proto::Petition {
-        received_date: "2025-03-01".into(),
-        channel: proto::PetitionChannel::Letter as i32,
-        anonymous: false,
-        category: proto::PetitionCategory::AccusationDiscipline as i32,
-        specific: true,
-        status: proto::PetitionStatus::Accepted as i32,
-        forwarded_to: String::new(),
-        summary: format!("{canary}-summary"),
-        informant: Some(proto::Informant {
-            name: format!("{canary}-name"),
-            unit: format!("{canary}-unit"),
-            contact: format!("{canary}-contact"),
-            address: format!("{canary}-address"),
-        }),
-    })
-}
-
 fn informant_of(r: &proto::Record) -> Option<proto::Informant> {
     match &r.payload {
         Some(Payload::Petition(p)) => p.informant.clone(),
@@ -768,7 +558,7 @@ async fn replay_cache_holds_no_informant_and_rerenders(backend: Backend) {
         .iter()
         .flat_map(|c| ["name", "unit", "contact", "address"].map(|f| format!("{c}-{f}")))
         .collect();
-    let hits = crate::at_rest::plaintext_cells(&server.store_url, &informants).await;
+    let hits = crate::common::plaintext_cells(&server.store_url, &informants).await;
     assert!(hits.is_empty(), "informant stored in clear: {hits:?}");
 
     // Same id, same request: the same outcome.

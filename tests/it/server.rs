@@ -247,13 +247,13 @@ async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_wri
     // batch. The data is prepared through a normal server first, so that only
     // the call under test races the 50 ms deadline.
     let mut setup = TestServer::spawn(Backend::Sqlite).await;
-    let c = crate::records::cadre(&setup, 3).await;
-    crate::records::records_client(setup.channel("audit", "360821").await)
-        .submit_record(crate::records::submit(crate::records::record(
+    let c = crate::common::cadre(&setup, 3).await;
+    crate::common::records_client(setup.channel("audit", "360821").await)
+        .submit_record(crate::common::submit(crate::common::record(
             &c,
             "AE-1",
             1,
-            crate::records::engagement(),
+            crate::common::engagement(),
         )))
         .await
         .unwrap();
@@ -266,15 +266,15 @@ async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_wri
     .await;
     let requests = (0..1000)
         .map(|i| {
-            crate::records::submit(crate::records::record(
+            crate::common::submit(crate::common::record(
                 &c,
                 &format!("AF-{i}"),
                 1,
-                crate::records::finding("AE-1", i),
+                crate::common::finding("AE-1", i),
             ))
         })
         .collect();
-    let err = crate::records::records_client(slow.channel("audit", "360821").await)
+    let err = crate::common::records_client(slow.channel("audit", "360821").await)
         .batch_submit_records(proto::BatchSubmitRecordsRequest {
             requests,
             request_id: String::new(),
@@ -304,14 +304,14 @@ async fn limits_answer_resource_exhausted_and_deadline_exceeded_with_nothing_wri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_restore_gives_a_new_epoch_and_an_intact_chain() {
     let original = TestServer::spawn(Backend::Sqlite).await;
-    let c = crate::records::cadre(&original, 5).await;
-    let mut audit = crate::records::records_client(original.channel("audit", "360821").await);
+    let c = crate::common::cadre(&original, 5).await;
+    let mut audit = crate::common::records_client(original.channel("audit", "360821").await);
     audit
-        .submit_record(crate::records::submit(crate::records::record(
+        .submit_record(crate::common::submit(crate::common::record(
             &c,
             "AE-1",
             1,
-            crate::records::engagement(),
+            crate::common::engagement(),
         )))
         .await
         .unwrap();

@@ -16,13 +16,13 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::at_rest::{Cells, postgres_columns, sqlite_columns};
 use crate::both_backends;
+use crate::common::set_path;
 use crate::common::{
     Backend, RpcMethod, SystemServiceClient, TestServer, cadrex_methods, count_rows,
     descriptor_set, message_type, raw_call,
 };
-use crate::poison_all::set_path;
+use crate::common::{Cells, postgres_columns, sqlite_columns};
 
 both_backends!(control_and_bidi_characters_are_refused_in_every_string_field);
 

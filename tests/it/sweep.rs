@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, new_cadre};
-use crate::records::{record, records_client, submit};
+use crate::common::{record, records_client, submit};
 
 both_backends!(opinion_pieces_never_cross_counties);
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::both_backends;
 use crate::common::{Backend, TestServer, example, server_url};
-use crate::records::{
+use crate::common::{
     cadre, engagement, finding, petition_with_informant, record, records_client, submit,
 };
 

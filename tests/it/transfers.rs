@@ -9,9 +9,9 @@ use sqlx::{Connection, Row, SqliteConnection};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::common::warning;
 use crate::common::{Backend, TestServer, server_url};
-use crate::opinions::warning;
-use crate::records::{one_of_each_kind, record, records_client, submit};
+use crate::common::{one_of_each_kind, record, records_client, submit};
 
 both_backends!(
     a_moved_cadre_takes_its_data_along,

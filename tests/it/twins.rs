@@ -131,7 +131,7 @@ impl Fixture {
             .await
             .unwrap()
             .into_inner();
-        let by_kind = crate::records::one_of_each_kind(&server, &cadre, "TWIN-CANARY").await;
+        let by_kind = crate::common::one_of_each_kind(&server, &cadre, "TWIN-CANARY").await;
         let mut records: Vec<(String, proto::Record)> = by_kind
             .into_iter()
             .map(|(k, r)| (k.to_string(), r))
@@ -254,7 +254,7 @@ impl Fixture {
             _ => 9,
         };
         let submit = |by_id: Option<&str>, by_name: Option<&str>, source: &str| {
-            let (payload, _) = crate::props::baseline_payload(own_kind, &self.records[0].1.name);
+            let (payload, _) = crate::common::baseline_payload(own_kind, &self.records[0].1.name);
             proto::SubmitRecordRequest {
                 record: Some(proto::Record {
                     cadre: by_name.unwrap_or_default().to_string(),
