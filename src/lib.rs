@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod authz;
 pub mod config;
+pub mod crypto;
 pub mod digest;
 pub mod domain;
 pub mod error;
@@ -14,9 +15,11 @@ pub mod identity;
 pub mod informant;
 pub mod limits;
 pub mod metrics;
+pub mod pki;
 pub mod proto;
 pub mod ratelimit;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod tools;
@@ -25,84 +28,4 @@ pub use app::AppState;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use server::run;
-
-use std::sync::{Arc, Mutex};
-
-/// What [`build_state`] made: the state every service shares, and what the
-/// owner must stop when it is done with it.
-pub struct BuiltState {
-    pub state: Arc<AppState>,
-    /// The access log's batching and checkpoint tasks; abort them once every
-    /// call has returned.
-    pub log_tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Send `true` when shutting down, so that watch streams end.
-    pub stopping: tokio::sync::watch::Sender<bool>,
-}
-
-/// The state a server holds, built from `config` over an open `store` and a
-/// loaded `tls`: authorizer, log signer and access log, informant keys, the
-/// store's epoch, rule parameters and calendar. Used by `serve` and by
-/// `cadrex bench` for its in-process baseline, so both run the same code.
-///
-/// Fails when the policies, a key file, the rules file or the calendar cannot
-/// be read, or the store cannot tell its epoch.
-pub async fn build_state(
-    config: Config,
-    store: Arc<dyn store::Store>,
-    tls: Arc<tls::TlsState>,
-) -> anyhow::Result<BuiltState> {
-    let authz = authz::Authorizer::load(config.policy_dir.as_deref())?;
-    let signer = Arc::new(access_log::LogSigner::load(&config.log_signing_key_path())?);
-    let informant = informant::KeyRing::load(&config.informant_key_path())?;
-    let digest = digest::DigestKey::load(&config.digest_key_path())?;
-    let epoch = store.epoch().await?;
-    store::digests::rekey_at_start(&*store, &digest).await?;
-    let rules = match &config.rules_file {
-        Some(path) => domain::rules::RuleParams::from_toml(&std::fs::read_to_string(path)?)?,
-        None => domain::rules::RuleParams::default(),
-    };
-    let calendar = match &config.calendar_dir {
-        Some(dir) => domain::calendar::Calendar::load_dir(dir)?,
-        None => domain::calendar::Calendar::embedded(),
-    };
-    let (log, log_tasks) = access_log::AccessLog::start(
-        store.clone(),
-        signer.clone(),
-        digest.clone(),
-        config.log_batch_max,
-        config.checkpoint_interval,
-    );
-    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-    let state = Arc::new(AppState {
-        config,
-        store,
-        authz,
-        log,
-        signer,
-        tls,
-        informant,
-        digest,
-        epoch,
-        rules,
-        calendar,
-        verified: Mutex::new(None),
-        stopping: stopping_rx,
-    });
-    Ok(BuiltState {
-        state,
-        log_tasks,
-        stopping,
-    })
-}
-
-/// The dossier `principal` would get from `GetCadreDossier` — the same
-/// authorization decisions, views and flags — built without gRPC, TLS or the
-/// access-log row. `cadrex bench` compares the RPC against it to measure what
-/// the transport and the log cost; nothing that serves callers uses it.
-pub async fn dossier_in_process(
-    state: Arc<AppState>,
-    principal: identity::Principal,
-    request: proto::GetCadreDossierRequest,
-) -> Result<proto::CadreDossier> {
-    app::dossier::assemble(state, principal, request, grpc::M_GET_CADRE_DOSSIER).await
-}
+pub use state::{BuiltState, build_state, dossier_in_process};

@@ -608,8 +608,8 @@ mod tests {
     #[test]
     fn dev_pki_dates() {
         let tmp = tempfile::tempdir().unwrap();
-        crate::admin::pki::init(tmp.path(), "360821").unwrap();
-        let p = crate::admin::pki::PkiPaths::new(tmp.path());
+        crate::pki::init(tmp.path(), "360821").unwrap();
+        let p = crate::pki::PkiPaths::new(tmp.path());
         let e = read_expiries(&ExpiryPaths {
             server_cert: p.server_cert(),
             ca_cert: p.ca_cert(),

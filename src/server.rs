@@ -9,7 +9,6 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
 use crate::access_log::LogSigner;
-use crate::admin::pki;
 use crate::app::access_log::AccessLogApi;
 use crate::app::cadres::CadreApi;
 use crate::app::dossier::DossierApi;
@@ -18,6 +17,7 @@ use crate::app::opinions::OpinionApi;
 use crate::app::records::RecordApi;
 use crate::app::system::SystemApi;
 use crate::config::Config;
+use crate::pki;
 use crate::proto::access_log_service_server::AccessLogServiceServer;
 use crate::proto::cadre_service_server::CadreServiceServer;
 use crate::proto::change_feed_service_server::ChangeFeedServiceServer;
@@ -28,10 +28,7 @@ use crate::proto::system_service_server::SystemServiceServer;
 use crate::tls::{self, TlsPaths, TlsState};
 use crate::{proto, store};
 
-/// Installs the ring provider as the process default; harmless when already done.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::install_crypto_provider;
 
 /// Creates the development PKI when the configured directory has none.
 fn ensure_pki(config: &Config) -> anyhow::Result<()> {
@@ -120,11 +117,11 @@ pub async fn run(
         config.system_limits.clone(),
     ));
     let store = store::connect(&config.store).await?;
-    let crate::BuiltState {
+    let crate::state::BuiltState {
         state,
         log_tasks,
         stopping,
-    } = crate::build_state(config.clone(), store.clone(), tls.clone()).await?;
+    } = crate::state::build_state(config.clone(), store.clone(), tls.clone()).await?;
     let calendar = tokio::spawn(crate::metrics::watch_calendar(state.calendar.data_end()));
     let shutdown = async move {
         shutdown.await;

@@ -710,8 +710,8 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::pki::{self, ClientSpec, PkiPaths};
     use crate::domain::agency::Agency;
+    use crate::pki::{self, ClientSpec, PkiPaths};
     use futures::StreamExt;
     use rustls::ClientConfig;
     use rustls_pki_types::ServerName;

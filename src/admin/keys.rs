@@ -192,7 +192,7 @@ impl KeysCommand {
                 batch,
             } => println!("{}", rotate(&store, &key_file, batch).await?),
             KeysCommand::DigestInit { key_file } => {
-                crate::admin::pki::write_digest_key(&key_file)?;
+                crate::pki::write_digest_key(&key_file)?;
                 println!(
                     "digest key written to {}; back it up with the informant keys",
                     key_file.display()

@@ -179,7 +179,7 @@ pub fn channels(
 ) -> anyhow::Result<Vec<Channel>> {
     let (cert, key) = seed::agency_cert(pki_dir, agency, division)?;
     let conn = ConnectArgs {
-        ca: Some(crate::admin::pki::PkiPaths::new(pki_dir).ca_cert()),
+        ca: Some(crate::pki::PkiPaths::new(pki_dir).ca_cert()),
         server: format!("https://{addr}"),
         ..ConnectArgs::new(cert, key)
     };

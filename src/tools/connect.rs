@@ -71,11 +71,7 @@ pub fn default_ca(cert: &Path) -> PathBuf {
     }
 }
 
-/// Installs the ring provider as the process default; harmless when already
-/// done. Every tool calls it before its first TLS connection.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::install_crypto_provider;
 
 impl ConnectArgs {
     /// Every default, as the certificate's own CA and [`default_server`].

@@ -304,13 +304,13 @@ impl std::fmt::Display for SeedSummary {
 
 /// The development PKI, created like `serve` does when the directory has none.
 pub fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
-    if !crate::admin::pki::PkiPaths::new(dir).exists() {
-        crate::admin::pki::init(dir, crate::admin::pki::DEFAULT_DIVISION)?;
+    if !crate::pki::PkiPaths::new(dir).exists() {
+        crate::pki::init(dir, crate::pki::DEFAULT_DIVISION)?;
         tracing::warn!(dir = %dir.display(), "created DEVELOPMENT certificates");
     }
-    let digest = crate::admin::pki::PkiPaths::new(dir).digest_key();
+    let digest = crate::pki::PkiPaths::new(dir).digest_key();
     if !digest.exists() {
-        crate::admin::pki::write_digest_key(&digest)?;
+        crate::pki::write_digest_key(&digest)?;
     }
     Ok(())
 }
@@ -322,7 +322,7 @@ pub fn agency_cert(
     agency: Agency,
     division: &str,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let paths = crate::admin::pki::PkiPaths::new(dir);
+    let paths = crate::pki::PkiPaths::new(dir);
     let (crt, key) = (
         paths.client_cert(agency.as_str(), division),
         paths.client_key(agency.as_str(), division),
@@ -338,7 +338,7 @@ pub fn agency_cert(
     if crt.exists() {
         return Ok((crt, key));
     }
-    crate::admin::pki::issue(dir, agency.as_str(), division, &system)
+    crate::pki::issue(dir, agency.as_str(), division, &system)
 }
 
 /// The principal a certificate file stands for, read as the server reads it.
@@ -497,9 +497,8 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
     let started = Instant::now();
     crate::tools::connect::install_crypto_provider();
     ensure_pki(&args.pki_dir)?;
-    let informant =
-        KeyRing::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
-    let digest = DigestKey::load(&crate::admin::pki::PkiPaths::new(&args.pki_dir).digest_key())?;
+    let informant = KeyRing::load(&crate::pki::PkiPaths::new(&args.pki_dir).informant_key())?;
+    let digest = DigestKey::load(&crate::pki::PkiPaths::new(&args.pki_dir).digest_key())?;
     let owners = Owners::load(&args.pki_dir)?;
     let store = crate::store::connect(&args.store).await?;
     let existing = store

@@ -293,7 +293,7 @@ async fn verify_rpc_and_checkpoints(backend: Backend) {
         .expect("the printed checkpoint's signature verifies");
     // The private key is not needed, and a wrong public key is refused.
     let other = tempfile::tempdir().unwrap();
-    cadrex::admin::pki::init(other.path(), "360821").unwrap();
+    cadrex::pki::init(other.path(), "360821").unwrap();
     let (ok, out) = cadrex_bin(&[
         "log",
         "checkpoint",
@@ -448,7 +448,7 @@ async fn log_verify_detects_a_rewritten_chain_re_signed_with_another_key(backend
     // The rewriter signs its chain with a key of its own, stored beside the
     // checkpoints; verification trusts only the operator's public key.
     let other = tempfile::tempdir().unwrap();
-    cadrex::admin::pki::init(other.path(), "360821").unwrap();
+    cadrex::pki::init(other.path(), "360821").unwrap();
     let forger =
         cadrex::access_log::LogSigner::load(&other.path().join("log-signing.key")).unwrap();
     let store = cadrex::store::connect(&server.store_url).await.unwrap();

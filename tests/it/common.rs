@@ -136,7 +136,7 @@ impl TestServer {
         // A tweak may point at another server's store and PKI (to reopen them).
         tweak(&mut config);
         if !config.pki_dir.join("ca.crt").exists() {
-            cadrex::admin::pki::init(&config.pki_dir, "360821").unwrap();
+            cadrex::pki::init(&config.pki_dir, "360821").unwrap();
         }
         let pki = config.pki_dir.clone();
         let store_url = config.store.clone();
@@ -181,7 +181,7 @@ impl TestServer {
 
     /// Paths of the development client pair of `agency` at `division`.
     pub fn client_files(&self, agency: &str, division: &str) -> (PathBuf, PathBuf) {
-        let p = cadrex::admin::pki::PkiPaths::new(&self.pki);
+        let p = cadrex::pki::PkiPaths::new(&self.pki);
         (
             p.client_cert(agency, division),
             p.client_key(agency, division),

@@ -443,7 +443,7 @@ async fn presented_serial(server: &TestServer) -> String {
 
 /// A new server pair for `localhost`, signed by the test CA, written over the old one.
 fn replace_server_certificate(pki: &Path) -> String {
-    let paths = cadrex::admin::pki::PkiPaths::new(pki);
+    let paths = cadrex::pki::PkiPaths::new(pki);
     let ca_key =
         rcgen::KeyPair::from_pem(&std::fs::read_to_string(paths.ca_key()).unwrap()).unwrap();
     let issuer =

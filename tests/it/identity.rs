@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cadrex::admin::pki::ClientSpec;
+use cadrex::pki::ClientSpec;
 use cadrex::proto::{self, WhoAmIRequest};
 use tonic::Code;
 
@@ -99,8 +99,8 @@ async fn handshake_refusals_are_unavailable_and_logged() {
 
     // A certificate from a foreign CA, with a perfectly good URI.
     let foreign = server.dir.path().join("foreign");
-    cadrex::admin::pki::init(&foreign, "360821").unwrap();
-    let fp = cadrex::admin::pki::PkiPaths::new(&foreign);
+    cadrex::pki::init(&foreign, "360821").unwrap();
+    let fp = cadrex::pki::PkiPaths::new(&foreign);
     let (crt, key) = (
         fp.client_cert("discipline", "360821"),
         fp.client_key("discipline", "360821"),
@@ -110,7 +110,7 @@ async fn handshake_refusals_are_unavailable_and_logged() {
 
     // An expired certificate from the right CA.
     let now = time::OffsetDateTime::now_utc();
-    let (crt, key) = cadrex::admin::pki::issue_custom(
+    let (crt, key) = cadrex::pki::issue_custom(
         &server.pki,
         "expired",
         &ClientSpec {
@@ -125,9 +125,8 @@ async fn handshake_refusals_are_unavailable_and_logged() {
     assert_eq!(first_call_code(ch).await, Code::Unavailable);
 
     // A revoked certificate (revoked before it is ever used).
-    let (crt, key) =
-        cadrex::admin::pki::issue(&server.pki, "audit", "360800", "audit-mis").unwrap();
-    cadrex::admin::pki::revoke(&server.pki, &crt).unwrap();
+    let (crt, key) = cadrex::pki::issue(&server.pki, "audit", "360800", "audit-mis").unwrap();
+    cadrex::pki::revoke(&server.pki, &crt).unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ch = server.channel_with(Some((&crt, &key)), None).await;
     assert_eq!(first_call_code(ch).await, Code::Unavailable);
@@ -181,7 +180,7 @@ async fn certificates_without_exactly_one_uri_are_unauthenticated() {
             ],
         ),
     ] {
-        let (crt, key) = cadrex::admin::pki::issue_custom(
+        let (crt, key) = cadrex::pki::issue_custom(
             &server.pki,
             stem,
             &ClientSpec {
@@ -214,12 +213,11 @@ async fn certificates_without_exactly_one_uri_are_unauthenticated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crl_replaced_while_running_refuses_the_open_connection() {
     let server = TestServer::spawn(Backend::Sqlite).await;
-    let (crt, key) =
-        cadrex::admin::pki::issue(&server.pki, "audit", "360821", "audit-mis").unwrap();
+    let (crt, key) = cadrex::pki::issue(&server.pki, "audit", "360821", "audit-mis").unwrap();
     let ch = server.channel_with(Some((&crt, &key)), None).await;
     let mut client = SystemServiceClient::new(ch);
     client.who_am_i(WhoAmIRequest {}).await.unwrap();
-    cadrex::admin::pki::revoke(&server.pki, &crt).unwrap();
+    cadrex::pki::revoke(&server.pki, &crt).unwrap();
     let mut refused = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -249,9 +247,8 @@ async fn crl_replaced_while_running_refuses_the_open_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_crl_keeps_its_revocations() {
     let server = TestServer::spawn(Backend::Sqlite).await;
-    let (crt, key) =
-        cadrex::admin::pki::issue(&server.pki, "audit", "360821", "audit-crl").unwrap();
-    cadrex::admin::pki::revoke(&server.pki, &crt).unwrap();
+    let (crt, key) = cadrex::pki::issue(&server.pki, "audit", "360821", "audit-crl").unwrap();
+    cadrex::pki::revoke(&server.pki, &crt).unwrap();
     let crl = server.pki.join("crl.pem");
     let before = std::fs::read(&crl).unwrap();
     let dir = server.pki.to_str().unwrap();
@@ -432,7 +429,7 @@ async fn officer_is_percent_encoded_utf8_and_checked_like_a_name(backend: Backen
 /// A certificate the CA signed for another purpose (a server's, or one with no
 /// extended key usage at all) cannot act as a calling system.
 async fn certificates_without_client_auth_are_refused_at_the_handshake(backend: Backend) {
-    use cadrex::admin::pki::ExtendedKeyUsagePurpose as Eku;
+    use cadrex::pki::ExtendedKeyUsagePurpose as Eku;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let maddr = listener.local_addr().unwrap();
     let server = TestServer::spawn_with(backend, |c| {
@@ -446,7 +443,7 @@ async fn certificates_without_client_auth_are_refused_at_the_handshake(backend: 
         ("server-only", vec![Eku::ServerAuth]),
         ("signing-only", vec![Eku::CodeSigning]),
     ] {
-        let (crt, key) = cadrex::admin::pki::issue_with_usages(
+        let (crt, key) = cadrex::pki::issue_with_usages(
             &server.pki,
             stem,
             &ClientSpec {
@@ -462,7 +459,7 @@ async fn certificates_without_client_auth_are_refused_at_the_handshake(backend: 
         assert_eq!(first_call_code(ch).await, Code::Unavailable, "{stem}");
     }
     // With clientAuth, the same CA and URI shape are accepted.
-    let (crt, key) = cadrex::admin::pki::issue_with_usages(
+    let (crt, key) = cadrex::pki::issue_with_usages(
         &server.pki,
         "client",
         &ClientSpec {

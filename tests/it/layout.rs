@@ -256,3 +256,23 @@ fn tests_share_helpers_only_through_common() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// `lib.rs` only declares modules and re-exports (the server's state is
+/// built in `state`), so `server` and the crate root do not depend on each
+/// other both ways.
+#[test]
+fn the_crate_root_only_declares() {
+    let lib = code(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap(),
+    );
+    for line in lib.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            line.starts_with("pub mod ")
+                || line.starts_with("mod ")
+                || line.starts_with("pub use ")
+                || line.starts_with("#![")
+                || line.starts_with("//!"),
+            "src/lib.rs holds more than declarations: {line}"
+        );
+    }
+}

@@ -177,7 +177,7 @@ fn short_server_cert(pki: &Path, days: i64) {
         CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
         SanType,
     };
-    let p = cadrex::admin::pki::PkiPaths::new(pki);
+    let p = cadrex::pki::PkiPaths::new(pki);
     let ca_key = KeyPair::from_pem(&std::fs::read_to_string(p.ca_key()).unwrap()).unwrap();
     let issuer =
         Issuer::from_ca_cert_pem(&std::fs::read_to_string(p.ca_cert()).unwrap(), ca_key).unwrap();
@@ -218,7 +218,7 @@ async fn expiry_warning_at_start_and_reload(backend: Backend) {
     // A server certificate with 10 days left: warned about at start.
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
-    cadrex::admin::pki::init(&pki, "360821").unwrap();
+    cadrex::pki::init(&pki, "360821").unwrap();
     short_server_cert(&pki, 10);
     let short = {
         let pki = pki.clone();

@@ -201,7 +201,7 @@ async fn appender_writes_a_refused_row_sanitized_and_the_rest_unharmed(backend: 
         }
     };
     cadrex::server::install_crypto_provider();
-    cadrex::admin::pki::init(&dir.path().join("pki"), "360821").unwrap();
+    cadrex::pki::init(&dir.path().join("pki"), "360821").unwrap();
     let signer = Arc::new(
         cadrex::access_log::LogSigner::load(&dir.path().join("pki/log-signing.key")).unwrap(),
     );

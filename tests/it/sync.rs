@@ -519,8 +519,7 @@ async fn expired_cursor_resnapshots(backend: Backend) {
         .await
         .unwrap();
     retract(&server, &names[1]).await;
-    let (crt, key) =
-        cadrex::admin::pki::issue(&server.pki, "organization", "360800", "org-mis").unwrap();
+    let (crt, key) = cadrex::pki::issue(&server.pki, "organization", "360800", "org-mis").unwrap();
     let mut prefecture = proto::cadre_service_client::CadreServiceClient::new(
         server.channel_with(Some((&crt, &key)), None).await,
     );
@@ -822,14 +821,14 @@ async fn refused_certificates_end_the_agent() {
     let server = TestServer::spawn(Backend::Sqlite).await;
     let dir = server.dir.path().to_path_buf();
     let (revoked, revoked_key) =
-        cadrex::admin::pki::issue(&server.pki, "discipline", DIVISION, "sync-old").unwrap();
-    cadrex::admin::pki::revoke(&server.pki, &revoked).unwrap();
+        cadrex::pki::issue(&server.pki, "discipline", DIVISION, "sync-old").unwrap();
+    cadrex::pki::revoke(&server.pki, &revoked).unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let now = time::OffsetDateTime::now_utc();
-    let (no_uri, no_uri_key) = cadrex::admin::pki::issue_custom(
+    let (no_uri, no_uri_key) = cadrex::pki::issue_custom(
         &server.pki,
         "no-uri",
-        &cadrex::admin::pki::ClientSpec {
+        &cadrex::pki::ClientSpec {
             uris: vec![],
             not_before: now - time::Duration::days(1),
             not_after: now + time::Duration::days(30),
@@ -838,8 +837,8 @@ async fn refused_certificates_end_the_agent() {
     )
     .unwrap();
     let foreign = dir.join("foreign");
-    cadrex::admin::pki::init(&foreign, DIVISION).unwrap();
-    let fp = cadrex::admin::pki::PkiPaths::new(&foreign);
+    cadrex::pki::init(&foreign, DIVISION).unwrap();
+    let fp = cadrex::pki::PkiPaths::new(&foreign);
     let (good, good_key) = server.client_files("discipline", DIVISION);
     let ca = server.pki.join("ca.crt");
     let refused = "refused the client certificate";
