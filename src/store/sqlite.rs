@@ -140,6 +140,25 @@ async fn append_in_one_statement(
     Ok(false)
 }
 
+/// Copies the WAL back into the file and truncates it to nothing, so no old
+/// frame stays in it. A reader in the middle of a snapshot makes SQLite
+/// report the checkpoint busy (and leave the WAL as it is) rather than
+/// fail: try again until it went through, for a few seconds at most.
+async fn truncate_wal(conn: &mut SqliteConnection) -> Result<()> {
+    for _ in 0..200 {
+        let (busy,): (i64,) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(Error::Unavailable(
+        "the WAL could not be truncated: readers kept it busy".into(),
+    ))
+}
+
 /// Tells other server processes that changes are about to commit; one process
 /// owns a SQLite file, so there is no one to tell.
 async fn announce(_tx: &mut SqliteConnection) -> Result<()> {
@@ -165,14 +184,9 @@ super::sql::store_body! {
             // VACUUM rebuilds the whole file; the WAL frames holding old page
             // images go with the truncating checkpoints around it.
             let mut conn = self.writer.acquire().await?;
-            for sql in [
-                "PRAGMA wal_checkpoint(TRUNCATE)",
-                "VACUUM",
-                "PRAGMA wal_checkpoint(TRUNCATE)",
-            ] {
-                sqlx::query(sql).execute(&mut *conn).await?;
-            }
-            Ok(())
+            truncate_wal(&mut conn).await?;
+            sqlx::query("VACUUM").execute(&mut *conn).await?;
+            truncate_wal(&mut conn).await
         }
 
         async fn close(&self) {
