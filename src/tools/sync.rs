@@ -28,7 +28,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::domain::clock::{self, now_us, rfc3339};
-use crate::domain::states::{ChangeOp, RecordState};
+use crate::domain::records::Kind;
+use crate::domain::states::{self, ChangeOp, RecordState};
 use crate::error::Reason;
 use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
@@ -40,20 +41,18 @@ use crate::tools::connect::{self, ConnectArgs, Patience};
 /// Items per page of every listing, unless told otherwise: the most
 /// `ListRecords` and `ListCadres` return, and about 1 MB of findings.
 pub const DEFAULT_PAGE_SIZE: i32 = 1000;
-/// What `--kinds` accepts: the kinds whose events carry a cadre or a record.
-/// Opinion requests and replies have no snapshot listing to start from.
-pub const KINDS: [ChangeKind; 10] = [
-    ChangeKind::Cadre,
-    ChangeKind::Sanction,
-    ChangeKind::Admonishment,
-    ChangeKind::Clue,
-    ChangeKind::OrgHandling,
-    ChangeKind::PersonalMattersCheck,
-    ChangeKind::Evaluation,
-    ChangeKind::AuditEngagement,
-    ChangeKind::AuditFinding,
-    ChangeKind::Petition,
-];
+/// What `--kinds` accepts: the kinds whose events carry a cadre or a record —
+/// cadres, then every record kind of [`Kind::ALL`]. Opinion requests and
+/// replies have no snapshot listing to start from.
+pub const KINDS: [ChangeKind; 1 + Kind::ALL.len()] = {
+    let mut kinds = [ChangeKind::Cadre; 1 + Kind::ALL.len()];
+    let mut i = 0;
+    while i < Kind::ALL.len() {
+        kinds[i + 1] = states::ChangeKind::Record(Kind::ALL[i]).to_proto();
+        i += 1;
+    }
+    kinds
+};
 
 /// Matches the server (`http2_keepalive_interval` 30 s, timeout 20 s), so a
 /// watch stream idle for hours is neither dropped by middleboxes nor taken for
@@ -1530,6 +1529,22 @@ mod tests {
             change_kind_of(proto::RecordKind::Petition as i32),
             Some(ChangeKind::Petition)
         );
+    }
+
+    /// `--kinds` offers cadres and every record kind of `Kind::ALL`, each
+    /// with its listing; a new kind is checked here without editing this test.
+    #[test]
+    fn kinds_cover_every_domain_kind() {
+        let distinct: HashSet<ChangeKind> = KINDS.into_iter().collect();
+        assert_eq!(distinct.len(), KINDS.len());
+        assert_eq!(KINDS[0], ChangeKind::Cadre);
+        for kind in Kind::ALL {
+            let k = states::ChangeKind::Record(kind).to_proto();
+            assert!(KINDS.contains(&k), "{kind:?}");
+            assert_eq!(record_kind(k), Some(kind.to_proto()));
+            assert_eq!(change_kind_of(kind.to_proto() as i32), Some(k));
+            assert_eq!(kind_suffix(k), kind.as_str());
+        }
     }
 
     #[test]
