@@ -54,11 +54,6 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The kind a wire value names; `None` for UNSPECIFIED.
-    pub fn from_proto(k: proto::RecordKind) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|kind| kind.to_proto() == k)
-    }
-
     /// The wire enum of this kind; `const` so that tools can build fixed lists from [`Kind::ALL`].
     pub const fn to_proto(self) -> proto::RecordKind {
         match self {
