@@ -63,10 +63,8 @@ pub enum SyncMode {
 /// an NDJSON file (see README "Keeping a copy in sync").
 #[derive(clap::Args, Debug)]
 pub struct SyncCommand {
-    /// Kinds to copy, comma-separated: cadre, sanction, admonishment, clue,
-    /// org-handling, personal-matters-check, evaluation, audit-engagement,
-    /// audit-finding, petition.
-    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_kind)]
+    #[arg(long, required = true, value_delimiter = ',', value_parser = parse_kind,
+          help = kinds_help())]
     kinds: Vec<ChangeKind>,
     /// Mirror database, sqlite://FILE (created when absent).
     #[arg(long, required_unless_present = "out", conflicts_with = "out")]
@@ -241,6 +239,12 @@ impl fmt::Display for SyncSummary {
 /// The `--kinds` spelling of a kind: its suffix in kebab case (`audit-finding`).
 pub fn kind_cli_name(kind: ChangeKind) -> String {
     kind_suffix(kind).to_ascii_lowercase().replace('_', "-")
+}
+
+/// The help of `--kinds`, naming every kind of [`KINDS`].
+fn kinds_help() -> String {
+    let names: Vec<String> = KINDS.into_iter().map(kind_cli_name).collect();
+    format!("Kinds to copy, comma-separated: {}", names.join(", "))
 }
 
 /// Parses one `--kinds` value: `audit-finding`, `AUDIT_FINDING` or `CHANGE_KIND_AUDIT_FINDING`.
