@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::proto;
+
 /// The four kinds of supervisory body that hold certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Agency {
@@ -32,6 +34,25 @@ impl Agency {
             Agency::Audit => "audit",
             Agency::Petition => "petition",
         }
+    }
+
+    /// The agency whose systems register and update cadres (informational;
+    /// Cedar decides, `policies/cadres.cedar`).
+    pub const REGISTRAR: Agency = Agency::Organization;
+
+    /// The wire enum of this agency.
+    pub fn to_proto(self) -> proto::Agency {
+        match self {
+            Agency::Discipline => proto::Agency::Discipline,
+            Agency::Organization => proto::Agency::Organization,
+            Agency::Audit => proto::Agency::Audit,
+            Agency::Petition => proto::Agency::Petition,
+        }
+    }
+
+    /// The agency a wire value names; `None` for UNSPECIFIED.
+    pub fn from_proto(a: proto::Agency) -> Option<Self> {
+        Agency::ALL.into_iter().find(|x| x.to_proto() == a)
     }
 
     /// The agency named `s` (lowercase, as in [`Agency::as_str`]); `None` for any other text.

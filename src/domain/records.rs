@@ -54,7 +54,8 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    pub fn to_proto(self) -> proto::RecordKind {
+    /// The wire enum of this kind; `const` so that tools can build fixed lists from [`Kind::ALL`].
+    pub const fn to_proto(self) -> proto::RecordKind {
         match self {
             Kind::Sanction => proto::RecordKind::Sanction,
             Kind::Admonishment => proto::RecordKind::Admonishment,

@@ -155,8 +155,8 @@ impl ChangeKind {
         }
     }
 
-    /// The wire enum of this kind.
-    pub fn to_proto(self) -> proto::ChangeKind {
+    /// The wire enum of this kind; `const` so that tools can build fixed lists from it.
+    pub const fn to_proto(self) -> proto::ChangeKind {
         use proto::ChangeKind as C;
         match self {
             ChangeKind::Cadre => C::Cadre,

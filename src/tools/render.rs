@@ -847,6 +847,17 @@ mod tests {
         assert_eq!(label::<proto::Verdict>(99), "(99)");
     }
 
+    /// Every record kind of `Kind::ALL` reads as a zh-CN term and its stored
+    /// name, so a new kind is checked here without editing this test.
+    #[test]
+    fn every_domain_kind_has_a_label() {
+        for kind in crate::domain::records::Kind::ALL {
+            assert!(!kind.to_proto().zh().is_empty(), "{kind:?}");
+            let shown = label::<proto::RecordKind>(kind.to_proto() as i32);
+            assert!(shown.ends_with(&format!(" {}", kind.as_str())), "{shown}");
+        }
+    }
+
     #[test]
     fn timestamps_are_dates_in_shanghai() {
         // 2026-01-05 16:30 UTC is already the 6th in Shanghai.
