@@ -1,7 +1,8 @@
 //! The access log: `AccessLogRepo`, the chain append every write ends with, and the `list_access_events` query.
 //!
-//! Expanded by [`store_body!`](super::store_body) inside each backend module,
-//! which brings the `use`s, the `Db` types and the shared helpers this body names.
+//! Expanded by [`store_body!`](super::store_body) into each backend module beside
+//! the other repositories' parts: the `use`s, `Db` types and shared helpers named
+//! here come from there, and every part sees the helpers the others define.
 
 /// The one `list_access_events` query of both backends. `$9` is the scope,
 /// `$10` is 1 for `cadre_ok_only`.
@@ -33,7 +34,8 @@ pub(crate) fn list_access_events_sql() -> String {
     )
 }
 
-/// The `access_log` part of [`store_body!`](super::store_body) for `$store`.
+/// `AccessLogRepo` for `$store`, with the helpers that belong to it; invoked only by
+/// [`store_body!`](super::store_body).
 macro_rules! access_log_repo {
     (store: $store:ident, for_update: $for_update:literal $(,)?) => {
 fn log_from_row(r: &DbRow) -> Result<LogRow> {

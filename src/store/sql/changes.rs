@@ -1,9 +1,11 @@
 //! The change feed and its outbox counter: `ChangeRepo` and the outbox rows every write adds.
 //!
-//! Expanded by [`store_body!`](super::store_body) inside each backend module,
-//! which brings the `use`s, the `Db` types and the shared helpers this body names.
+//! Expanded by [`store_body!`](super::store_body) into each backend module beside
+//! the other repositories' parts: the `use`s, `Db` types and shared helpers named
+//! here come from there, and every part sees the helpers the others define.
 
-/// The `change` part of [`store_body!`](super::store_body) for `$store`.
+/// `ChangeRepo` for `$store`, with the helpers that belong to it; invoked only by
+/// [`store_body!`](super::store_body).
 macro_rules! change_repo {
     (store: $store:ident, for_update: $for_update:literal $(,)?) => {
 /// Takes the outbox counter, the first lock of every write transaction (then the

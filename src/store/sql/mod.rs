@@ -129,6 +129,7 @@ fn concurrent() -> Error {
 /// Rows per multi-row INSERT, well below either backend's bound on bound parameters.
 const CHUNK: usize = 500;
 
+// Each part expands into this same module, so the helpers above are theirs.
 $crate::store::sql::cadre_repo! { store: $store }
 $crate::store::sql::record_repo! { store: $store }
 $crate::store::sql::opinion_repo! { store: $store }

@@ -1,9 +1,11 @@
 //! Opinion requests and their replies: `OpinionRepo`.
 //!
-//! Expanded by [`store_body!`](super::store_body) inside each backend module,
-//! which brings the `use`s, the `Db` types and the shared helpers this body names.
+//! Expanded by [`store_body!`](super::store_body) into each backend module beside
+//! the other repositories' parts: the `use`s, `Db` types and shared helpers named
+//! here come from there, and every part sees the helpers the others define.
 
-/// The `opinion` part of [`store_body!`](super::store_body) for `$store`.
+/// `OpinionRepo` for `$store`, with the helpers that belong to it; invoked only by
+/// [`store_body!`](super::store_body).
 macro_rules! opinion_repo {
     (store: $store:ident $(,)?) => {
 fn opinion_from_row(r: &DbRow) -> Result<OpinionRequestRow> {
