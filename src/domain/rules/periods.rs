@@ -43,6 +43,7 @@ pub(super) struct Note {
     pub(super) en: String,
 }
 
+/// The reason `bar` gives at `as_of` (the cases are set out on [`draft`](super::draft)).
 pub(super) fn bar_reason(bar: Bar, name: &str, as_of: Date, p: &RuleParams) -> Reason {
     let Bar {
         rule,
