@@ -1,30 +1,22 @@
-//! Record use cases: typed records submitted by their owner agency and read by the others in the view the access matrix gives them.
+//! Writing records: Submit, BatchSubmit and Retract, with the checks of what a submission names and the replay of a stored outcome.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use prost::Message;
 
 use super::{
-    AppState, Call, Outcome, OutcomeItem, RequestKey, cursor, item_error, page_size, page_token,
+    BATCH_MAX, RecordApi, View, ViewCache, etag, informant_context, is_owner, named_record,
+    new_resource, record_name, resource_of,
 };
-use crate::authz::{Action, Resource};
-use crate::domain::clock::timestamp;
+use crate::app::{Call, Outcome, OutcomeItem, RequestKey, item_error};
+use crate::authz::Action;
 use crate::domain::records::{self, Kind, parse_record_name};
 use crate::domain::states::RecordState;
-use crate::domain::{division, filter, free_text, ids};
+use crate::domain::{division, free_text, ids};
 use crate::error::{Error, FieldViolation, Reason, Result};
 use crate::identity::Principal;
 use crate::proto::{self, record::Payload};
-use crate::store::{CadreRow, RecordQuery, RecordRow, SubmitOutcome};
-
-/// Most items in one batch call.
-pub const BATCH_MAX: usize = 1000;
-
-#[derive(Clone)]
-pub struct RecordApi {
-    pub(crate) state: Arc<AppState>,
-}
+use crate::store::{CadreRow, RecordRow, SubmitOutcome};
 
 /// What the items of a submission name — cadres and audit engagements — read
 /// in a few queries for the whole batch instead of two per item.
@@ -37,228 +29,6 @@ struct Named {
 }
 
 impl RecordApi {
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
-    }
-}
-
-/// What a caller sees of one record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum View {
-    /// Every field; the informant block only when `informant`.
-    Full { informant: bool },
-    /// The kind's summary type.
-    Summary,
-    /// A retracted record seen by someone other than its owner.
-    Tombstone,
-}
-
-pub(crate) fn record_name(row: &RecordRow) -> String {
-    format!("cadres/{}/records/{}", row.cadre_id, row.id)
-}
-
-pub(crate) fn resource_of(row: &RecordRow) -> Resource {
-    Resource::Record {
-        id: row.id.clone(),
-        division: row.division.clone(),
-        kind: row.kind.clone(),
-        owner_agency: row.owner_agency.clone(),
-        owner_division: row.owner_division.clone(),
-        transfer_agency: row.transfer_agency.clone(),
-        transfer_division: row.transfer_division.clone(),
-    }
-}
-
-/// A record not yet stored, of `kind`, at `division`.
-fn new_resource(kind: Kind, division: &str) -> Resource {
-    Resource::Record {
-        id: "-".into(),
-        division: division.to_string(),
-        kind: kind.as_str().into(),
-        owner_agency: String::new(),
-        owner_division: String::new(),
-        transfer_agency: String::new(),
-        transfer_division: String::new(),
-    }
-}
-
-/// View levels decided once per distinct authorization resource of a page.
-/// The key is the Cedar resource itself with its id blanked, so every
-/// attribute a policy can test (kind, cadre division, owner agency and
-/// division, transferring body, …) is in it, including any added later.
-#[derive(Default)]
-pub(crate) struct ViewCache(HashMap<Resource, Option<View>>);
-
-impl ViewCache {
-    /// The base view level of `row` for the caller (no tombstoning).
-    pub(crate) fn level(
-        &mut self,
-        api: &RecordApi,
-        call: &mut Call,
-        row: &RecordRow,
-    ) -> Result<Option<View>> {
-        let resource = resource_of(row);
-        let key = resource.without_id();
-        if let Some(v) = self.0.get(&key) {
-            return Ok(*v);
-        }
-        let kind = Kind::parse(&row.kind)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind)))?;
-        let v = api.level(call, &resource, kind);
-        self.0.insert(key, v);
-        Ok(v)
-    }
-
-    /// The view of `row` for the caller: its level, or a tombstone for a
-    /// retracted record the caller does not own.
-    pub(crate) fn view(
-        &mut self,
-        api: &RecordApi,
-        call: &mut Call,
-        row: &RecordRow,
-    ) -> Result<Option<View>> {
-        let level = self.level(api, call, row)?;
-        if level == Some(View::Full { informant: true }) && row.informant.is_some() {
-            call.carries_informant = true;
-        }
-        Ok(level.map(|v| {
-            if row.state == RecordState::Retracted && !is_owner(&call.principal, row) {
-                View::Tombstone
-            } else {
-                v
-            }
-        }))
-    }
-}
-
-pub(crate) fn is_owner(p: &Principal, row: &RecordRow) -> bool {
-    p.agency.as_str() == row.owner_agency && p.division == row.owner_division
-}
-
-pub(crate) use crate::informant::informant_context;
-
-fn etag(revision: i64) -> String {
-    format!("r{revision}")
-}
-
-impl RecordApi {
-    /// The base view level of a record for the caller (no tombstoning), by Cedar.
-    pub(crate) fn level(&self, call: &mut Call, resource: &Resource, kind: Kind) -> Option<View> {
-        let authz = &self.state.authz;
-        if call.authorize(authz, Action::ReadFull, resource).allowed {
-            let informant = kind == Kind::Petition
-                && call
-                    .authorize(authz, Action::ReadInformant, resource)
-                    .allowed;
-            return Some(View::Full { informant });
-        }
-        if records::summary(&sample_payload(kind)).is_some()
-            && call.authorize(authz, Action::ReadSummary, resource).allowed
-        {
-            return Some(View::Summary);
-        }
-        None
-    }
-
-    fn view_of(&self, call: &mut Call, row: &RecordRow) -> Result<Option<View>> {
-        ViewCache::default().view(self, call, row)
-    }
-
-    /// Renders rows in the caller's view with one Cedar decision per distinct
-    /// set of attributes a policy can tell apart rather than per row; rows the
-    /// caller may not see are left out, and retracted ones become tombstones
-    /// for non-owners.
-    pub(crate) fn render_rows(
-        &self,
-        call: &mut Call,
-        rows: &[RecordRow],
-    ) -> Result<Vec<proto::Record>> {
-        let mut views = ViewCache::default();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(view) = views.view(self, call, row)? else {
-                continue;
-            };
-            out.push(self.render(row, view, is_owner(&call.principal, row))?);
-        }
-        Ok(out)
-    }
-
-    /// Renders a stored record in `view`. Decrypts the informant block only for
-    /// a full view that includes it.
-    pub(crate) fn render(&self, row: &RecordRow, view: View, owner: bool) -> Result<proto::Record> {
-        let kind = Kind::parse(&row.kind)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown stored kind {}", row.kind)))?;
-        let mut out = proto::Record {
-            name: record_name(row),
-            cadre: format!("cadres/{}", row.cadre_id),
-            kind: kind.to_proto() as i32,
-            revision: row.revision,
-            state: row.state.to_proto() as i32,
-            update_time: Some(timestamp(row.update_time_us)),
-            etag: etag(row.revision),
-            ..Default::default()
-        };
-        if view == View::Tombstone {
-            out.view = proto::RecordView::Tombstone as i32;
-            return Ok(out);
-        }
-        out.owner_system = row.owner_system.clone();
-        out.source_record_id = row.source_record_id.clone();
-        out.source_version = row.source_version;
-        out.event_date = row.event_date.clone();
-        out.classification = records::classification_from_name(&row.classification) as i32;
-        // The digest covers the whole payload, informant included; a view that
-        // leaves out any of it carries none, or a guessed informant (or any
-        // other hidden field) could be confirmed offline against it. A petition
-        // read without the right to its informant carries none whether or not
-        // it has one, or the digest's presence would tell which.
-        let shows_everything = match view {
-            View::Full { informant } => informant || row.kind != Kind::Petition.as_str(),
-            View::Summary | View::Tombstone => false,
-        };
-        out.provenance = Some(proto::Provenance {
-            submitting_system: row.submitting_system.clone(),
-            submit_time: Some(timestamp(row.update_time_us)),
-            payload_sha256: String::new(),
-        });
-        if owner {
-            out.retraction_reason = row.retraction_reason.clone();
-        }
-        let stored = proto::Record::decode(row.payload.as_slice()).map_err(Error::internal)?;
-        let payload = stored
-            .payload
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("record {} has no payload", row.id)))?;
-        match view {
-            View::Full { informant } => {
-                out.view = proto::RecordView::Full as i32;
-                let mut payload = payload;
-                if let (true, Payload::Petition(p), Some(sealed)) =
-                    (informant, &mut payload, &row.informant)
-                {
-                    let plain = self.state.informant.open(
-                        sealed,
-                        &informant_context(&row.owner_system, &row.source_record_id),
-                    )?;
-                    p.informant =
-                        Some(proto::Informant::decode(plain.as_slice()).map_err(Error::internal)?);
-                }
-                // The stored digest is keyed (DESIGN §2); the one sent is
-                // computed now, over what this caller reads in full.
-                if shows_everything && let Some(p) = out.provenance.as_mut() {
-                    p.payload_sha256 = records::payload_sha256(&row.classification, &payload);
-                }
-                out.payload = Some(payload);
-            }
-            View::Summary => {
-                out.view = proto::RecordView::Summary as i32;
-                out.payload = records::summary(&payload);
-            }
-            View::Tombstone => {}
-        }
-        Ok(out)
-    }
-
     /// Reads the cadres and engagements that `requests` name.
     async fn named(
         &self,
@@ -668,7 +438,7 @@ impl RecordApi {
         let text: Vec<Result<()>> = req
             .requests
             .iter()
-            .map(|item| super::text::check_item(call.method, item, ""))
+            .map(|item| crate::app::text::check_item(call.method, item, ""))
             .collect();
         let all: Vec<&proto::SubmitRecordRequest> = req
             .requests
@@ -785,210 +555,6 @@ impl RecordApi {
             .await?;
         call.logged = true;
         Ok(assemble(&outcomes))
-    }
-
-    pub async fn get(
-        &self,
-        call: &mut Call,
-        req: proto::GetRecordRequest,
-    ) -> Result<proto::Record> {
-        let (cadre_id, id) = named_record(&req.name)?;
-        call.resources.push(req.name.clone());
-        let row = self
-            .state
-            .store
-            .get_record(&id)
-            .await?
-            .filter(|r| r.cadre_id == cadre_id);
-        let Some(row) = row else {
-            return Err(self.missing(call, &cadre_id, &req.name).await?);
-        };
-        call.require(
-            &self.state.authz,
-            Action::GetRecord,
-            &resource_of(&row),
-            || Error::CadreNotAccessible,
-        )?;
-        let Some(view) = self.view_of(call, &row)? else {
-            return Err(Error::NotFound(req.name.clone()));
-        };
-        self.render(&row, view, is_owner(&call.principal, &row))
-    }
-
-    /// The answer for a record that is not there: out-of-jurisdiction and
-    /// missing cadres answer as for cadres; a cadre the caller may see answers
-    /// NOT_FOUND, the same as for a record kind it may not see.
-    async fn missing(&self, call: &Call, cadre_id: &str, name: &str) -> Result<Error> {
-        let cadre = self.state.store.get_cadre(cadre_id).await?;
-        Ok(match cadre {
-            Some(c) if division::covers(&call.principal.division, &c.managing_division) => {
-                Error::NotFound(name.to_string())
-            }
-            Some(_) => Error::CadreNotAccessible,
-            None if call.principal.division == division::NATIONAL => {
-                Error::NotFound(name.to_string())
-            }
-            None => Error::CadreNotAccessible,
-        })
-    }
-
-    pub async fn list(
-        &self,
-        call: &mut Call,
-        req: proto::ListRecordsRequest,
-    ) -> Result<proto::ListRecordsResponse> {
-        let principal = call.principal.clone();
-        let cadre_id = match req.parent.strip_prefix("cadres/") {
-            Some("-") => None,
-            Some(id) if records::is_resource_id(id) => Some(id.to_string()),
-            _ => {
-                return Err(Error::invalid(
-                    "parent",
-                    "must be cadres/{cadre} or cadres/-",
-                ));
-            }
-        };
-        let mut place = principal.division.clone();
-        if let Some(id) = &cadre_id {
-            call.resources.push(format!("cadres/{id}"));
-            let Some(cadre) = self.state.store.get_cadre(id).await? else {
-                return Err(if principal.division == division::NATIONAL {
-                    Error::NotFound(format!("cadres/{id}"))
-                } else {
-                    Error::CadreNotAccessible
-                });
-            };
-            place = cadre.managing_division;
-        }
-        let probe = |kind: Kind| Resource::Record {
-            id: "-".into(),
-            division: place.clone(),
-            kind: kind.as_str().into(),
-            owner_agency: String::new(),
-            owner_division: String::new(),
-            transfer_agency: principal.agency.as_str().into(),
-            transfer_division: principal.division.clone(),
-        };
-        call.require(
-            &self.state.authz,
-            Action::ListRecords,
-            &probe(Kind::Sanction),
-            || {
-                if cadre_id.is_some() {
-                    Error::CadreNotAccessible
-                } else {
-                    Error::denied(
-                        Reason::ActionNotPermitted,
-                        "this system may not list records",
-                    )
-                }
-            },
-        )?;
-        let limit = page_size(req.page_size, 100, 1000)?;
-        let mut query = RecordQuery {
-            cadre_id: cadre_id.clone(),
-            jurisdiction_prefix: division::jurisdiction_prefix(&principal.division).to_string(),
-            limit: limit + 1,
-            ..Default::default()
-        };
-        let mut wanted: Vec<Kind> = Kind::ALL.to_vec();
-        for term in filter::parse(&req.filter)? {
-            match (term.field.as_str(), term.op) {
-                ("kind", filter::Op::Eq) => {
-                    let k = Kind::parse(term.value.trim_start_matches("RECORD_KIND_")).ok_or_else(
-                        || Error::invalid("filter", format!("unknown kind {:?}", term.value)),
-                    )?;
-                    wanted.retain(|w| *w == k);
-                }
-                ("state", filter::Op::Eq) => {
-                    let s = RecordState::parse(term.value.trim_start_matches("RECORD_STATE_"))
-                        .ok_or_else(|| Error::invalid("filter", "state is ACTIVE or RETRACTED"))?;
-                    query.state = Some(s);
-                }
-                ("update_time", op) => {
-                    let t = time::OffsetDateTime::parse(
-                        &term.value,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .map_err(|_| Error::invalid("filter", "update_time takes an RFC 3339 time"))?;
-                    let us = (t.unix_timestamp_nanos() / 1000) as i64;
-                    match op {
-                        filter::Op::Ge => query.updated_from_us = Some(us),
-                        filter::Op::Gt => query.updated_from_us = Some(us + 1),
-                        filter::Op::Lt => query.updated_before_us = Some(us),
-                        filter::Op::Le => query.updated_before_us = Some(us + 1),
-                        filter::Op::Eq => {
-                            query.updated_from_us = Some(us);
-                            query.updated_before_us = Some(us + 1);
-                        }
-                    }
-                }
-                (other, _) => {
-                    return Err(Error::invalid(
-                        "filter",
-                        format!("cannot filter on {other:?} that way"),
-                    ));
-                }
-            }
-        }
-        // One decision per kind for the page: kinds the caller cannot see at all
-        // are never read from the store.
-        let mut levels: HashMap<Kind, View> = HashMap::new();
-        for kind in wanted {
-            if let Some(v) = self.level(call, &probe(kind), kind) {
-                levels.insert(kind, v);
-            }
-        }
-        query.kinds = levels.keys().map(|k| k.as_str().to_string()).collect();
-        query.kinds.sort();
-        let (snapshot, after) = match page_token::decode("records", &req.page_token)? {
-            Some(t) => {
-                let (snap, after) = t.split_once(':').ok_or_else(|| {
-                    Error::invalid("page_token", "not a page token returned by this method")
-                })?;
-                let snap: i64 = snap.parse().map_err(|_| {
-                    Error::invalid("page_token", "not a page token returned by this method")
-                })?;
-                (snap, Some(after.to_string()))
-            }
-            None => (self.state.store.change_head().await?, None),
-        };
-        query.max_revision = snapshot;
-        query.after_id = after;
-        // The page and its token are made of visible rows only: a row the
-        // caller may not see (a clue not transferred from it) must not end a
-        // page, start the next one or make a token appear, or the token would
-        // tell its id and the page that it exists. So scan on past hidden rows
-        // until the page is full and one more visible row shows there is a next.
-        let mut views = ViewCache::default();
-        let mut records = Vec::new();
-        let mut last_id = String::new();
-        let mut next_page_token = String::new();
-        'scan: while !query.kinds.is_empty() {
-            let rows = self.state.store.list_records(&query).await?;
-            for row in &rows {
-                let Some(view) = views.view(self, call, row)? else {
-                    continue;
-                };
-                if records.len() as i64 == limit {
-                    next_page_token =
-                        page_token::encode("records", &format!("{snapshot}:{last_id}"));
-                    break 'scan;
-                }
-                records.push(self.render(row, view, is_owner(&call.principal, row))?);
-                last_id = row.id.clone();
-            }
-            match rows.last() {
-                Some(r) if rows.len() as i64 >= query.limit => query.after_id = Some(r.id.clone()),
-                _ => break,
-            }
-        }
-        call.resources = records.iter().map(|r| r.name.clone()).collect();
-        Ok(proto::ListRecordsResponse {
-            records,
-            next_page_token,
-            cursor: cursor::encode(&self.state.epoch, snapshot),
-        })
     }
 
     pub async fn retract(
@@ -1132,16 +698,6 @@ fn validated(call: &mut Call, rows: &[RecordRow]) {
     call.resources.dedup();
 }
 
-/// (cadre id, record id) of the `name` field of Get and Retract.
-fn named_record(name: &str) -> Result<(String, String)> {
-    parse_record_name(name).ok_or_else(|| {
-        Error::invalid(
-            "name",
-            "must be a record name cadres/{cadre}/records/{record}",
-        )
-    })
-}
-
 /// One item's result of a batch: the record in the caller's view with its
 /// stale flag, or the item's error.
 fn batch_result(
@@ -1161,20 +717,5 @@ fn batch_result(
             stale: false,
             error: Some(error),
         },
-    }
-}
-
-/// A payload of `kind` with default content, to ask whether the kind has a summary type.
-fn sample_payload(kind: Kind) -> Payload {
-    match kind {
-        Kind::Sanction => Payload::Sanction(Default::default()),
-        Kind::Admonishment => Payload::Admonishment(Default::default()),
-        Kind::Clue => Payload::Clue(Default::default()),
-        Kind::OrgHandling => Payload::OrgHandling(Default::default()),
-        Kind::PersonalMattersCheck => Payload::PersonalMattersCheck(Default::default()),
-        Kind::Evaluation => Payload::Evaluation(Default::default()),
-        Kind::AuditEngagement => Payload::AuditEngagement(Default::default()),
-        Kind::AuditFinding => Payload::AuditFinding(Default::default()),
-        Kind::Petition => Payload::Petition(Default::default()),
     }
 }
