@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pki;
 pub mod proto;
+pub mod protojson;
 pub mod ratelimit;
 pub mod server;
 pub mod state;

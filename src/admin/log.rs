@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use anyhow::Context;
 
 use crate::access_log::{self, LogSigner};
+use crate::protojson;
 use crate::store::{self, CheckpointRow};
-use crate::tools::protojson;
 
 /// `cadrex log …`: access-log tools.
 #[derive(clap::Subcommand, Debug)]

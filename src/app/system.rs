@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::AppState;
 use super::methods::{METHODS, Target};
 use crate::authz::Resource;
-use crate::domain::agency::Agency;
 use crate::domain::records::Kind;
 use crate::identity::Principal;
 use crate::proto;
@@ -20,22 +19,13 @@ impl SystemApi {
     }
 }
 
-fn agency_proto(a: Agency) -> proto::Agency {
-    match a {
-        Agency::Discipline => proto::Agency::Discipline,
-        Agency::Organization => proto::Agency::Organization,
-        Agency::Audit => proto::Agency::Audit,
-        Agency::Petition => proto::Agency::Petition,
-    }
-}
-
 impl SystemApi {
     /// The caller as its verified certificate names it, and the officer it
     /// says it acts for.
     pub fn who_am_i(&self, p: &Principal, officer: String) -> proto::WhoAmIResponse {
         proto::WhoAmIResponse {
             principal: p.uri.clone(),
-            agency: agency_proto(p.agency) as i32,
+            agency: p.agency.to_proto() as i32,
             division: p.division.clone(),
             system: p.system.clone(),
             certificate_fingerprint: p.fingerprint.clone(),

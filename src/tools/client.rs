@@ -9,8 +9,9 @@ use crate::proto::{
     cadre_service_client::CadreServiceClient, dossier_service_client::DossierServiceClient,
     opinion_service_client::OpinionServiceClient, record_service_client::RecordServiceClient,
 };
+use crate::protojson;
 use crate::tools::connect::{self, ConnectArgs, Officer, OfficerChannel};
-use crate::tools::{protojson, render};
+use crate::tools::render;
 
 /// A failed call as an operator should read it: a refused certificate reads
 /// as it does in `import` and `sync` ([`connect::refusal`],

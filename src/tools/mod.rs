@@ -10,7 +10,6 @@ pub mod client;
 pub mod connect;
 pub mod html;
 pub mod import;
-pub mod protojson;
 pub mod render;
 pub mod seed;
 pub mod soak;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// Tools that may use the `Store` trait (see the module comment).
 const STORE_WRITERS: [&str; 2] = ["seed.rs", "bench.rs"];
 /// Modules no tool may name.
-const FORBIDDEN: [&str; 2] = ["grpc", "server"];
+const FORBIDDEN: [&str; 3] = ["grpc", "server", "admin"];
 /// Store modules that are backend internals, forbidden even to `STORE_WRITERS`.
 const STORE_BACKENDS: [&str; 3] = ["sqlite", "postgres", "suite"];
 
@@ -182,6 +182,9 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
         &["tonic::", "sqlx::", "tokio::"],
     ),
     ("app", &["grpc", "server", "tools", "admin"], &["tonic::"]),
+    // Operator commands and client tools share plumbing that sits below
+    // both (`pki`, `protojson`, `crypto`), never each other.
+    ("admin", &["tools", "grpc", "server"], &[]),
     (
         "store",
         &["grpc", "server", "tools", "admin", "app"],

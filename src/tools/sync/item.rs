@@ -53,7 +53,7 @@ fn without_informant(mut r: proto::Record) -> proto::Record {
 /// cannot be, a descriptor set that does not describe the message, so that
 /// the protobuf body still reaches the mirror.
 fn json_of(message: &impl Message, full_name: &str) -> serde_json::Value {
-    crate::tools::protojson::to_json(message, full_name).unwrap_or_else(|e| {
+    crate::protojson::to_json(message, full_name).unwrap_or_else(|e| {
         tracing::warn!(error = %format!("{e:#}"), "cannot render {full_name} as JSON");
         serde_json::Value::Null
     })
