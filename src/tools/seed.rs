@@ -1,5 +1,6 @@
 //! `cadrex seed`: fills a store with deterministic, realistic synthetic cadres, records and opinion requests for benchmarks and demos.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -433,40 +434,34 @@ fn name(rng: &mut Rng) -> String {
     n
 }
 
-/// The owners of seeded records: one system per agency per province.
+/// The owners of seeded records: one system per agency per province, for
+/// every agency of `Agency::ALL` (a new agency gets its systems here without
+/// anyone editing this).
 struct Owners {
-    /// (province code, [discipline, organization, audit, petition])
-    by_province: Vec<(&'static str, [Principal; 4])>,
+    by_province: HashMap<(&'static str, Agency), Principal>,
 }
 
 impl Owners {
     fn load(dir: &Path) -> anyhow::Result<Self> {
-        let mut by_province = Vec::new();
+        let mut by_province = HashMap::new();
         for p in PROVINCES {
-            let get = |a: Agency| -> anyhow::Result<Principal> {
-                principal_of(&agency_cert(dir, a, p.code)?.0)
-            };
-            by_province.push((
-                p.code,
-                [
-                    get(Agency::Discipline)?,
-                    get(Agency::Organization)?,
-                    get(Agency::Audit)?,
-                    get(Agency::Petition)?,
-                ],
-            ));
+            for agency in Agency::ALL {
+                let principal = principal_of(&agency_cert(dir, agency, p.code)?.0)?;
+                by_province.insert((p.code, agency), principal);
+            }
         }
         Ok(Self { by_province })
     }
 
+    /// The system of `agency` in `province`; the first province's for a
+    /// code that is not one of `PROVINCES`.
     fn of(&self, province: &str, agency: Agency) -> &Principal {
-        let i = Agency::ALL.iter().position(|a| *a == agency).unwrap_or(0);
-        let set = self
-            .by_province
+        let province = PROVINCES
             .iter()
-            .find(|(c, _)| *c == province)
-            .unwrap_or(&self.by_province[0]);
-        &set.1[i]
+            .map(|p| p.code)
+            .find(|c| *c == province)
+            .unwrap_or(PROVINCES[0].code);
+        &self.by_province[&(province, agency)]
     }
 }
 
