@@ -5,9 +5,9 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::common::warning;
 use crate::common::{Backend, TestServer, exec_sql, new_cadre, own_access_events, violated_fields};
 use crate::common::{cadre, engagement, finding, record, records_client, submit};
+use crate::common::{petition_with_informant, warning};
 
 both_backends!(
     organization_asks_discipline_replies,
@@ -1154,22 +1154,8 @@ async fn dossier_flags_are_the_rules_reasons(backend: Backend) {
     .await;
     let petition = submit_as(
         "petition",
-        record(
-            &a,
-            "XF-1",
-            1,
-            Payload::Petition(proto::Petition {
-                received_date: "2025-03-01".into(),
-                channel: proto::PetitionChannel::Letter as i32,
-                anonymous: true,
-                category: proto::PetitionCategory::AccusationDiscipline as i32,
-                specific: true,
-                status: proto::PetitionStatus::Accepted as i32,
-                forwarded_to: String::new(),
-                summary: "反映违规问题".into(),
-                informant: None,
-            }),
-        ),
+        // Specific and ACCEPTED: not closed.
+        record(&a, "XF-1", 1, petition_with_informant("FLAGS")),
     )
     .await;
     let concealed = submit_as(
