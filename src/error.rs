@@ -62,6 +62,11 @@ pub enum Error {
     MessageTooLarge(String),
     #[error("failed precondition: {message}")]
     FailedPrecondition { reason: Reason, message: String },
+    /// A reply kinder than the draft the rules give the replier, without a
+    /// `deviation_reason` (DESIGN §6); `draft` is the draft's verdict, sent in
+    /// the ErrorInfo metadata so that the replier sees what it departs from.
+    #[error("deviation reason required (draft {draft})")]
+    DeviationReasonRequired { draft: &'static str },
     #[error("aborted: {message}")]
     Aborted { reason: Reason, message: String },
     /// A change-feed cursor older than the retention window or from another
@@ -121,9 +126,9 @@ impl Error {
             Error::InvalidArgument { .. } | Error::MalformedRequest(_) => Code::InvalidArgument,
             Error::UnsupportedEncoding(_) => Code::Unimplemented,
             Error::MessageTooLarge(_) => Code::ResourceExhausted,
-            Error::FailedPrecondition { .. } | Error::CursorExpired { .. } => {
-                Code::FailedPrecondition
-            }
+            Error::FailedPrecondition { .. }
+            | Error::CursorExpired { .. }
+            | Error::DeviationReasonRequired { .. } => Code::FailedPrecondition,
             Error::Aborted { .. } => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
@@ -238,6 +243,8 @@ pub enum Reason {
     UsePgDump,
     /// An audit finding whose engagement is not (yet) in the exchange.
     EngagementNotFound,
+    /// A reply kinder than the rules' draft needs a `deviation_reason`.
+    DeviationReasonRequired,
     Internal,
 }
 
@@ -272,6 +279,7 @@ impl Reason {
             Reason::RequestWithdrawn => "REQUEST_WITHDRAWN",
             Reason::UsePgDump => "USE_PG_DUMP",
             Reason::EngagementNotFound => "ENGAGEMENT_NOT_FOUND",
+            Reason::DeviationReasonRequired => "DEVIATION_REASON_REQUIRED",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -312,6 +320,9 @@ impl Reason {
             Reason::EngagementNotFound => {
                 "该审计项目尚未报送到交换平台，请先报送审计项目后再报送审计发现的问题"
             }
+            Reason::DeviationReasonRequired => {
+                "答复意见轻于按规则生成的意见草稿，须说明理由（deviation_reason）"
+            }
             Reason::Internal => "服务器内部错误，请联系交换平台运维人员",
         }
     }
@@ -340,6 +351,7 @@ impl Error {
             Error::UnsupportedEncoding(_) => Reason::UnsupportedEncoding,
             Error::MessageTooLarge(_) => Reason::MessageTooLarge,
             Error::CursorExpired { .. } => Reason::CursorExpired,
+            Error::DeviationReasonRequired { .. } => Reason::DeviationReasonRequired,
             Error::Unavailable(_) => Reason::StoreUnavailable,
             Error::Internal(_) => Reason::Internal,
         }
@@ -372,6 +384,9 @@ impl Error {
             Error::CursorExpired { .. } => {
                 "the cursor is older than the retained changes or from another store epoch; re-snapshot with ListRecords".to_string()
             }
+            Error::DeviationReasonRequired { draft } => format!(
+                "deviation_reason: required, the verdict is less severe than the rules' draft ({draft})"
+            ),
             Error::Unavailable(_) => "service temporarily unavailable; retry".to_string(),
             Error::Internal(_) => "internal error".to_string(),
         }
@@ -396,6 +411,9 @@ impl From<Error> for Status {
         match &e {
             Error::CursorExpired { oldest } => {
                 metadata.insert("oldest_cursor".to_string(), oldest.clone());
+            }
+            Error::DeviationReasonRequired { draft } => {
+                metadata.insert("draft_verdict".to_string(), draft.to_string());
             }
             Error::InvalidArgument { violations } => {
                 for v in violations.iter().take(MAX_VIOLATIONS) {

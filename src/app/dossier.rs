@@ -15,6 +15,7 @@ use crate::domain::records::{self, Kind};
 use crate::domain::rules;
 use crate::error::{Error, Reason, Result};
 use crate::proto;
+use crate::store::OpinionRequestRow;
 
 pub struct DossierApi {
     pub(crate) state: Arc<AppState>,
@@ -53,7 +54,7 @@ impl DossierApi {
         call: &mut Call,
         name: &str,
         cadre_id: &str,
-    ) -> Result<(RequestFacts, Option<RequestView>)> {
+    ) -> Result<(RequestFacts, Option<(OpinionRequestRow, RequestView)>)> {
         let none = Ok((RequestFacts::default(), None));
         let Some(id) = name
             .strip_prefix("opinionRequests/")
@@ -83,8 +84,9 @@ impl DossierApi {
             reply_stale: piece.reply.as_ref().is_some_and(|r| r.stale),
             replied_by_own: false,
             visible: true,
+            reply_within: false,
         };
-        Ok((facts, Some(view)))
+        Ok((facts, Some((req, view))))
     }
 
     /// What an `APPOINTMENT_VETTING` dossier shows of the request it is read
@@ -94,6 +96,7 @@ impl DossierApi {
     async fn vetting(
         &self,
         call: &mut Call,
+        req: &OpinionRequestRow,
         view: RequestView,
         cadre_id: &str,
     ) -> Result<proto::DossierVetting> {
@@ -106,7 +109,7 @@ impl DossierApi {
         let mut replies = Vec::new();
         for r in self.state.store.opinion_replies(&id).await? {
             if r.cadre_id == cadre_id {
-                let reply = self.opinions.reply_proto(call, &r).await?;
+                let reply = self.opinions.reply_proto(call, req, &r).await?;
                 call.resources.push(reply.name.clone());
                 replies.push(reply);
             }
@@ -202,10 +205,10 @@ impl DossierApi {
         }
         // Only validated names enter the log: a name the caller sees.
         let mut vetting = None;
-        if let Some(view) = named {
+        if let Some((row, view)) = named {
             call.resources.push(view.request.name.clone());
             if purpose == "APPOINTMENT_VETTING" && facts.request.is_some_and(|r| r.own) {
-                vetting = Some(self.vetting(call, view, &id).await?);
+                vetting = Some(self.vetting(call, &row, view, &id).await?);
             }
         }
         let view = if call.authorize(authz, Action::ReadFull, &resource).allowed {

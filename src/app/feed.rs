@@ -452,7 +452,7 @@ impl ChangeFeedApi {
             return Ok(None);
         };
         Ok(Some(change_event::View::OpinionReply(
-            self.opinions.reply_proto(call, reply).await?,
+            self.opinions.reply_proto(call, &req, reply).await?,
         )))
     }
 

@@ -29,10 +29,11 @@ pub enum Action {
     DraftOpinion,
     ReplyOpinion,
     ReadDossier,
+    ReadDeviation,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -57,6 +58,7 @@ impl Action {
         Action::DraftOpinion,
         Action::ReplyOpinion,
         Action::ReadDossier,
+        Action::ReadDeviation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +87,7 @@ impl Action {
             Action::DraftOpinion => "DraftOpinion",
             Action::ReplyOpinion => "ReplyOpinion",
             Action::ReadDossier => "ReadDossier",
+            Action::ReadDeviation => "ReadDeviation",
         }
     }
 

@@ -61,6 +61,9 @@ pub struct RequestFacts {
     pub replied_by_own: bool,
     /// The caller sees the request's piece about the cadre.
     pub visible: bool,
+    /// The reply in question was given by a system of the caller's agency in
+    /// the caller's division or below (ReadDeviation).
+    pub reply_within: bool,
 }
 
 impl Facts {
@@ -95,6 +98,7 @@ impl Facts {
                     ("reply_stale".to_string(), b(r.reply_stale)),
                     ("replied_by_own".to_string(), b(r.replied_by_own)),
                     ("visible".to_string(), b(r.visible)),
+                    ("reply_within".to_string(), b(r.reply_within)),
                 ])?,
             ));
         }

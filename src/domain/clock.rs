@@ -25,6 +25,13 @@ pub fn today() -> Date {
     OffsetDateTime::now_utc().to_offset(SHANGHAI).date()
 }
 
+/// The Asia/Shanghai date of a moment in microseconds (today's when out of range).
+pub fn date_of(us: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map(|t| t.to_offset(SHANGHAI).date())
+        .unwrap_or_else(|_| today())
+}
+
 /// Microseconds to a protobuf timestamp (negative times included).
 pub fn timestamp(us: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {

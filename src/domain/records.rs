@@ -448,6 +448,20 @@ pub fn parse_record_name(name: &str) -> Option<(String, String)> {
     (ok(cadre) && ok(record) && cadre != "-").then(|| (cadre.to_string(), record.to_string()))
 }
 
+/// Whether a stored record — its encoded `Record` holding only the payload, and whether it is
+/// active — is a matter on record (DESIGN §6). The store asks this of the version it replaces and
+/// of the one it writes, since a write counts towards a reply's staleness when either is a matter
+/// (a CONCEALED check corrected to CONSISTENT counts; a new CONSISTENT check does not).
+pub fn stored_is_matter(payload: &[u8], active: bool) -> bool {
+    let Ok(mut record) = proto::Record::decode(payload) else {
+        return false;
+    };
+    if !active {
+        record.state = proto::RecordState::Retracted as i32;
+    }
+    fact_of(&record).is_some_and(|f| f.is_matter())
+}
+
 /// The rules engine's view of a record, from what the caller was shown (full
 /// or summary payload), so that nothing computed from it reveals more than the
 /// caller may read. `None` for tombstones and kinds without a payload.

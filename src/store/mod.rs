@@ -250,6 +250,11 @@ pub struct ReplyRow {
     pub purpose: String,
     pub revision: i64,
     pub create_time_us: i64,
+    /// The verdict the rules gave the replier when it replied (DESIGN §6);
+    /// empty for replies given before drafts were recorded.
+    pub draft_verdict: String,
+    /// Why a verdict kinder than `draft_verdict` was given; empty otherwise.
+    pub deviation_reason: String,
 }
 
 /// Which opinion requests a list returns.

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::{Change, RecordRow, SubmitOutcome};
 use crate::digest::DigestKey;
+use crate::domain::records::stored_is_matter;
 use crate::domain::states::{ChangeOp, RecordState};
 use crate::error::{Error, Reason, Result};
 
@@ -28,6 +29,9 @@ pub(crate) struct BatchPlan {
     pub changes: Vec<(i64, Change)>,
     /// The last seq used (the counter's new value).
     pub last_seq: i64,
+    /// Cadres with a record written that is a matter before or after the
+    /// write (DESIGN §6), each once: their last matter-write time becomes `now`.
+    pub matter_writes: Vec<String>,
 }
 
 fn version_conflict() -> Error {
@@ -87,6 +91,13 @@ pub(crate) fn plan_batch(
                 "a source record cannot change its kind",
             )),
             _ => {
+                let matter_before =
+                    current.is_some_and(|e| stored_is_matter(&e.payload, e.state == RecordState::Active));
+                if (matter_before || stored_is_matter(&item.payload, true))
+                    && !plan.matter_writes.contains(&item.cadre_id)
+                {
+                    plan.matter_writes.push(item.cadre_id.clone());
+                }
                 plan.last_seq += 1;
                 let mut row = item;
                 if let Some(e) = current {

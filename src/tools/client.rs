@@ -296,6 +296,9 @@ pub enum OpinionCommand {
         /// Why this reply corrects the earlier one; required for a correction.
         #[arg(long)]
         correction_reason: Option<String>,
+        /// Why the verdict is kinder than the rules' draft; required then.
+        #[arg(long)]
+        deviation_reason: Option<String>,
     },
     /// Withdraws a pending request (organization).
     Withdraw {
@@ -774,6 +777,7 @@ async fn opinion_command(s: &Session, command: OpinionCommand) -> anyhow::Result
             signer,
             cited,
             correction_reason,
+            deviation_reason,
         } => {
             let v = enum_value("VERDICT_", &v, proto::Verdict::from_str_name)?;
             let cadre = s.cadre(&cadre).await?;
@@ -787,6 +791,7 @@ async fn opinion_command(s: &Session, command: OpinionCommand) -> anyhow::Result
                     signer,
                     as_of_time: None,
                     correction_reason: correction_reason.unwrap_or_default(),
+                    deviation_reason: deviation_reason.unwrap_or_default(),
                     request_id: uuid::Uuid::new_v4().to_string(),
                 })
                 .await

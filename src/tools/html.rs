@@ -180,6 +180,15 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
                     r.signer.clone(),
                     date(r.as_of_time.as_ref()),
                     r.correction_reason.clone(),
+                    if r.deviation {
+                        format!(
+                            "轻于规则草稿（{}）：{}",
+                            label::<proto::Verdict>(r.draft_verdict),
+                            r.deviation_reason
+                        )
+                    } else {
+                        String::new()
+                    },
                     if r.stale {
                         "已过时 stale".into()
                     } else {
@@ -198,6 +207,7 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
                     "签发 signer",
                     "截至 as of",
                     "更正理由 correction",
+                    "偏离草稿 deviation",
                     "",
                 ],
                 &rows,

@@ -674,6 +674,13 @@ fn render_replies(replies: &[proto::OpinionReply], cadre: &str) -> String {
         if !p.correction_reason.is_empty() {
             text.push_str(&format!("\n更正理由 correction: {}", p.correction_reason));
         }
+        if p.deviation {
+            text.push_str(&format!(
+                "\n轻于规则草稿（{}）的理由 deviation: {}",
+                label::<proto::Verdict>(p.draft_verdict),
+                p.deviation_reason
+            ));
+        }
         if !p.cited_records.is_empty() {
             let cited: Vec<&str> = p.cited_records.iter().map(|r| short(r, cadre)).collect();
             text.push_str(&format!("\n引用 cites: {}", cited.join(", ")));

@@ -1172,6 +1172,7 @@ async fn seed_opinions(
                             purpose: row.purpose.clone(),
                             revision: 1,
                             create_time_us: now,
+                            ..ReplyRow::default()
                         };
                         let meta = WriteMeta {
                             log: log_entry(

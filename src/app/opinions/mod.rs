@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::records::RecordApi;
 use super::{AppState, Call, Outcome, RequestKey, page_size, page_token};
 use crate::authz::{Action, Facts, RequestFacts, Resource};
-use crate::domain::clock::{micros, now_us, timestamp, today};
+use crate::domain::clock::{date_of, micros, now_us, timestamp, today};
 use crate::domain::records::{self, Kind};
 use crate::domain::rules::{self, BarredUntil};
 use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};

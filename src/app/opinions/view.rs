@@ -155,7 +155,7 @@ impl OpinionApi {
             {
                 shown.push(r.id.clone());
                 update_time_us = update_time_us.max(r.create_time_us);
-                history.push(self.reply_proto(call, r).await?);
+                history.push(self.reply_proto(call, req, r).await?);
             }
             let reply = history.pop();
             if reply.is_some() {
@@ -285,20 +285,16 @@ impl OpinionApi {
     /// age limit, or a matter record about the cadre was written after its
     /// as-of time. For a cadre managed outside the caller's jurisdiction only
     /// writes up to the move that took it out count (DESIGN §6): a reply seen
-    /// there never tells what was written about the cadre since.
-    pub(super) async fn stale(&self, call: &Call, reply: &ReplyRow) -> Result<bool> {
+    /// there never tells what was written about the cadre since. `managed` is
+    /// the cadre's managing division (`None`: not in the registry).
+    async fn stale(&self, call: &Call, reply: &ReplyRow, managed: Option<&str>) -> Result<bool> {
         let limit = reply.as_of_us + self.state.config.opinion_stale_after.as_micros() as i64;
         if now_us() >= limit {
             return Ok(true);
         }
-        let store = &self.state.store;
         let here = &call.principal.division;
-        let inside = store
-            .get_cadre(&reply.cadre_id)
-            .await?
-            .is_some_and(|c| division::covers(here, &c.managing_division));
-        let last = if inside {
-            store.last_matter_write_us(&reply.cadre_id).await?
+        let last = if managed.is_some_and(|m| division::covers(here, m)) {
+            self.state.store.last_matter_write_us(&reply.cadre_id).await?
         } else {
             // The latest move out of the caller's jurisdiction; none (it was
             // never here) lets no write count.
@@ -309,13 +305,64 @@ impl OpinionApi {
         Ok(last.is_some_and(|t| t > reply.as_of_us))
     }
 
-    /// A reply as `call`'s principal is shown it (its staleness is the
-    /// caller's, see [`Self::stale`]).
+    /// Whether `call`'s principal is told that `reply` departs from the rules'
+    /// draft, and why (DESIGN §6): a Cedar decision on the reply's facts — the
+    /// requester and discipline bodies at or above the replying one are.
+    fn shows_deviation(
+        &self,
+        call: &mut Call,
+        req: &OpinionRequestRow,
+        reply: &ReplyRow,
+        managed: Option<&str>,
+    ) -> bool {
+        if reply.deviation_reason.is_empty() {
+            return false;
+        }
+        let Some(managed) = managed else {
+            return false;
+        };
+        let p = &call.principal;
+        let replier = crate::identity::parse_uri(&reply.replier).ok();
+        let facts = Facts {
+            purpose: None,
+            request: Some(RequestFacts {
+                own: is_requester(p, req),
+                names_cadre: true,
+                visible: true,
+                replied_by_own: replier
+                    .as_ref()
+                    .is_some_and(|(agency, d, _)| *agency == p.agency && *d == p.division),
+                reply_within: replier.as_ref().is_some_and(|(agency, d, _)| {
+                    *agency == p.agency && division::covers(&p.division, d)
+                }),
+                ..RequestFacts::default()
+            }),
+        };
+        call.authorize_with(
+            &self.state.authz,
+            Action::ReadDeviation,
+            &cadre_resource(&reply.cadre_id, managed),
+            &facts,
+        )
+        .allowed
+    }
+
+    /// A reply of `req` as `call`'s principal is shown it: its staleness is
+    /// the caller's (see [`Self::stale`]), its deviation told only where
+    /// [`Self::shows_deviation`] allows.
     pub(crate) async fn reply_proto(
         &self,
-        call: &Call,
+        call: &mut Call,
+        req: &OpinionRequestRow,
         r: &ReplyRow,
     ) -> Result<proto::OpinionReply> {
+        let managed = self
+            .state
+            .store
+            .get_cadre(&r.cadre_id)
+            .await?
+            .map(|c| c.managing_division);
+        let deviation = self.shows_deviation(call, req, r, managed.as_deref());
         Ok(proto::OpinionReply {
             name: format!("{}/replies/{}", request_name(&r.request_id), r.id),
             cadre: format!("cadres/{}", r.cadre_id),
@@ -328,8 +375,19 @@ impl OpinionApi {
             corrects: r.corrects.clone(),
             create_time: Some(timestamp(r.create_time_us)),
             purpose: purpose_proto(&r.purpose) as i32,
-            stale: self.stale(call, r).await?,
+            stale: self.stale(call, r, managed.as_deref()).await?,
             replier: r.replier.clone(),
+            deviation,
+            deviation_reason: if deviation {
+                r.deviation_reason.clone()
+            } else {
+                String::new()
+            },
+            draft_verdict: if deviation {
+                verdict_from_name(&r.draft_verdict) as i32
+            } else {
+                proto::Verdict::Unspecified as i32
+            },
         })
     }
 

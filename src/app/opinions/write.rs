@@ -277,7 +277,7 @@ impl OpinionApi {
             let reply_id = name.rsplit('/').next().unwrap_or_default();
             let stored = self.state.store.opinion_replies(&row.id).await?;
             return match stored.iter().find(|r| r.id == reply_id && r.cadre_id == id) {
-                Some(r) => self.reply_proto(call, r).await,
+                Some(r) => self.reply_proto(call, &row, r).await,
                 None => Err(Error::internal(anyhow::anyhow!(
                     "a replayed reply is not stored"
                 ))),
@@ -296,6 +296,12 @@ impl OpinionApi {
         violations.extend(free_text(
             "correction_reason",
             &req.correction_reason,
+            500,
+            false,
+        ));
+        violations.extend(free_text(
+            "deviation_reason",
+            &req.deviation_reason,
             500,
             false,
         ));
@@ -332,6 +338,23 @@ impl OpinionApi {
         if !violations.is_empty() {
             return Err(Error::InvalidArgument { violations });
         }
+        // The draft the rules give this replier, from its own view of the
+        // records held now, at the reply's as-of date (DESIGN §6): a kinder
+        // verdict must say why it departs from it.
+        let visible = visible_records(&self.records, &self.state, call, &id).await?;
+        let facts: Vec<rules::Fact> = visible.iter().filter_map(records::fact_of).collect();
+        call.resources
+            .extend(visible.iter().map(|r| r.name.clone()));
+        let draft = rules::draft(&facts, date_of(as_of), &self.state.rules).verdict;
+        let kinder = verdict
+            .and_then(rules::Verdict::parse)
+            .is_some_and(|v| v < draft);
+        let deviation_reason = req.deviation_reason.trim();
+        if kinder && deviation_reason.is_empty() {
+            return Err(Error::DeviationReasonRequired {
+                draft: draft.as_str(),
+            });
+        }
         let reply = ReplyRow {
             id: uuid::Uuid::now_v7().simple().to_string(),
             request_id: row.id.clone(),
@@ -349,8 +372,14 @@ impl OpinionApi {
             purpose: row.purpose.clone(),
             revision: 1,
             create_time_us: now,
+            draft_verdict: draft.as_str().into(),
+            deviation_reason: if kinder {
+                deviation_reason.to_string()
+            } else {
+                String::new()
+            },
         };
-        let response = self.reply_proto(call, &reply).await?;
+        let response = self.reply_proto(call, &row, &reply).await?;
         call.resources.push(response.name.clone());
         let meta = WriteMeta {
             log: call.entry(0, String::new()),

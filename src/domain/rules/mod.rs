@@ -47,6 +47,18 @@ impl Verdict {
         }
     }
 
+    /// The verdict named by [`Self::as_str`]'s text.
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::NoIssue,
+            Verdict::IssueNotBlocking,
+            Verdict::Defer,
+            Verdict::NotAgree,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
     /// The wording used in replies.
     pub fn zh(self) -> &'static str {
         match self {

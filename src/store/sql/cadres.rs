@@ -71,10 +71,9 @@ async fn cadres_where(
     rows.iter().map(cadre_from_row).collect()
 }
 
-/// When a matter record about the cadre `$1` was last written (any state).
-const LAST_MATTER_WRITE: &str =
-    "SELECT MAX(update_time_us) AS t FROM records WHERE cadre_id = $1 \
-     AND kind IN ('SANCTION', 'ADMONISHMENT', 'CLUE', 'ORG_HANDLING', 'AUDIT_FINDING', 'PETITION', 'PERSONAL_MATTERS_CHECK')";
+/// When a record about the cadre `$1` that was a matter before or after the
+/// write was last written or retracted (DESIGN §6), kept by the writes themselves.
+const LAST_MATTER_WRITE: &str = "SELECT last_matter_write_us AS t FROM cadres WHERE id = $1";
 
 /// The rest of a cadre's move from `from` to its new division, inside the
 /// update's transaction (counter at `counter`): marks the cadre's own change

@@ -61,6 +61,7 @@ use super::{
 };
 use crate::domain::chain::{self, LogEntry, LogRow};
 use crate::domain::clock::now_us;
+use crate::domain::records::stored_is_matter;
 use crate::domain::states::{ChangeKind, ChangeOp, RecordState, RequestState};
 use crate::error::{Error, Reason, Result};
 use crate::digest::DigestKey;

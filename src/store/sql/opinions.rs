@@ -202,8 +202,8 @@ impl OpinionRepo for $store {
         }
         sqlx::query(
             "INSERT INTO opinion_replies (id, request_id, cadre_id, verdict, text, cited_records, signer, as_of_us, \
-             correction_reason, corrects, replier, purpose, revision, create_time_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             correction_reason, corrects, replier, purpose, revision, create_time_us, draft_verdict, deviation_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&reply.id)
         .bind(&reply.request_id)
@@ -219,6 +219,8 @@ impl OpinionRepo for $store {
         .bind(&reply.purpose)
         .bind(reply.revision)
         .bind(reply.create_time_us)
+        .bind(&reply.draft_verdict)
+        .bind(&reply.deviation_reason)
         .execute(&mut *tx)
         .await?;
         let unanswered: i64 = sqlx::query(
@@ -283,6 +285,8 @@ impl OpinionRepo for $store {
                     purpose: r.try_get("purpose")?,
                     revision: r.try_get("revision")?,
                     create_time_us: r.try_get("create_time_us")?,
+                    draft_verdict: r.try_get("draft_verdict")?,
+                    deviation_reason: r.try_get("deviation_reason")?,
                 })
             })
             .collect()

@@ -147,6 +147,21 @@ async fn execute_batch(
     }
 }
 
+/// Moves the cadre's last matter-write time (DESIGN §6) forward to `at`,
+/// inside the write's transaction; never backwards, since two processes'
+/// clocks may disagree by a little.
+async fn note_matter_write(tx: &mut DbConn, cadre_id: &str, at: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE cadres SET last_matter_write_us = \
+         CASE WHEN last_matter_write_us > $2 THEN last_matter_write_us ELSE $2 END WHERE id = $1",
+    )
+    .bind(cadre_id)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Stores what `plan_batch` decided: versions, new records, rewritten records
 /// and outbox rows, a few multi-row statements for the whole batch.
 async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
@@ -234,6 +249,11 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
             return Err(concurrent());
         }
     }
+    if let Some(now) = plan.inserts.iter().chain(&plan.updates).map(|r| r.update_time_us).max() {
+        for cadre in &plan.matter_writes {
+            note_matter_write(tx, cadre, now).await?;
+        }
+    }
     let commit_time = now_us();
     for chunk in plan.changes.chunks(CHUNK) {
         let mut q = sqlx::QueryBuilder::new(
@@ -307,6 +327,7 @@ impl RecordRepo for $store {
         if row.revision != expected_revision {
             return Err(concurrent());
         }
+        let was_matter = stored_is_matter(&row.payload, row.state == RecordState::Active);
         row.state = RecordState::Retracted;
         row.retraction_reason = reason.to_string();
         row.revision = seq;
@@ -324,6 +345,9 @@ impl RecordRepo for $store {
         .bind(&row.id)
         .execute(&mut *tx)
         .await?;
+        if was_matter {
+            note_matter_write(&mut tx, &row.cadre_id, row.update_time_us).await?;
+        }
         insert_change(
             &mut tx,
             seq,
@@ -446,10 +470,12 @@ impl RecordRepo for $store {
 
     async fn last_matter_write_us(&self, cadre_id: &str) -> Result<Option<i64>> {
         Ok(sqlx::query(LAST_MATTER_WRITE)
-        .bind(cadre_id)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("t")?)
+            .bind(cadre_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<Option<i64>, _>("t"))
+            .transpose()?
+            .flatten())
     }
 }
     };
