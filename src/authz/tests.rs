@@ -94,6 +94,8 @@ fn embedded_policies_match_the_directory() {
             "cadre-outside-jurisdiction",
             "cadre-read-in-jurisdiction",
             "change-feed-readers",
+            "deviation-readers-discipline-above",
+            "deviation-readers-requester",
             "discipline-evaluation-summary",
             "discipline-full",
             "discipline-oversees-access-log",

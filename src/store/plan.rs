@@ -91,8 +91,8 @@ pub(crate) fn plan_batch(
                 "a source record cannot change its kind",
             )),
             _ => {
-                let matter_before =
-                    current.is_some_and(|e| stored_is_matter(&e.payload, e.state == RecordState::Active));
+                let matter_before = current
+                    .is_some_and(|e| stored_is_matter(&e.payload, e.state == RecordState::Active));
                 if (matter_before || stored_is_matter(&item.payload, true))
                     && !plan.matter_writes.contains(&item.cadre_id)
                 {

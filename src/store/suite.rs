@@ -449,6 +449,32 @@ fn record(cadre: &CadreRow, sid: &str, version: i64, sha: &str) -> RecordRow {
     }
 }
 
+/// `row` carrying `payload` as the store keeps it (the encoded `Record`
+/// holding only its payload), for tests that need the store to read it.
+fn carrying(mut row: RecordRow, payload: crate::proto::record::Payload) -> RecordRow {
+    use prost::Message;
+    row.payload = crate::proto::Record {
+        payload: Some(payload),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    row
+}
+
+/// An audit finding's payload: a matter on record.
+fn finding_payload() -> crate::proto::record::Payload {
+    crate::proto::record::Payload::AuditFinding(crate::proto::AuditFinding::default())
+}
+
+/// A personal-matters check's payload with `result`.
+fn check_payload(result: crate::proto::PersonalMattersResult) -> crate::proto::record::Payload {
+    crate::proto::record::Payload::PersonalMattersCheck(crate::proto::PersonalMattersCheck {
+        result: result as i32,
+        check_date: "2024-01-01".into(),
+        ..Default::default()
+    })
+}
+
 /// The digest key the suite's batches compare payload digests with.
 fn suite_key() -> crate::digest::DigestKey {
     crate::digest::DigestKey::from_bytes(&[5u8; 32])
@@ -1006,29 +1032,76 @@ async fn list_records_filters_snapshot_and_pages(url: &str) {
     s.close().await;
 }
 
-/// The last write of a matter record (any state) about the cadre; `None`
-/// without one, and other kinds do not count.
+/// The last write or retraction of a record that was a matter before or
+/// after it (DESIGN §6); `None` without one. Records that are not matters —
+/// an evaluation, a CONSISTENT personal-matters check — do not count, but
+/// correcting a CONCEALED check to CONSISTENT does.
 async fn last_matter_write_us_counts_matter_kinds_only(url: &str) {
+    use crate::proto::PersonalMattersResult::{Concealed, Consistent};
     let s = connect(url).await.unwrap();
     let a = cadre("a", 1, "360821", "张三");
     add_cadre(&*s, &a).await;
-    assert_eq!(s.last_matter_write_us("a").await.unwrap(), None);
+    let last = || async { s.last_matter_write_us("a").await.unwrap() };
+    assert_eq!(last().await, None);
     let mut evaluation = record(&a, "e1", 1, "e");
     evaluation.kind = "EVALUATION".into();
-    submit(&*s, vec![evaluation]).await;
-    assert_eq!(s.last_matter_write_us("a").await.unwrap(), None);
-    let finding = written(&submit(&*s, vec![record(&a, "s1", 1, "x")]).await[0]);
-    assert_eq!(
-        s.last_matter_write_us("a").await.unwrap(),
-        Some(finding.update_time_us)
+    let evaluation = carrying(
+        evaluation,
+        crate::proto::record::Payload::Evaluation(Default::default()),
     );
+    let evaluation = written(&submit(&*s, vec![evaluation]).await[0]);
+    let mut check = record(&a, "p1", 1, "p");
+    check.kind = "PERSONAL_MATTERS_CHECK".into();
+    submit(
+        &*s,
+        vec![carrying(check.clone(), check_payload(Consistent))],
+    )
+    .await;
+    assert_eq!(last().await, None, "neither is a matter");
+    s.retract_record(
+        &evaluation.id,
+        evaluation.revision,
+        "why",
+        "sys-a",
+        entry(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(last().await, None, "retracting what is no matter");
+
+    let finding = written(
+        &submit(
+            &*s,
+            vec![carrying(record(&a, "s1", 1, "x"), finding_payload())],
+        )
+        .await[0],
+    );
+    assert_eq!(last().await, Some(finding.update_time_us));
     let retracted = s
         .retract_record(&finding.id, finding.revision, "why", "sys-a", entry(0))
         .await
         .unwrap();
+    assert_eq!(last().await, Some(retracted.update_time_us));
+
+    let mut concealed = check.clone();
+    concealed.source_version = 2;
+    concealed.payload_sha256 = "p2".into();
+    let concealed =
+        written(&submit(&*s, vec![carrying(concealed, check_payload(Concealed))]).await[0]);
     assert_eq!(
-        s.last_matter_write_us("a").await.unwrap(),
-        Some(retracted.update_time_us)
+        last().await,
+        Some(concealed.update_time_us),
+        "a matter after"
+    );
+    let mut corrected = check;
+    corrected.source_version = 3;
+    corrected.payload_sha256 = "p3".into();
+    let corrected =
+        written(&submit(&*s, vec![carrying(corrected, check_payload(Consistent))]).await[0]);
+    assert_eq!(
+        last().await,
+        Some(corrected.update_time_us),
+        "a matter before"
     );
     s.close().await;
 }
@@ -1041,7 +1114,13 @@ async fn a_move_writes_its_rows_and_is_recorded(url: &str) {
     let s = connect(url).await.unwrap();
     let a = cadre("a", 1, "360821", "张三");
     add_cadre(&*s, &a).await;
-    let finding = written(&submit(&*s, vec![record(&a, "s1", 1, "x")]).await[0]);
+    let finding = written(
+        &submit(
+            &*s,
+            vec![carrying(record(&a, "s1", 1, "x"), finding_payload())],
+        )
+        .await[0],
+    );
     let mut renamed = a.clone();
     renamed.display_name = "张叁".into();
     renamed.revision = 2;

@@ -332,6 +332,7 @@ impl Fixture {
                 signer: "某某".into(),
                 as_of_time: None,
                 correction_reason: String::new(),
+                deviation_reason: "处分影响期已届满，经集体研究".into(),
                 request_id: String::new(),
             },
         );

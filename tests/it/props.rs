@@ -1556,7 +1556,10 @@ async fn opinion_and_dossier_requests(backend: Backend) {
         prop::collection::vec(resource_name(f.record_names()), 0..3),
         prop_oneof![3 => Just("县纪委 张某".to_string()), 1 => text()],
         timestamp(),
-        prop_oneof![2 => Just(String::new()), 1 => text()],
+        (
+            prop_oneof![2 => Just(String::new()), 1 => text()],
+            prop_oneof![2 => Just(String::new()), 1 => text()],
+        ),
         request_id(),
     )
         .prop_map(
@@ -1567,7 +1570,7 @@ async fn opinion_and_dossier_requests(backend: Backend) {
                 cited_records,
                 signer,
                 as_of_time,
-                correction_reason,
+                (correction_reason, deviation_reason),
                 request_id,
             )| {
                 (
@@ -1581,6 +1584,7 @@ async fn opinion_and_dossier_requests(backend: Backend) {
                         signer,
                         as_of_time,
                         correction_reason,
+                        deviation_reason,
                         request_id,
                     },
                 )

@@ -426,6 +426,8 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
             signer: "县纪委 李某".into(),
             as_of_time: original.as_of_time,
             correction_reason: "调入后发现新情况".into(),
+            // Kinder than the sanction's NOT_AGREE, so it says why.
+            deviation_reason: "经集体研究".into(),
             ..Default::default()
         })
         .await
@@ -555,6 +557,8 @@ async fn a_kept_piece_in_the_feed_ends_at_the_move(backend: Backend) {
                         } else {
                             String::new()
                         },
+                        // Kept only when kinder than the draft.
+                        deviation_reason: "经集体研究".into(),
                         ..Default::default()
                     })
                     .await

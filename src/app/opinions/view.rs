@@ -294,7 +294,10 @@ impl OpinionApi {
         }
         let here = &call.principal.division;
         let last = if managed.is_some_and(|m| division::covers(here, m)) {
-            self.state.store.last_matter_write_us(&reply.cadre_id).await?
+            self.state
+                .store
+                .last_matter_write_us(&reply.cadre_id)
+                .await?
         } else {
             // The latest move out of the caller's jurisdiction; none (it was
             // never here) lets no write count.
