@@ -308,11 +308,24 @@ pub fn cadrex_bin(args: &[&str]) -> (bool, String) {
 /// Runs the cadrex binary; (success, stdout, stderr) kept apart, for output
 /// that is data (a warning on stderr must not end up in an exported file).
 pub fn cadrex_bin_split(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cadrex"))
-        .args(args)
-        .env("CADREX_LOG", "warn")
-        .output()
-        .expect("run cadrex");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cadrex"))
+            .args(args)
+            .env("CADREX_LOG", "warn")
+            .output()
+            .expect("run cadrex")
+    };
+    // Called from async tests whose runtime also runs the server: waiting on
+    // the child in place would park a worker together with any task queued
+    // on it (a task in a worker's LIFO slot cannot be stolen), such as the
+    // appender holding the store's write lock the child is waiting for.
+    let in_multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let out = if in_multi_thread {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
+    };
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -9,6 +9,7 @@ mod bench;
 mod cadres;
 mod changes;
 mod client;
+mod deviation;
 mod faults;
 mod identity;
 mod import;
