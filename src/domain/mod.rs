@@ -12,6 +12,7 @@ pub mod ids;
 pub mod records;
 pub mod rules;
 pub mod states;
+pub mod unit_heads;
 
 use crate::error::FieldViolation;
 

@@ -292,6 +292,14 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             c.text("report_number", &a.report_number, 64, false);
             c.text("audited_post", &a.audited_post, 128, false);
             c.date("report_date", &a.report_date);
+            if !a.audited_unit_credit_code.is_empty()
+                && !crate::domain::ids::is_valid_credit_code(&a.audited_unit_credit_code)
+            {
+                c.fail(
+                    "audited_unit_credit_code",
+                    "a 统一社会信用代码 of 18 characters with a valid check character",
+                );
+            }
         }
         Payload::AuditFinding(f) => {
             c.prefix = "record.audit_finding";

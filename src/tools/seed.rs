@@ -868,6 +868,11 @@ impl RecordSeeder<'_> {
                                 .first()
                                 .map(|p| format!("{}{}", p.unit_name, p.title))
                                 .unwrap_or_default(),
+                            audited_unit_credit_code: cadre
+                                .posts
+                                .first()
+                                .map(|p| p.unit_credit_code.clone())
+                                .unwrap_or_default(),
                             report_date: d.clone(),
                         }),
                         Agency::Audit,

@@ -3,7 +3,7 @@
 use time::Date;
 
 mod params;
-mod periods;
+pub mod periods;
 
 pub use params::RuleParams;
 pub use periods::add_months;

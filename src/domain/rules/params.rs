@@ -61,6 +61,14 @@ pub struct RuleParams {
     pub concealed_personal_matters_months: u32,
     /// Whether a bar that starts after the as-of date blocks (NOT_AGREE). See [`draft`](super::draft).
     pub bar_not_yet_started_blocks: bool,
+    /// 离任必审: months after a unit-head tenure ends before a missing departure audit is flagged.
+    pub departure_audit_grace_months: u32,
+    /// 党政一把手在同一单位任职满三年必须进行任中或任期经济责任审计: months in one unit after which
+    /// an in-office or departure audit is due, and how recent one must be.
+    pub term_audit_months: u32,
+    /// 一把手离任、转任前提前与审计机关沟通: days ahead that a planned departure enters the audit
+    /// office's worklist.
+    pub planned_departure_days: u32,
 }
 
 impl Default for RuleParams {
@@ -82,6 +90,9 @@ impl Default for RuleParams {
             org_demotion_months: 24,
             concealed_personal_matters_months: 12,
             bar_not_yet_started_blocks: true,
+            departure_audit_grace_months: 6,
+            term_audit_months: 36,
+            planned_departure_days: 90,
         }
     }
 }

@@ -164,6 +164,7 @@ fn record_columns(kind: Kind) -> &'static [(&'static str, bool)] {
             ("report_number", false),
             ("audited_post", false),
             ("report_date", true),
+            ("audited_unit_credit_code", false),
         ],
         Kind::AuditFinding => &[
             ("engagement_source_record_id", true),

@@ -236,6 +236,7 @@ fn record_from(kind: Kind, c: &mut Cols) -> proto::Record {
             report_number: c.text("report_number"),
             audited_post: c.text("audited_post"),
             report_date: c.text("report_date"),
+            audited_unit_credit_code: c.text("audited_unit_credit_code"),
         }),
         Kind::AuditFinding => Payload::AuditFinding(proto::AuditFinding {
             engagement_source_record_id: c.text("engagement_source_record_id"),
