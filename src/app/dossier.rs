@@ -19,7 +19,7 @@ use crate::store::OpinionRequestRow;
 
 pub struct DossierApi {
     pub(crate) state: Arc<AppState>,
-    records: RecordApi,
+    pub(crate) records: RecordApi,
     opinions: OpinionApi,
 }
 
@@ -251,6 +251,7 @@ impl DossierApi {
             .extend(visible.iter().map(|r| r.name.clone()));
         let facts: Vec<rules::Fact> = visible.iter().filter_map(records::fact_of).collect();
         let draft = rules::draft(&facts, today(), &self.state.rules);
+        let unit_head_tenures = self.unit_head_tenures(call, &cadre, &visible);
         Ok(proto::CadreDossier {
             cadre: Some(cadres::to_proto(&cadre, view)),
             sections,
@@ -258,6 +259,7 @@ impl DossierApi {
             as_of_time: Some(timestamp(now_us())),
             purpose: req.purpose,
             vetting,
+            unit_head_tenures,
         })
     }
 }

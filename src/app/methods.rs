@@ -46,6 +46,7 @@ pub const M_WITHDRAW_OPINION_REQUEST: &str = "/cadrex.v1.OpinionService/Withdraw
 pub const M_DRAFT_OPINION: &str = "/cadrex.v1.OpinionService/DraftOpinion";
 pub const M_REPLY_OPINION: &str = "/cadrex.v1.OpinionService/ReplyOpinion";
 pub const M_GET_CADRE_DOSSIER: &str = "/cadrex.v1.DossierService/GetCadreDossier";
+pub const M_LIST_AUDIT_CANDIDATES: &str = "/cadrex.v1.DossierService/ListAuditCandidates";
 pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
 pub const M_GET_CHECKPOINT: &str = "/cadrex.v1.AccessLogService/GetCheckpoint";
 pub const M_VERIFY_ACCESS_LOG: &str = "/cadrex.v1.AccessLogService/VerifyAccessLog";
@@ -181,6 +182,12 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec {
         path: M_GET_CADRE_DOSSIER,
         action: Action::ReadDossier,
+        target: Target::Cadre,
+        logged: true,
+    },
+    MethodSpec {
+        path: M_LIST_AUDIT_CANDIDATES,
+        action: Action::ListAuditCandidates,
         target: Target::Cadre,
         logged: true,
     },

@@ -25,6 +25,7 @@ pub mod records;
 mod replay;
 pub mod system;
 pub mod text;
+pub mod unit_heads;
 
 pub use paging::{cursor, item_error, page_size, page_token};
 pub use replay::{Outcome, OutcomeItem, RequestKey};

@@ -30,10 +30,11 @@ pub enum Action {
     ReplyOpinion,
     ReadDossier,
     ReadDeviation,
+    ListAuditCandidates,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -59,6 +60,7 @@ impl Action {
         Action::ReplyOpinion,
         Action::ReadDossier,
         Action::ReadDeviation,
+        Action::ListAuditCandidates,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +90,7 @@ impl Action {
             Action::ReplyOpinion => "ReplyOpinion",
             Action::ReadDossier => "ReadDossier",
             Action::ReadDeviation => "ReadDeviation",
+            Action::ListAuditCandidates => "ListAuditCandidates",
         }
     }
 

@@ -87,6 +87,7 @@ fn embedded_policies_match_the_directory() {
         [
             "access-log-own-calls",
             "audit-full",
+            "audit-lists-audit-candidates",
             "audit-sanction-summary",
             "audit-submits",
             "cadre-full-view",

@@ -30,3 +30,4 @@ mod sweep;
 mod sync;
 mod transfers;
 mod twins;
+mod unit_heads;

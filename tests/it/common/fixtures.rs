@@ -26,6 +26,8 @@ pub fn engagement() -> Payload {
         report_number: "赣审经责〔2025〕12号".into(),
         audited_post: "局长".into(),
         report_date: "2025-06-30".into(),
+        // The unit `new_cadre` heads.
+        audited_unit_credit_code: super::credit_code("MA35X1234"),
     })
 }
 
