@@ -355,6 +355,14 @@ impl Fixture {
             },
         );
         put(
+            "DossierService/ListAuditCandidates",
+            "audit",
+            &proto::ListAuditCandidatesRequest {
+                page_size: 5,
+                page_token: String::new(),
+            },
+        );
+        put(
             "ChangeFeedService/ListChanges",
             "discipline",
             &proto::ListChangesRequest {

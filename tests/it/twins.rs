@@ -37,6 +37,10 @@ const NO_RESOURCE: &[(&str, &str)] = &[
         "lists within the caller's jurisdiction; takes only a page and a filter",
     ),
     (
+        "DossierService/ListAuditCandidates",
+        "lists within the caller's jurisdiction; takes only a page",
+    ),
+    (
         "OpinionService/ListOpinionRequests",
         "lists the caller's visible requests; takes only a page and a filter",
     ),

@@ -137,6 +137,7 @@ pub fn reasons_proto(reasons: &[rules::Reason]) -> Vec<proto::DraftReason> {
             let (barred_until, barred_permanently) = barred(r.barred_until);
             proto::DraftReason {
                 rule: r.rule.to_string(),
+                rule_title: rules::rule_id::title(r.rule).to_string(),
                 verdict: verdict_proto(r.verdict) as i32,
                 description: r.description.clone(),
                 records: r.records.clone(),

@@ -21,6 +21,38 @@ pub mod rule_id {
     pub const FINDING_TRANSFERRED_TO_DISCIPLINE: &str = "finding_transferred_to_discipline";
     pub const FINDING_PAST_RECTIFICATION_DEADLINE: &str = "finding_past_rectification_deadline";
     pub const MATTER_ON_RECORD: &str = "matter_on_record";
+
+    /// Every rule id, in the order a draft lists the most severe first.
+    pub const ALL: [&str; 10] = [
+        PARTY_SANCTION_PERIOD,
+        STATE_SANCTION_PERIOD,
+        ADMONITION_PERIOD,
+        ORG_HANDLING_PERIOD,
+        CONCEALED_PERSONAL_MATTERS_PERIOD,
+        OPEN_CLUE,
+        UNCLOSED_SPECIFIC_PETITION,
+        FINDING_TRANSFERRED_TO_DISCIPLINE,
+        FINDING_PAST_RECTIFICATION_DEADLINE,
+        MATTER_ON_RECORD,
+    ];
+
+    /// The zh-CN name officials read for a rule id (the id itself is for
+    /// systems); empty for an unknown id.
+    pub fn title(id: &str) -> &'static str {
+        match id {
+            PARTY_SANCTION_PERIOD => "党纪处分影响期",
+            STATE_SANCTION_PERIOD => "政务处分期",
+            ADMONITION_PERIOD => "诫勉影响期",
+            ORG_HANDLING_PERIOD => "组织处理影响期",
+            CONCEALED_PERSONAL_MATTERS_PERIOD => "瞒报个人有关事项影响期",
+            OPEN_CLUE => "问题线索尚未办结",
+            UNCLOSED_SPECIFIC_PETITION => "线索具体的信访举报尚未办结",
+            FINDING_TRANSFERRED_TO_DISCIPLINE => "审计移送纪检监察机关的问题尚未整改",
+            FINDING_PAST_RECTIFICATION_DEADLINE => "审计发现问题逾期未整改",
+            MATTER_ON_RECORD => "有问题记录",
+            _ => "",
+        }
+    }
 }
 
 /// The four reply verdicts; the derived order is severity, so the most severe is the `max`.

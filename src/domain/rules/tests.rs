@@ -865,3 +865,13 @@ fn rules_params_partial_and_unknown_keys() {
     assert!(RuleParams::from_toml("admonition_months = \"six\"\n").is_err());
     assert!(RuleParams::from_toml("admonition_months = -1\n").is_err());
 }
+
+#[test]
+fn every_rule_has_a_distinct_id_and_a_title() {
+    for id in rule_id::ALL {
+        assert!(!rule_id::title(id).is_empty(), "{id}");
+    }
+    let distinct: std::collections::HashSet<&str> = rule_id::ALL.into_iter().collect();
+    assert_eq!(distinct.len(), rule_id::ALL.len());
+    assert_eq!(rule_id::title("no_such_rule"), "");
+}
