@@ -19,6 +19,7 @@ pub mod pki;
 pub mod proto;
 pub mod protojson;
 pub mod ratelimit;
+pub mod rng;
 pub mod server;
 pub mod state;
 pub mod store;

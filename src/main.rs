@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cadrex::admin::{backup, keys, log, pki};
+use cadrex::admin::{backup, keys, log, pki, seed};
 use cadrex::config::{Config, Overrides};
-use cadrex::tools::{bench, client, import, seed, soak, sync};
+use cadrex::tools::{bench, client, import, soak, sync};
 
 #[derive(Parser)]
 #[command(
@@ -116,6 +116,38 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cadrex bench`'s store side (`admin::bench`) as the client-side
+/// measurement (`tools::bench`) asks for it: the one place both meet, since
+/// neither may import the other.
+struct BenchStore(cadrex::admin::bench::BenchStore);
+
+#[async_trait::async_trait]
+impl bench::StoreSide for BenchStore {
+    fn backend(&self) -> String {
+        self.0.backend().to_string()
+    }
+    fn targets(&self) -> Vec<String> {
+        self.0.targets.clone()
+    }
+    fn engagements(&self) -> Vec<(String, String)> {
+        self.0.engagements.clone()
+    }
+    async fn local_state(&self) -> anyhow::Result<cadrex::BuiltState> {
+        self.0.local_state().await
+    }
+    async fn raw_insert(
+        &self,
+        time: std::time::Duration,
+        batch: usize,
+        payload: &[u8],
+    ) -> anyhow::Result<(u64, std::time::Duration)> {
+        self.0.raw_insert(time, batch, payload).await
+    }
+    async fn change_head(&self) -> anyhow::Result<i64> {
+        self.0.change_head().await
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CADREX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -168,7 +200,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => args.run().await,
         Command::Sync(args) => args.run(shutdown_signal()).await,
         Command::Seed(args) => args.run().await,
-        Command::Bench(args) => args.run().await,
+        Command::Bench(args) => {
+            args.check()?;
+            let store =
+                cadrex::admin::bench::BenchStore::open(&args.store, &args.pki_dir, bench::PROVINCE)
+                    .await?;
+            let store = BenchStore(store);
+            let code = args.run(&store).await;
+            store.0.close().await;
+            code
+        }
         Command::Soak(args) => args.run().await,
         #[cfg(feature = "bench-nolog")]
         Command::BenchServer {

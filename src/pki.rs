@@ -233,6 +233,55 @@ pub fn issue(
     issue_custom(dir, &format!("{agency}-{division}-{system}"), &spec)
 }
 
+/// The development PKI in `dir`, created as `serve` creates it when the
+/// directory has none, with a digest key beside it. Seed, bench and soak start
+/// from here so that the server they feed reads the same keys.
+pub fn ensure_dev(dir: &Path) -> anyhow::Result<()> {
+    if !PkiPaths::new(dir).exists() {
+        init(dir, DEFAULT_DIVISION)?;
+        tracing::warn!(dir = %dir.display(), "created DEVELOPMENT certificates");
+    }
+    let digest = PkiPaths::new(dir).digest_key();
+    if !digest.exists() {
+        write_digest_key(&digest)?;
+    }
+    Ok(())
+}
+
+/// Certificate and key of the `agency` system of `division`: the development
+/// pair when `init` made one, else one issued now (`{agency}-sys`).
+pub fn agency_cert(
+    dir: &Path,
+    agency: Agency,
+    division: &str,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let paths = PkiPaths::new(dir);
+    let (crt, key) = (
+        paths.client_cert(agency.as_str(), division),
+        paths.client_key(agency.as_str(), division),
+    );
+    if crt.exists() {
+        return Ok((crt, key));
+    }
+    let system = format!("{}-sys", agency.as_str());
+    let stem = paths
+        .clients_dir()
+        .join(format!("{}-{division}-{system}", agency.as_str()));
+    let (crt, key) = (stem.with_extension("crt"), stem.with_extension("key"));
+    if crt.exists() {
+        return Ok((crt, key));
+    }
+    issue(dir, agency.as_str(), division, &system)
+}
+
+/// The principal a certificate file stands for, read as the server reads it.
+pub fn principal_of(cert: &Path) -> anyhow::Result<crate::identity::Principal> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(cert)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", cert.display()))?;
+    crate::identity::principal_from_der(der.as_ref()).map_err(anyhow::Error::msg)
+}
+
 /// Issues a client certificate from an arbitrary spec (tests use it for missing, multiple
 /// or malformed URIs and for expired certificates). Writes `clients/{stem}.crt|.key`.
 pub fn issue_custom(

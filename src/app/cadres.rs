@@ -102,6 +102,26 @@ pub(crate) fn to_proto(c: &CadreRow, view: View) -> proto::Cadre {
     }
 }
 
+/// The row a registration of the checked cadre `input` stores under `id` at
+/// `now`: the birth date read from the 公民身份号码, names and posts trimmed.
+/// Both CreateCadre and `cadrex seed` build rows here, so that a seeded cadre
+/// is one the server would have registered. `input.id_number` must already be
+/// canonical ([`ids::canonical_id_number`]).
+pub fn new_row(id: String, input: &proto::Cadre, now: i64) -> CadreRow {
+    CadreRow {
+        id,
+        birth_date: ids::birth_date_of(&input.id_number).unwrap_or_default(),
+        id_number: input.id_number.clone(),
+        display_name: input.display_name.trim().to_string(),
+        gender: input.gender,
+        managing_division: input.managing_division.clone(),
+        posts: posts_from_proto(&input.posts),
+        revision: 1,
+        create_time_us: now,
+        update_time_us: now,
+    }
+}
+
 fn posts_from_proto(posts: &[proto::Post]) -> Vec<PostRow> {
     posts
         .iter()
@@ -346,18 +366,11 @@ impl CadreApi {
                     foreign_number(call, &existing);
                     items.push(Item::Failed(Error::CadreNotAccessible))
                 }
-                None => items.push(Item::New(CadreRow {
-                    id: uuid::Uuid::now_v7().simple().to_string(),
-                    birth_date: ids::birth_date_of(&number).unwrap_or_default(),
-                    id_number: number,
-                    display_name: input.display_name.trim().to_string(),
-                    gender: input.gender,
-                    managing_division: input.managing_division.clone(),
-                    posts: posts_from_proto(&input.posts),
-                    revision: 1,
-                    create_time_us: now,
-                    update_time_us: now,
-                })),
+                None => items.push(Item::New(new_row(
+                    uuid::Uuid::now_v7().simple().to_string(),
+                    input,
+                    now,
+                ))),
             }
         }
         let new_rows: Vec<CadreRow> = items
@@ -515,18 +528,7 @@ impl CadreApi {
             );
         }
         let now = now_us();
-        let row = CadreRow {
-            id: uuid::Uuid::now_v7().simple().to_string(),
-            birth_date: ids::birth_date_of(&input.id_number).unwrap_or_default(),
-            id_number: input.id_number.clone(),
-            display_name: input.display_name.trim().to_string(),
-            gender: input.gender,
-            managing_division: input.managing_division.clone(),
-            posts: posts_from_proto(&input.posts),
-            revision: 1,
-            create_time_us: now,
-            update_time_us: now,
-        };
+        let row = new_row(uuid::Uuid::now_v7().simple().to_string(), &input, now);
         let response = to_proto(&row, View::Full);
         self.write(call, &row, None, &response, Some(&key))
             .await

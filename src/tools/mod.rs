@@ -1,9 +1,10 @@
-//! Client-side tools: bulk import, the change-feed sync agent, the operator's terminal client, and the seed, bench and soak drivers.
+//! Client-side tools: bulk import, the change-feed sync agent, the operator's terminal client, and the bench and soak drivers.
 //!
-//! They talk to the exchange only through its public seams: the generated
-//! gRPC clients with [`connect`], or the few library functions named in
-//! `tests/it/layout.rs` (seed writes a store, bench measures the dossier in
-//! process). Nothing here imports `grpc::` or `store::` internals.
+//! They reach the exchange over gRPC only: the generated clients with
+//! [`connect`], and for bench's in-process baseline the crate-root
+//! `dossier_in_process` over an `AppState` the caller builds. Nothing here
+//! imports `grpc::`, `server::`, `store::` or `admin::` (`tests/it/layout.rs`);
+//! what bench needs from the store is handed in (`bench::StoreSide`).
 
 pub mod bench;
 pub mod client;
@@ -11,6 +12,5 @@ pub mod connect;
 pub mod html;
 pub mod import;
 pub mod render;
-pub mod seed;
 pub mod soak;
 pub mod sync;

@@ -15,8 +15,8 @@ use crate::proto::cadre_service_client::CadreServiceClient;
 use crate::proto::change_feed_service_client::ChangeFeedServiceClient;
 use crate::proto::dossier_service_client::DossierServiceClient;
 use crate::proto::record_service_client::RecordServiceClient;
+use crate::rng::{DEFAULT_SEED, Rng};
 use crate::tools::bench::{self, ChildServer, PROVINCE};
-use crate::tools::seed::{self, Rng};
 
 /// Most calls in flight: if the server falls this far behind, the rate drops
 /// (and the summary shows it) instead of memory in the soak client growing.
@@ -230,7 +230,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
     if args.duration.is_zero() || args.duration > MAX_DURATION {
         anyhow::bail!("--duration must be between 1s and 24h");
     }
-    seed::ensure_pki(&args.pki_dir)?;
+    crate::pki::ensure_dev(&args.pki_dir)?;
     let child = match (&args.server, &args.store) {
         (Some(addr), _) => {
             if !addr.ip().is_loopback() {
@@ -258,8 +258,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
             .max_decoding_message_size(64 << 20),
         records: RecordServiceClient::new(one(Agency::Audit)?),
     };
-    let audit_uri =
-        seed::principal_of(&seed::agency_cert(&args.pki_dir, Agency::Audit, PROVINCE)?.0)?.uri;
+    let audit_uri = crate::pki::principal_of(
+        &crate::pki::agency_cert(&args.pki_dir, Agency::Audit, PROVINCE)?.0,
+    )?
+    .uri;
     let cadres = Arc::new(cadre_ids(&mut clients.cadres).await?);
     let engagements = Arc::new(own_engagements(&mut clients.records, &audit_uri).await?);
     if cadres.is_empty() || engagements.is_empty() {
@@ -282,7 +284,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<SoakReport> {
     let mut next_rss = start + Duration::from_secs(1);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut rng = Rng::new(seed::DEFAULT_SEED);
+    let mut rng = Rng::new(DEFAULT_SEED);
     let mut n: u64 = 0;
     let mut tasks = tokio::task::JoinSet::new();
     while Instant::now() < end {

@@ -1,26 +1,22 @@
-//! The layout rules: tools reach the exchange through public seams only, never through `grpc::`, `server::` or store-backend internals; layers never import upwards; test files share helpers only through `common`.
+//! The layout rules: tools reach the exchange over gRPC through public seams only, never through `grpc::`, `server::`, `store::` or `admin::`; layers never import upwards; test files share helpers only through `common`.
 //!
-//! A tool that imports a handler module or builds server state itself breaks
-//! whenever the server is restructured, and may bypass the authorization and
-//! access-log path every caller is meant to go through. The seams a tool may
-//! use are the generated clients (`proto::*_client`), `tools::connect`, and
-//! the crate-root functions `build_state`, `dossier_in_process` and
-//! `AppState` (for bench's in-process baseline).
+//! A tool that imports a handler module, builds server state itself or opens
+//! the store breaks whenever the server is restructured, and may bypass the
+//! authorization and access-log path every caller is meant to go through. The
+//! seams a tool may use are the generated clients (`proto::*_client`),
+//! `tools::connect`, and the crate-root `dossier_in_process`, `BuiltState`
+//! and `AppState` (for bench's in-process baseline, over a state the
+//! `cadrex bench` command builds).
 //!
-//! `STORE_WRITERS` is the one exception, kept tiny on purpose: `seed` fills a
-//! store before any server runs and `bench` picks its targets and measures a
-//! raw-SQL baseline from one, so both use the `Store` trait and its row and
-//! query types (`store::connect`, `store::Store`, …) — but never a backend
-//! module (`store::sqlite`, `store::postgres`, `store::suite`).
+//! Commands that open the store — `seed`, and the store side of `bench`
+//! (targets, the in-process state, the raw-insert yardstick) — live in
+//! `admin`, which may not import `tools` either: `cadrex bench` in `main.rs`
+//! hands the one to the other.
 
 use std::path::{Path, PathBuf};
 
-/// Tools that may use the `Store` trait (see the module comment).
-const STORE_WRITERS: [&str; 2] = ["seed.rs", "bench.rs"];
 /// Modules no tool may name.
-const FORBIDDEN: [&str; 3] = ["grpc", "server", "admin"];
-/// Store modules that are backend internals, forbidden even to `STORE_WRITERS`.
-const STORE_BACKENDS: [&str; 3] = ["sqlite", "postgres", "suite"];
+const FORBIDDEN: [&str; 4] = ["grpc", "server", "admin", "store"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -112,18 +108,9 @@ fn tools_use_only_public_seams() {
     assert!(files.len() >= 7, "src/tools holds the tools: {files:?}");
     let mut violations = Vec::new();
     for file in &files {
-        let name = file.file_name().unwrap().to_str().unwrap();
         let text = std::fs::read_to_string(file).unwrap();
         for path in crate_paths(&code(&text)) {
-            let m = module(&path);
-            let bad = FORBIDDEN.contains(&m)
-                || (m == "store"
-                    && (!STORE_WRITERS.contains(&name)
-                        || path
-                            .split("::")
-                            .nth(1)
-                            .is_some_and(|sub| STORE_BACKENDS.iter().any(|b| sub.starts_with(b)))));
-            if bad {
+            if FORBIDDEN.contains(&module(&path)) {
                 violations.push(format!("{}: {path}", file.display()));
             }
         }
@@ -183,8 +170,10 @@ const LAYERS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("app", &["grpc", "server", "tools", "admin"], &["tonic::"]),
     // Operator commands and client tools share plumbing that sits below
-    // both (`pki`, `protojson`, `crypto`), never each other.
+    // both (`pki`, `protojson`, `crypto`, `rng`), never each other; only the
+    // tools are kept off the store, which the operator commands open.
     ("admin", &["tools", "grpc", "server"], &[]),
+    ("tools", &["admin", "grpc", "server", "store"], &[]),
     (
         "store",
         &["grpc", "server", "tools", "admin", "app"],

@@ -24,6 +24,7 @@ mod props;
 mod readme;
 mod records;
 mod refusals;
+mod seed;
 mod server;
 mod strings;
 mod sweep;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::AppState;
 
 mod list;
+pub mod row;
 mod submit;
 mod view;
 

@@ -2,11 +2,9 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
-
 use super::{
-    BATCH_MAX, RecordApi, View, ViewCache, etag, informant_context, is_owner, named_record,
-    new_resource, record_name, resource_of,
+    BATCH_MAX, RecordApi, View, ViewCache, etag, is_owner, named_record, new_resource, record_name,
+    resource_of, row,
 };
 use crate::app::{Call, Outcome, OutcomeItem, RequestKey, item_error};
 use crate::authz::Action;
@@ -84,21 +82,7 @@ impl RecordApi {
         named: &Named,
     ) -> Result<RecordRow> {
         let authz = &self.state.authz;
-        let Some(rec) = &req.record else {
-            return Err(Error::invalid("record", "required"));
-        };
-        let Some(payload) = &rec.payload else {
-            return Err(Error::invalid(
-                "record.payload",
-                "required: exactly one full record kind",
-            ));
-        };
-        let Some(kind) = Kind::of(payload) else {
-            return Err(Error::invalid(
-                "record.payload",
-                "summary views are output only; submit the full kind",
-            ));
-        };
+        let (rec, payload, kind) = row::submitted(req.record.as_ref())?;
         let principal = call.principal.clone();
         call.require(
             authz,
@@ -115,31 +99,7 @@ impl RecordApi {
                 )
             },
         )?;
-        let mut violations: Vec<FieldViolation> = Vec::new();
-        match records::classification_accepted(rec.classification) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(Error::precondition(
-                    Reason::ClassifiedNotAccepted,
-                    "state-secret records must not enter a system not certified for them",
-                ));
-            }
-            Err(v) => violations.push(v),
-        }
-        let sid = &rec.source_record_id;
-        if sid.trim().is_empty() || sid.len() > 128 || sid.chars().any(char::is_control) {
-            violations.push(FieldViolation::new(
-                "record.source_record_id",
-                "required, at most 128 printable characters",
-            ));
-        }
-        if rec.source_version < 1 {
-            violations.push(FieldViolation::new(
-                "record.source_version",
-                "must be 1 or more",
-            ));
-        }
-        violations.extend(records::validate_payload(payload));
+        let mut violations = row::field_violations(rec, payload)?;
         // A record naming its cadre both ways must name one cadre; the number
         // is compared, canonicalized, once the named cadre is known to be
         // accessible, so that the answer confirms nothing about a cadre the
@@ -214,13 +174,9 @@ impl RecordApi {
             ));
         }
 
-        let mut payload = payload.clone();
-        let sha = self.state.digest.keyed(&records::digest_bytes(
-            records::classification_name(rec.classification),
-            &payload,
-        ));
-        let (mut transfer_agency, mut transfer_division) = (String::new(), String::new());
-        match &mut payload {
+        let mut links = row::Links::default();
+        let source;
+        match payload {
             Payload::AuditFinding(f) => {
                 let engagement = named
                     .engagements
@@ -233,17 +189,17 @@ impl RecordApi {
                 // The engagement may still be on its way (an import that
                 // sends findings first, a retry after a failed batch): a
                 // precondition the caller can wait for, not bad input.
-                let Some(engagement) = engagement else {
+                if engagement.is_none() {
                     return Err(Error::precondition(
                         Reason::EngagementNotFound,
                         "record.audit_finding.engagement_source_record_id: no active engagement \
                          with this source record id from this system for this cadre (yet)",
                     ));
-                };
-                f.engagement = record_name(engagement);
+                }
+                links.engagement = engagement;
             }
             Payload::Clue(k) if !k.source_record.is_empty() => {
-                let source = match parse_record_name(&k.source_record) {
+                source = match parse_record_name(&k.source_record) {
                     Some((cadre_id, id)) => self
                         .state
                         .store
@@ -252,56 +208,28 @@ impl RecordApi {
                         .filter(|r| r.cadre_id == cadre_id && r.cadre_id == cadre.id),
                     None => None,
                 };
-                let Some(source) = source else {
+                if source.is_none() {
                     return Err(Error::invalid(
                         "record.clue.source_record",
                         "no such record about this cadre",
                     ));
-                };
-                transfer_agency = source.owner_agency.clone();
-                transfer_division = source.owner_division.clone();
+                }
+                links.clue_source = source.as_ref();
             }
             _ => {}
         }
-        let mut informant = None;
-        if let Payload::Petition(p) = &mut payload
-            && let Some(i) = p.informant.take()
-            && i != proto::Informant::default()
-        {
-            informant = Some(
-                self.state
-                    .informant
-                    .seal(&i.encode_to_vec(), &informant_context(&principal.uri, sid))?,
-            );
-        }
-        let event_date = records::event_date(&payload);
-        let stored = proto::Record {
-            payload: Some(payload),
-            ..Default::default()
+        let keys = row::RowKeys {
+            digest: &self.state.digest,
+            informant: &self.state.informant,
         };
-        Ok(RecordRow {
-            id: uuid::Uuid::now_v7().simple().to_string(),
-            cadre_id: cadre.id.clone(),
-            kind: kind.as_str().into(),
-            owner_system: principal.uri.clone(),
-            owner_agency: principal.agency.as_str().into(),
-            owner_division: principal.division.clone(),
-            source_record_id: sid.clone(),
-            source_version: rec.source_version,
-            revision: 0,
-            event_date,
-            classification: records::classification_name(rec.classification).into(),
-            state: RecordState::Active,
-            retraction_reason: String::new(),
-            payload: stored.encode_to_vec(),
-            payload_sha256: sha,
-            informant,
-            transfer_agency,
-            transfer_division,
-            submitting_system: principal.uri.clone(),
-            update_time_us: 0,
-            division: cadre.managing_division.clone(),
-        })
+        row::stored_row(
+            keys,
+            &principal,
+            uuid::Uuid::now_v7().simple().to_string(),
+            rec,
+            &cadre,
+            links,
+        )
     }
 
     /// The owner's view of a record just written: full, informant included
