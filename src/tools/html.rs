@@ -54,7 +54,7 @@ const STYLE: &str = "body{font-family:'Noto Sans CJK SC','Source Han Sans SC','M
 margin:2em;color:#111;font-size:11pt}h1{font-size:18pt;margin:0 0 .2em}h2{font-size:13pt;\
 border-bottom:1px solid #999;margin-top:1.4em}table{border-collapse:collapse;width:100%;\
 margin:.4em 0}th,td{border:1px solid #bbb;padding:.25em .4em;text-align:left;vertical-align:top}\
-th{background:#eee}td{white-space:pre-line}.verdict{font-weight:bold}.muted{color:#555}footer{margin-top:2em;\
+th{background:#eee}td,.lines{white-space:pre-line}.rule{margin:.6em 0 0}.lines{margin:.1em 0 0 1em}.verdict{font-weight:bold}.muted{color:#555}footer{margin-top:2em;\
 border-top:1px solid #999;padding-top:.5em;font-size:9pt;color:#333}\
 @media print{body{margin:1cm}h2{break-after:avoid}tr{break-inside:avoid}}";
 
@@ -124,6 +124,29 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
             .collect();
         body.push_str(&table(&["单位 unit", "职务 title", "", "任职 term"], &rows));
     }
+    if !d.unit_head_tenures.is_empty() {
+        body.push_str("<h2>一把手任职与经济责任审计 Unit-head tenures and audits</h2>");
+        let rows: Vec<Vec<String>> = d
+            .unit_head_tenures
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("{}\n{}", t.unit_name, t.unit_credit_code),
+                    format!(
+                        "{} – {}",
+                        t.start_date,
+                        if t.end_date.is_empty() {
+                            "今 now"
+                        } else {
+                            &t.end_date
+                        }
+                    ),
+                    crate::tools::render::tenure_status(t, &cadre.name),
+                ]
+            })
+            .collect();
+        body.push_str(&table(&["单位 unit", "任职 term", "审计 audits"], &rows));
+    }
 
     if let Some(f) = &d.flags {
         body.push_str("<h2>规则结论与提示 Verdict and flags</h2>");
@@ -146,14 +169,18 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
                 rows.push(vec![name.to_string(), names.join("\n")]);
             }
         }
-        for r in &f.reasons {
-            rows.push(vec![
-                format!("{} {}", r.rule, label::<proto::Verdict>(r.verdict)),
-                r.description.clone(),
-            ]);
-        }
         if !rows.is_empty() {
-            body.push_str(&table(&["提示 flag", "依据 basis"], &rows));
+            body.push_str(&table(&["提示 flag", "记录 records"], &rows));
+        }
+        // One block per rule, its id in small print, its records under it.
+        let seen: Vec<proto::Record> = d.sections.iter().flat_map(|s| s.records.clone()).collect();
+        for g in crate::tools::render::by_rule(&f.reasons) {
+            body.push_str(&format!(
+                "<p class=\"rule\"><b>{}</b> <small class=\"muted\">{}</small></p><p class=\"lines\">{}</p>",
+                esc(&g.heading()),
+                esc(g.rule),
+                esc(&g.lines(&cadre.name, &seen).join("\n"))
+            ));
         }
     }
 

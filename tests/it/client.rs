@@ -42,7 +42,9 @@ fn client_env(
         Some(o) => cmd.env("CADREX_OFFICER", o),
         None => cmd.env_remove("CADREX_OFFICER"),
     };
-    let out = cmd.output().expect("run cadrex");
+    // Waiting in place would park a runtime worker the server's tasks need
+    // (see `common::cadrex_bin_split`).
+    let out = tokio::task::block_in_place(|| cmd.output().expect("run cadrex"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -540,4 +542,122 @@ async fn the_printable_dossier_renders_in_a_browser() {
         "a rendered page, not a blank: {} bytes",
         png.len()
     );
+}
+
+/// A personal-matters check found under-reported (a matter, no bar).
+fn under_reported(year: i32) -> Payload {
+    Payload::PersonalMattersCheck(proto::PersonalMattersCheck {
+        report_year: year,
+        result: proto::PersonalMattersResult::UnderReported as i32,
+        check_date: format!("{}-03-01", year + 1),
+        handling: "批评教育".into(),
+    })
+}
+
+/// A draft lists one reason per record a rule applies to; an official reads
+/// one heading per rule, in Chinese, with its records under it and the rule
+/// id in small print — at the terminal and on the printed dossier. The
+/// dossier also shows the unit-head tenure and the term audit it is owed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_read_one_heading_per_rule_in_chinese() {
+    let server = TestServer::spawn(Backend::Sqlite).await;
+    let a = cadre(&server, 71).await;
+    let mut org = records_client(server.channel("organization", "360821").await);
+    for (i, year) in [2021, 2022, 2023].into_iter().enumerate() {
+        org.submit_record(submit(record(
+            &a,
+            &format!("PM-{i}"),
+            1,
+            under_reported(year),
+        )))
+        .await
+        .unwrap();
+    }
+    records_client(server.channel("discipline", "360821").await)
+        .submit_record(submit(record(&a, "SC-1", 1, serious_warning())))
+        .await
+        .unwrap();
+    let out = client(
+        &server,
+        "organization",
+        &[
+            "opinion",
+            "create",
+            "--cadre",
+            &a.name,
+            "--purpose",
+            "promotion",
+        ],
+    );
+    let request = out
+        .split_whitespace()
+        .find(|w| w.starts_with("opinionRequests/"))
+        .expect("request name")
+        .to_string();
+    let out = client(
+        &server,
+        "discipline",
+        &[
+            "opinion",
+            "draft",
+            "--request",
+            &request,
+            "--cadre",
+            &a.name,
+        ],
+    );
+    let headings = |title: &str| out.lines().filter(|l| l.starts_with(title)).count();
+    assert_eq!(headings("有问题记录"), 1, "three records, one rule:\n{out}");
+    assert_eq!(headings("党纪处分影响期"), 1, "{out}");
+    assert!(out.contains("(规则 rule matter_on_record)"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("漏报 UNDER_REPORTED"))
+            .count(),
+        3,
+        "each record once, under its rule:\n{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("规则 rule")),
+        "no heading is a bare rule id:\n{out}"
+    );
+    assert_narrow(&out);
+
+    let out = client(
+        &server,
+        "discipline",
+        &["dossier", "--cadre", &a.name, "--purpose", "case-handling"],
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("有问题记录")).count(),
+        1,
+        "{out}"
+    );
+    // `new_cadre` has headed its unit since 2021-03 with no audit on record.
+    assert!(
+        out.contains("一把手任职 unit head of") && out.contains("任期审计到期 TERM_AUDIT_DUE"),
+        "{out}"
+    );
+    assert_narrow(&out);
+    let html = client(
+        &server,
+        "discipline",
+        &[
+            "dossier",
+            "--cadre",
+            &a.name,
+            "--purpose",
+            "case-handling",
+            "--format",
+            "html",
+        ],
+    );
+    assert_eq!(
+        html.matches("<small class=\"muted\">matter_on_record</small>")
+            .count(),
+        1,
+        "{html}"
+    );
+    assert!(html.contains("有问题记录"), "{html}");
+    assert!(html.contains("任期审计到期"), "{html}");
 }

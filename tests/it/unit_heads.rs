@@ -5,7 +5,9 @@ use time::Duration;
 use tonic::Code;
 
 use crate::both_backends;
-use crate::common::{Backend, TestServer, credit_code, new_cadre, record, records_client, submit};
+use crate::common::{
+    Backend, TestServer, cadrex_bin, credit_code, new_cadre, record, records_client, submit,
+};
 
 both_backends!(tenures_and_owed_audits_in_the_dossier_and_the_worklist,);
 
@@ -169,6 +171,29 @@ async fn tenures_and_owed_audits_in_the_dossier_and_the_worklist(backend: Backen
         3,
         "the province sees them"
     );
+    // The operator's client prints the same worklist.
+    let (crt, key) = server.client_files("audit", COUNTY);
+    let (ok, out) = cadrex_bin(&[
+        "client",
+        "--cert",
+        &crt.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+        "--server",
+        &format!("https://localhost:{}", server.addr.port()),
+        "audit",
+        "candidates",
+    ]);
+    assert!(ok, "{out}");
+    for expected in [
+        "离任审计缺失 DEPARTURE_AUDIT_MISSING",
+        "任期审计到期 TERM_AUDIT_DUE",
+        "planned departure",
+        &credit_code(u3),
+    ] {
+        assert!(out.contains(expected), "{expected} in\n{out}");
+    }
+    assert!(!out.contains(&credit_code(u4)), "{out}");
     for agency in ["discipline", "organization", "petition"] {
         let err = Dossiers::new(server.channel(agency, COUNTY).await)
             .list_audit_candidates(proto::ListAuditCandidatesRequest::default())

@@ -79,6 +79,18 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: OpinionCommand,
     },
+    /// The audit office's economic-responsibility audits of unit heads.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The worklist (audit only): unit heads owed a departure audit (离任必审) or a term audit
+    /// (任职满三年), and those leaving a unit-head post soon, with the engagements already on record.
+    Candidates,
 }
 
 #[derive(clap::Subcommand, Debug)]

@@ -1,4 +1,4 @@
-//! What each `cadrex client` subcommand group does: cadres, records, the access log and the vetting workflow, each a call or a few and the answer printed.
+//! What each `cadrex client` subcommand group does: cadres, records, the access log, the vetting workflow and the audit worklist, each a call or a few and the answer printed.
 
 use super::*;
 
@@ -316,6 +316,37 @@ pub(super) async fn opinion_command(s: &Session, command: OpinionCommand) -> any
                 .or_explain("WithdrawOpinionRequest", &s.conn)
                 .await?;
             s.print(|| render::render_request(&r), &r, "OpinionRequest")?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn audit_command(s: &Session, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Candidates => {
+            let mut client = DossierServiceClient::new(s.channel.clone());
+            let mut all = proto::ListAuditCandidatesResponse::default();
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_audit_candidates(proto::ListAuditCandidatesRequest {
+                        page_size: 1000,
+                        page_token: token,
+                    })
+                    .await
+                    .or_explain("ListAuditCandidates", &s.conn)
+                    .await?;
+                all.audit_candidates.extend(page.audit_candidates);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+            s.print(
+                || render::render_candidates(&all),
+                &all,
+                "ListAuditCandidatesResponse",
+            )?;
         }
     }
     Ok(())

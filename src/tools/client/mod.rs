@@ -17,10 +17,10 @@ mod args;
 mod commands;
 
 pub use args::{
-    CadreCommand, ClientCli, ClientCommand, DossierFormat, LogCommand, OpinionCommand, Output,
-    RecordCommand,
+    AuditCommand, CadreCommand, ClientCli, ClientCommand, DossierFormat, LogCommand,
+    OpinionCommand, Output, RecordCommand,
 };
-use commands::{cadre_command, log_command, opinion_command, record_command};
+use commands::{audit_command, cadre_command, log_command, opinion_command, record_command};
 
 /// A failed call as an operator should read it: a refused certificate reads
 /// as it does in `import` and `sync` ([`connect::refusal`],
@@ -267,6 +267,7 @@ pub async fn run(cli: ClientCli) -> anyhow::Result<()> {
         ClientCommand::Record { command } => record_command(&s, command).await?,
         ClientCommand::Log { command } => log_command(&s, command).await?,
         ClientCommand::Opinion { command } => opinion_command(&s, command).await?,
+        ClientCommand::Audit { command } => audit_command(&s, command).await?,
     }
     Ok(())
 }

@@ -13,7 +13,9 @@ use crate::proto::{self, record::Payload};
 mod opinions;
 mod records;
 
-pub use opinions::{render_dossier, render_draft, render_reply, render_request};
+pub use opinions::{
+    RuleGroup, by_rule, render_dossier, render_draft, render_reply, render_request,
+};
 pub use records::{render_record, render_record_line, summary_line};
 
 /// Display columns every line stays within (CJK characters count as two).
@@ -62,6 +64,9 @@ labels! {
         Confidential => "机密", TopSecret => "绝密",
     }
     RecordState, "RECORD_STATE_" { Active => "有效", Retracted => "已撤回" }
+    UnitHeadFlag, "UNIT_HEAD_FLAG_" {
+        DepartureAuditMissing => "离任审计缺失", TermAuditDue => "任期审计到期",
+    }
     RecordView, "RECORD_VIEW_" { Full => "完整", Summary => "摘要", Tombstone => "已撤回无内容" }
     SanctionTrack, "SANCTION_TRACK_" { Party => "党纪处分", State => "政务处分" }
     PartySanctionType, "PARTY_SANCTION_TYPE_" {
@@ -349,6 +354,76 @@ pub fn render_cadre(c: &proto::Cadre) -> String {
             ]);
         }
         out.push_str(&format!("{posts}\n"));
+    }
+    fit(out)
+}
+
+/// What a unit-head tenure is owed, for a person: its flags, a planned
+/// departure, and the engagements already covering part of it.
+pub fn tenure_status(t: &proto::UnitHeadTenure, cadre: &str) -> String {
+    let mut parts: Vec<String> = t
+        .flags
+        .iter()
+        .map(|f| label::<proto::UnitHeadFlag>(*f))
+        .collect();
+    if t.planned_departure {
+        parts.push(format!("拟于 {} 离任 planned departure", t.end_date));
+    }
+    for e in &t.covering_engagements {
+        parts.push(format!("已审 audited: {}", short(e, cadre)));
+    }
+    parts.join("\n")
+}
+
+/// A cadre's unit-head tenures as a table (empty when it has none).
+pub fn render_tenures(tenures: &[proto::UnitHeadTenure], cadre: &str) -> String {
+    if tenures.is_empty() {
+        return String::new();
+    }
+    let mut t = table(&["一把手任职 unit head of", "起 from", "止 to", "审计 audits"]);
+    for x in tenures {
+        t.add_row(vec![
+            format!("{}\n{}", x.unit_name, x.unit_credit_code),
+            x.start_date.clone(),
+            if x.current && x.end_date.is_empty() {
+                "今 now".into()
+            } else {
+                x.end_date.clone()
+            },
+            tenure_status(x, cadre),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// The audit office's worklist, one block per tenure rather than a table:
+/// cadre names and credit codes are long tokens a table would break, and
+/// operators copy them whole.
+pub fn render_candidates(r: &proto::ListAuditCandidatesResponse) -> String {
+    let mut out = String::new();
+    for c in &r.audit_candidates {
+        let x = c.tenure.clone().unwrap_or_default();
+        out.push_str(&wrap(&format!("{}  {}", c.display_name, c.cadre), 0));
+        out.push_str(&wrap(
+            &format!(
+                "一把手 unit head of {} {}  {} – {}",
+                x.unit_name,
+                x.unit_credit_code,
+                x.start_date,
+                if x.end_date.is_empty() {
+                    "今 now"
+                } else {
+                    &x.end_date
+                }
+            ),
+            2,
+        ));
+        for line in tenure_status(&x, &c.cadre).lines() {
+            out.push_str(&wrap(line, 2));
+        }
+    }
+    if r.audit_candidates.is_empty() {
+        out.push_str("无 none\n");
     }
     fit(out)
 }

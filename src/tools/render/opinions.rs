@@ -53,6 +53,7 @@ pub fn render_dossier(d: &proto::CadreDossier) -> String {
     if d.cadre.is_some() {
         out.push('\n');
         out.push_str(&render_cadre(&cadre));
+        out.push_str(&render_tenures(&d.unit_head_tenures, &cadre.name));
     }
     if let Some(v) = &d.vetting {
         out.push('\n');
@@ -138,34 +139,100 @@ fn render_replies(replies: &[proto::OpinionReply], cadre: &str) -> String {
     format!("{t}\n")
 }
 
-/// Applying rules, each with its cited records; `records` gives the
-/// one-line summary of the records it holds.
+/// The reasons of one rule: a draft lists one reason per record a rule
+/// applies to, so a reader is shown one heading per rule with its records
+/// under it.
+pub struct RuleGroup<'a> {
+    /// The stable id, for systems and for the small print.
+    pub rule: &'a str,
+    /// The zh-CN name officials read (the id when the server sent none).
+    pub title: &'a str,
+    /// The most severe verdict among its reasons.
+    pub verdict: i32,
+    /// The latest end of its bars; "" when none.
+    pub barred_until: &'a str,
+    pub barred_permanently: bool,
+    pub reasons: Vec<&'a proto::DraftReason>,
+}
+
+impl RuleGroup<'_> {
+    /// "党纪处分影响期 — 不同意 NOT_AGREE, 影响期至 barred until 2027-01-01".
+    pub fn heading(&self) -> String {
+        let mut head = format!("{} — {}", self.title, label::<proto::Verdict>(self.verdict));
+        if self.barred_permanently {
+            head.push_str(", 永久 barred permanently");
+        } else if !self.barred_until.is_empty() {
+            head.push_str(&format!(", 影响期至 barred until {}", self.barred_until));
+        }
+        head
+    }
+
+    /// One line per cited record (its one-line summary from `records`, when
+    /// held) followed by what the rule says of it, when that adds anything.
+    pub fn lines(&self, cadre: &str, records: &[proto::Record]) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.reasons {
+            for name in &r.records {
+                out.push(match records.iter().find(|x| &x.name == name) {
+                    Some(x) => format!("- {}  {}", short(name, cadre), summary_line(x)),
+                    None => format!("- {}", short(name, cadre)),
+                });
+            }
+            if !r.description.is_empty() {
+                out.push(format!("  {}", r.description));
+            }
+        }
+        out
+    }
+}
+
+/// `reasons` grouped by rule, rules in the order they first appear (a draft
+/// lists the most severe first).
+pub fn by_rule(reasons: &[proto::DraftReason]) -> Vec<RuleGroup<'_>> {
+    let mut groups: Vec<RuleGroup> = Vec::new();
+    for r in reasons {
+        let group = match groups.iter_mut().position(|g| g.rule == r.rule) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(RuleGroup {
+                    rule: &r.rule,
+                    title: if r.rule_title.is_empty() {
+                        &r.rule
+                    } else {
+                        &r.rule_title
+                    },
+                    verdict: r.verdict,
+                    barred_until: "",
+                    barred_permanently: false,
+                    reasons: Vec::new(),
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        group.verdict = group.verdict.max(r.verdict);
+        group.barred_permanently |= r.barred_permanently;
+        // YYYY-MM-DD compares as text.
+        if r.barred_until.as_str() > group.barred_until {
+            group.barred_until = &r.barred_until;
+        }
+        group.reasons.push(r);
+    }
+    groups
+}
+
+/// Applying rules, one heading per rule with the rule id in small print and
+/// its cited records under it; `records` gives the one-line summary of the
+/// records it holds.
 fn render_reasons(
     reasons: &[proto::DraftReason],
     cadre: &str,
     records: &[proto::Record],
 ) -> String {
     let mut out = String::new();
-    for r in reasons {
-        let mut head = format!(
-            "规则 rule {}: {}",
-            r.rule,
-            label::<proto::Verdict>(r.verdict)
-        );
-        if r.barred_permanently {
-            head.push_str(", 永久 barred permanently");
-        } else if !r.barred_until.is_empty() {
-            head.push_str(&format!(", 影响期至 barred until {}", r.barred_until));
-        }
-        out.push_str(&wrap(&head, 0));
-        if !r.description.is_empty() {
-            out.push_str(&wrap(&r.description, 2));
-        }
-        for name in &r.records {
-            let line = match records.iter().find(|x| &x.name == name) {
-                Some(x) => format!("- {}  {}", short(name, cadre), summary_line(x)),
-                None => format!("- {}", short(name, cadre)),
-            };
+    for g in by_rule(reasons) {
+        out.push_str(&wrap(&g.heading(), 0));
+        out.push_str(&wrap(&format!("(规则 rule {})", g.rule), 2));
+        for line in g.lines(cadre, records) {
             out.push_str(&wrap(&line, 2));
         }
     }
