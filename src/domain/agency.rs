@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::proto;
 
-/// The four kinds of supervisory body that hold certificates.
+/// The five kinds of supervisory body that hold certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Agency {
     /// 纪检监察机关: discipline inspection and supervision commission.
@@ -15,15 +15,18 @@ pub enum Agency {
     Audit,
     /// 信访部门: letters and visits bureau.
     Petition,
+    /// 巡视巡察机构: a party committee's inspection office or its tour groups.
+    Inspection,
 }
 
 impl Agency {
     /// Every agency kind, in the order of DESIGN §1.
-    pub const ALL: [Agency; 4] = [
+    pub const ALL: [Agency; 5] = [
         Agency::Discipline,
         Agency::Organization,
         Agency::Audit,
         Agency::Petition,
+        Agency::Inspection,
     ];
 
     /// The lowercase name used in URIs, Cedar attributes and the access log.
@@ -33,6 +36,7 @@ impl Agency {
             Agency::Organization => "organization",
             Agency::Audit => "audit",
             Agency::Petition => "petition",
+            Agency::Inspection => "inspection",
         }
     }
 
@@ -47,6 +51,7 @@ impl Agency {
             Agency::Organization => proto::Agency::Organization,
             Agency::Audit => proto::Agency::Audit,
             Agency::Petition => proto::Agency::Petition,
+            Agency::Inspection => proto::Agency::Inspection,
         }
     }
 

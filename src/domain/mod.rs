@@ -9,6 +9,7 @@ pub mod division;
 pub mod filter;
 pub mod holidays;
 pub mod ids;
+pub mod readiness;
 pub mod records;
 pub mod rules;
 pub mod states;

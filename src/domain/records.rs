@@ -8,7 +8,7 @@ use crate::domain::{DATE_RULE, Text, check_text, parse_date, rules};
 use crate::error::FieldViolation;
 use crate::proto::{self, record::Payload};
 
-/// The nine record kinds of DESIGN §4.
+/// The record kinds of DESIGN §4 and §6a.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Sanction,
@@ -20,10 +20,12 @@ pub enum Kind {
     AuditEngagement,
     AuditFinding,
     Petition,
+    InspectionFinding,
+    ArchiveReview,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Sanction,
         Kind::Admonishment,
         Kind::Clue,
@@ -33,6 +35,8 @@ impl Kind {
         Kind::AuditEngagement,
         Kind::AuditFinding,
         Kind::Petition,
+        Kind::InspectionFinding,
+        Kind::ArchiveReview,
     ];
 
     /// The name stored, logged, authorized on and used in filters.
@@ -47,6 +51,8 @@ impl Kind {
             Kind::AuditEngagement => "AUDIT_ENGAGEMENT",
             Kind::AuditFinding => "AUDIT_FINDING",
             Kind::Petition => "PETITION",
+            Kind::InspectionFinding => "INSPECTION_FINDING",
+            Kind::ArchiveReview => "ARCHIVE_REVIEW",
         }
     }
 
@@ -66,6 +72,8 @@ impl Kind {
             Kind::AuditEngagement => proto::RecordKind::AuditEngagement,
             Kind::AuditFinding => proto::RecordKind::AuditFinding,
             Kind::Petition => proto::RecordKind::Petition,
+            Kind::InspectionFinding => proto::RecordKind::InspectionFinding,
+            Kind::ArchiveReview => proto::RecordKind::ArchiveReview,
         }
     }
 
@@ -75,11 +83,13 @@ impl Kind {
         match self {
             Kind::Sanction | Kind::Clue => &[Agency::Discipline],
             Kind::Admonishment => &[Agency::Discipline, Agency::Organization],
-            Kind::OrgHandling | Kind::PersonalMattersCheck | Kind::Evaluation => {
-                &[Agency::Organization]
-            }
+            Kind::OrgHandling
+            | Kind::PersonalMattersCheck
+            | Kind::Evaluation
+            | Kind::ArchiveReview => &[Agency::Organization],
             Kind::AuditEngagement | Kind::AuditFinding => &[Agency::Audit],
             Kind::Petition => &[Agency::Petition],
+            Kind::InspectionFinding => &[Agency::Inspection],
         }
     }
 
@@ -95,10 +105,13 @@ impl Kind {
             Payload::AuditEngagement(_) => Kind::AuditEngagement,
             Payload::AuditFinding(_) => Kind::AuditFinding,
             Payload::Petition(_) => Kind::Petition,
+            Payload::InspectionFinding(_) => Kind::InspectionFinding,
+            Payload::ArchiveReview(_) => Kind::ArchiveReview,
             Payload::SanctionSummary(_)
             | Payload::ClueSummary(_)
             | Payload::EvaluationSummary(_)
-            | Payload::PetitionSummary(_) => return None,
+            | Payload::PetitionSummary(_)
+            | Payload::AdmonishmentSummary(_) => return None,
         })
     }
 }
@@ -348,10 +361,52 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
                 c.text("informant.address", &i.address, 256, false);
             }
         }
+        Payload::InspectionFinding(f) => {
+            c.prefix = "record.inspection_finding";
+            c.text("tour_round", &f.tour_round, 128, true);
+            c.text("unit_name", &f.unit_name, 128, true);
+            if !crate::domain::ids::is_valid_credit_code(&f.unit_credit_code) {
+                c.fail(
+                    "unit_credit_code",
+                    "a 统一社会信用代码 of 18 characters with a valid check character",
+                );
+            }
+            c.en::<InspectionCategory>("category", f.category);
+            c.long("summary", &f.summary, 4000, true);
+            match Transfer::try_from(f.transfer) {
+                Ok(Transfer::None | Transfer::Discipline | Transfer::Organization) => {}
+                _ => c.fail("transfer", "required: NONE, DISCIPLINE or ORGANIZATION"),
+            }
+            match &f.rectification {
+                None => c.fail("rectification", "required"),
+                Some(r) => {
+                    c.date("rectification.deadline", &r.deadline);
+                    c.en::<RectificationStatus>("rectification.status", r.status);
+                    c.text("rectification.report_ref", &r.report_ref, 128, false);
+                }
+            }
+            c.date("finding_date", &f.finding_date);
+        }
+        Payload::ArchiveReview(a) => {
+            c.prefix = "record.archive_review";
+            if !a
+                .opinion_request
+                .strip_prefix("opinionRequests/")
+                .is_some_and(is_resource_id)
+            {
+                c.fail("opinion_request", "must be opinionRequests/{request}");
+            }
+            c.date("review_date", &a.review_date);
+            c.text("reviewer", &a.reviewer, 64, true);
+            c.en::<ArchiveReviewResult>("result", a.result);
+            let discrepancies = a.result == ArchiveReviewResult::Discrepancies as i32;
+            c.long("note", &a.note, 2000, discrepancies);
+        }
         Payload::SanctionSummary(_)
         | Payload::ClueSummary(_)
         | Payload::EvaluationSummary(_)
-        | Payload::PetitionSummary(_) => {
+        | Payload::PetitionSummary(_)
+        | Payload::AdmonishmentSummary(_) => {
             c.fail(
                 "payload",
                 "summary views are output only; submit the full kind",
@@ -373,10 +428,13 @@ pub fn event_date(payload: &Payload) -> String {
         Payload::AuditEngagement(a) => a.report_date.clone(),
         Payload::AuditFinding(f) => f.finding_date.clone(),
         Payload::Petition(p) => p.received_date.clone(),
+        Payload::InspectionFinding(f) => f.finding_date.clone(),
+        Payload::ArchiveReview(a) => a.review_date.clone(),
         Payload::SanctionSummary(_)
         | Payload::ClueSummary(_)
         | Payload::EvaluationSummary(_)
-        | Payload::PetitionSummary(_) => String::new(),
+        | Payload::PetitionSummary(_)
+        | Payload::AdmonishmentSummary(_) => String::new(),
     }
 }
 
@@ -421,6 +479,10 @@ pub fn summary(payload: &Payload) -> Option<Payload> {
             state_type: s.state_type,
             decision_date: s.decision_date.clone(),
             effective_date: s.effective_date.clone(),
+        }),
+        Payload::Admonishment(a) => Payload::AdmonishmentSummary(proto::AdmonishmentSummary {
+            r#type: a.r#type,
+            date: a.date.clone(),
         }),
         Payload::Clue(k) => Payload::ClueSummary(proto::ClueSummary {
             disposal: k.disposal,
@@ -610,6 +672,29 @@ pub fn fact_of(record: &proto::Record) -> Option<rules::Fact> {
             active,
             specific: p.specific,
             closed_or_rejected: petition_done(p.status),
+        }),
+        Payload::InspectionFinding(f) => {
+            let r = f.rectification.clone().unwrap_or_default();
+            Some(Fact::InspectionFinding {
+                name,
+                active,
+                transferred_to_discipline: f.transfer == Transfer::Discipline as i32,
+                rectification_done: r.status == RectificationStatus::Done as i32,
+                deadline: date(&r.deadline),
+            })
+        }
+        Payload::ArchiveReview(_) => Some(Fact::ArchiveReview { name, active }),
+        Payload::AdmonishmentSummary(a) => Some(Fact::Admonishment {
+            name,
+            active,
+            kind: match AdmonishmentType::try_from(a.r#type).ok()? {
+                AdmonishmentType::TalkReminder => rules::AdmonishmentKind::TalkReminder,
+                AdmonishmentType::Criticism => rules::AdmonishmentKind::Criticism,
+                AdmonishmentType::OrderedSelfReview => rules::AdmonishmentKind::OrderedSelfReview,
+                AdmonishmentType::Admonition => rules::AdmonishmentKind::Admonition,
+                AdmonishmentType::Unspecified => return None,
+            },
+            date: date(&a.date)?,
         }),
         Payload::PetitionSummary(p) => Some(Fact::Petition {
             name,

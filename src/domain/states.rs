@@ -169,6 +169,8 @@ impl ChangeKind {
             ChangeKind::Record(Kind::AuditEngagement) => C::AuditEngagement,
             ChangeKind::Record(Kind::AuditFinding) => C::AuditFinding,
             ChangeKind::Record(Kind::Petition) => C::Petition,
+            ChangeKind::Record(Kind::InspectionFinding) => C::InspectionFinding,
+            ChangeKind::Record(Kind::ArchiveReview) => C::ArchiveReview,
             ChangeKind::OpinionRequest => C::OpinionRequest,
             ChangeKind::OpinionReply => C::OpinionReply,
         }
@@ -188,6 +190,8 @@ impl ChangeKind {
             C::AuditEngagement => ChangeKind::Record(Kind::AuditEngagement),
             C::AuditFinding => ChangeKind::Record(Kind::AuditFinding),
             C::Petition => ChangeKind::Record(Kind::Petition),
+            C::InspectionFinding => ChangeKind::Record(Kind::InspectionFinding),
+            C::ArchiveReview => ChangeKind::Record(Kind::ArchiveReview),
             C::OpinionRequest => ChangeKind::OpinionRequest,
             C::OpinionReply => ChangeKind::OpinionReply,
             C::Unspecified => return None,

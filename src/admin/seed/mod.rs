@@ -281,6 +281,22 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
             // Records after their cadres: records reference the cadre row.
             for (person, cadre, n) in &batch {
                 let generated = records::records(&mut rng, person, *n);
+                if generated.iter().any(|g| {
+                    matches!(
+                        g.record.payload,
+                        Some(crate::proto::record::Payload::ArchiveReview(_))
+                    )
+                }) {
+                    opinions::archive_request(
+                        &*store,
+                        &owners,
+                        PROVINCES[bi].code,
+                        &records::archive_request_id(person),
+                        &person.id,
+                    )
+                    .await?;
+                    summary.opinion_requests += 1;
+                }
                 writer.cadre(person, cadre, generated).await?;
             }
         }
@@ -291,7 +307,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<SeedSummary> {
 
     let (requests, replies) =
         opinions::seed_opinions(&*store, &owners, &mut rng, &by_province).await?;
-    summary.opinion_requests = requests;
+    summary.opinion_requests += requests;
     summary.replies = replies;
     store.close().await;
     analyze(&args.store).await?;

@@ -173,3 +173,55 @@ pub(super) async fn seed_opinions(
     }
     Ok((requests, replies))
 }
+
+/// The pending request an archive review of `cadre_id` serves (档案必审 is
+/// done for a request, DESIGN §6a): made by the province's organization
+/// department before the review is written, as its system would.
+pub(super) async fn archive_request(
+    store: &dyn Store,
+    owners: &Owners,
+    province: &str,
+    request_id: &str,
+    cadre_id: &str,
+) -> anyhow::Result<()> {
+    let org = owners.of(province, Agency::Organization);
+    let now = now_us();
+    let name = format!("opinionRequests/{request_id}");
+    let row = OpinionRequestRow {
+        id: request_id.to_string(),
+        requester: org.uri.clone(),
+        requester_agency: org.agency.as_str().into(),
+        requester_division: org.division.clone(),
+        purpose: "PROMOTION".into(),
+        due_date: (crate::domain::clock::today() + time::Duration::days(14)).to_string(),
+        state: RequestState::Pending,
+        note: "拟提拔使用，请回复廉政意见。".into(),
+        withdraw_reason: String::new(),
+        warnings: Vec::new(),
+        revision: 1,
+        create_time_us: now,
+        update_time_us: now,
+        cadres: vec![cadre_id.to_string()],
+    };
+    let meta = WriteMeta {
+        log: log_entry(
+            org,
+            &rpc(
+                proto::opinion_service_server::SERVICE_NAME,
+                "CreateOpinionRequest",
+            ),
+            vec![name.clone(), format!("cadres/{cadre_id}")],
+        ),
+        changes: vec![Change {
+            op: ChangeOp::Upsert,
+            resource: name,
+            kind: ChangeKind::OpinionRequest.as_str().into(),
+            revision: 1,
+            division: org.division.clone(),
+            from_division: None,
+        }],
+        idempotency: None,
+    };
+    store.create_opinion_request(&row, meta).await?;
+    Ok(())
+}

@@ -30,6 +30,8 @@ fn pick_kind(rng: &mut Rng) -> Kind {
         (Kind::Clue, 6),
         (Kind::Sanction, 4),
         (Kind::OrgHandling, 2),
+        (Kind::InspectionFinding, 3),
+        (Kind::ArchiveReview, 2),
     ];
     let total: u32 = TABLE.iter().map(|(_, w)| w).sum();
     let mut x = rng.below(total as usize) as u32;
@@ -44,6 +46,12 @@ fn pick_kind(rng: &mut Rng) -> Kind {
 
 fn pick_enum(rng: &mut Rng, max: i32) -> i32 {
     1 + rng.below(max as usize) as i32
+}
+
+/// The id of the opinion request a seeded archive review of `person` serves;
+/// the seed creates it before the person's records.
+pub fn archive_request_id(person: &Person) -> String {
+    format!("arch-{}", &person.id[..12])
 }
 
 /// `n` records about `person`, oldest links first: an audit finding names an
@@ -242,6 +250,54 @@ pub fn records(rng: &mut Rng, person: &Person, n: usize) -> Vec<Generated> {
                         engagement: String::new(),
                     }),
                     Agency::Audit,
+                )
+            }
+            Kind::InspectionFinding => {
+                let post = person.cadre.posts.first().cloned().unwrap_or_default();
+                let status = pick_enum(rng, 3);
+                (
+                    Payload::InspectionFinding(proto::InspectionFinding {
+                        tour_round: format!("省委第{}轮巡视", 1 + rng.below(12)),
+                        unit_name: post.unit_name,
+                        unit_credit_code: post.unit_credit_code,
+                        concerns_unit_head: post.unit_head && rng.chance(0.5),
+                        category: pick_enum(rng, 5),
+                        summary: "落实全面从严治党主体责任不到位，“三重一大”决策制度执行不严"
+                            .into(),
+                        transfer: match rng.below(10) {
+                            0 => proto::Transfer::Discipline,
+                            1 => proto::Transfer::Organization,
+                            _ => proto::Transfer::None,
+                        } as i32,
+                        rectification: Some(proto::Rectification {
+                            deadline: (date + time::Duration::days(90)).to_string(),
+                            status,
+                            report_ref: String::new(),
+                        }),
+                        finding_date: d.clone(),
+                    }),
+                    Agency::Inspection,
+                )
+            }
+            Kind::ArchiveReview => {
+                let discrepancies = rng.chance(0.1);
+                (
+                    Payload::ArchiveReview(proto::ArchiveReview {
+                        opinion_request: format!("opinionRequests/{}", archive_request_id(person)),
+                        review_date: d.clone(),
+                        reviewer: name(rng),
+                        result: if discrepancies {
+                            proto::ArchiveReviewResult::Discrepancies
+                        } else {
+                            proto::ArchiveReviewResult::Consistent
+                        } as i32,
+                        note: if discrepancies {
+                            "入党时间与档案记载不一致".into()
+                        } else {
+                            String::new()
+                        },
+                    }),
+                    Agency::Organization,
                 )
             }
             Kind::Petition => {

@@ -216,6 +216,30 @@ impl RecordApi {
                 }
                 links.clue_source = source.as_ref();
             }
+            // 档案必审 is done for a request (DESIGN §6a): one of the
+            // submitter's own, naming this cadre. Any other request — missing,
+            // another body's, about other cadres — gets one answer, so that
+            // the field tells nothing about requests the caller cannot see.
+            Payload::ArchiveReview(a) => {
+                let serves = match a.opinion_request.strip_prefix("opinionRequests/") {
+                    Some(id) => self
+                        .state
+                        .store
+                        .get_opinion_request(id)
+                        .await?
+                        .is_some_and(|r| {
+                            crate::app::opinions::is_requester(&principal, &r)
+                                && r.cadres.contains(&cadre.id)
+                        }),
+                    None => false,
+                };
+                if !serves {
+                    return Err(Error::invalid(
+                        "record.archive_review.opinion_request",
+                        "not an integrity-opinion request of yours naming this cadre",
+                    ));
+                }
+            }
             _ => {}
         }
         let keys = row::RowKeys {

@@ -299,5 +299,7 @@ fn sample_payload(kind: Kind) -> Payload {
         Kind::AuditEngagement => Payload::AuditEngagement(Default::default()),
         Kind::AuditFinding => Payload::AuditFinding(Default::default()),
         Kind::Petition => Payload::Petition(Default::default()),
+        Kind::InspectionFinding => Payload::InspectionFinding(Default::default()),
+        Kind::ArchiveReview => Payload::ArchiveReview(Default::default()),
     }
 }

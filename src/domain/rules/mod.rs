@@ -47,8 +47,8 @@ pub mod rule_id {
             CONCEALED_PERSONAL_MATTERS_PERIOD => "瞒报个人有关事项影响期",
             OPEN_CLUE => "问题线索尚未办结",
             UNCLOSED_SPECIFIC_PETITION => "线索具体的信访举报尚未办结",
-            FINDING_TRANSFERRED_TO_DISCIPLINE => "审计移送纪检监察机关的问题尚未整改",
-            FINDING_PAST_RECTIFICATION_DEADLINE => "审计发现问题逾期未整改",
+            FINDING_TRANSFERRED_TO_DISCIPLINE => "移送纪检监察机关的问题尚未整改",
+            FINDING_PAST_RECTIFICATION_DEADLINE => "发现问题逾期未整改",
             MATTER_ON_RECORD => "有问题记录",
             _ => "",
         }
@@ -298,6 +298,20 @@ pub enum Fact {
         /// Status CLOSED or REJECTED.
         closed_or_rejected: bool,
     },
+    /// 巡视巡察反馈问题: judged like an audit finding (DESIGN §6a).
+    InspectionFinding {
+        name: String,
+        active: bool,
+        transferred_to_discipline: bool,
+        /// Rectification status DONE.
+        rectification_done: bool,
+        deadline: Option<Date>,
+    },
+    /// 干部档案审核: not a matter.
+    ArchiveReview {
+        name: String,
+        active: bool,
+    },
 }
 
 impl Fact {
@@ -311,7 +325,9 @@ impl Fact {
             | Fact::Evaluation { name, .. }
             | Fact::AuditEngagement { name, .. }
             | Fact::AuditFinding { name, .. }
-            | Fact::Petition { name, .. } => name,
+            | Fact::Petition { name, .. }
+            | Fact::InspectionFinding { name, .. }
+            | Fact::ArchiveReview { name, .. } => name,
         }
     }
 
@@ -326,12 +342,15 @@ impl Fact {
             | Fact::Evaluation { active, .. }
             | Fact::AuditEngagement { active, .. }
             | Fact::AuditFinding { active, .. }
-            | Fact::Petition { active, .. } => *active,
+            | Fact::Petition { active, .. }
+            | Fact::InspectionFinding { active, .. }
+            | Fact::ArchiveReview { active, .. } => *active,
         }
     }
 
-    /// A *matter on record* (DESIGN §6): any active sanction, admonishment, clue, organisational
-    /// handling, audit finding or petition, or a personal-matters check that was not consistent.
+    /// A *matter on record* (DESIGN §6, §6a): any active sanction, admonishment, clue,
+    /// organisational handling, audit or inspection finding or petition, or a personal-matters
+    /// check that was not consistent.
     pub fn is_matter(&self) -> bool {
         self.is_active()
             && match self {
@@ -340,9 +359,12 @@ impl Fact {
                 | Fact::Clue { .. }
                 | Fact::OrgHandling { .. }
                 | Fact::AuditFinding { .. }
-                | Fact::Petition { .. } => true,
+                | Fact::Petition { .. }
+                | Fact::InspectionFinding { .. } => true,
                 Fact::PersonalMatters { result, .. } => *result != PmResult::Consistent,
-                Fact::Evaluation { .. } | Fact::AuditEngagement { .. } => false,
+                Fact::Evaluation { .. }
+                | Fact::AuditEngagement { .. }
+                | Fact::ArchiveReview { .. } => false,
             }
     }
 }
@@ -427,14 +449,28 @@ fn evaluate(fact: &Fact, as_of: Date, p: &RuleParams, out: &mut Vec<Reason>) {
             rectification_done,
             deadline,
             ..
-        } => out.extend(audit_finding(
+        } => out.extend(finding(
             name,
+            "审计发现问题 / audit finding",
             *transferred_to_discipline,
             *rectification_done,
             *deadline,
             as_of,
         )),
-        Fact::Evaluation { .. } | Fact::AuditEngagement { .. } => {}
+        Fact::InspectionFinding {
+            transferred_to_discipline,
+            rectification_done,
+            deadline,
+            ..
+        } => out.extend(finding(
+            name,
+            "巡视巡察反馈问题 / inspection finding",
+            *transferred_to_discipline,
+            *rectification_done,
+            *deadline,
+            as_of,
+        )),
+        Fact::Evaluation { .. } | Fact::AuditEngagement { .. } | Fact::ArchiveReview { .. } => {}
     }
 }
 
@@ -679,8 +715,11 @@ fn petition(name: &str, specific: bool, closed_or_rejected: bool) -> Reason {
 
 /// A finding transferred to discipline and not rectified defers, one past its
 /// deadline is an issue; a finding with neither is a matter.
-fn audit_finding(
+/// An audit or inspection finding (DESIGN §6, §6a: the same rules), `label`
+/// naming which in its reasons.
+fn finding(
     name: &str,
+    label: &str,
     transferred_to_discipline: bool,
     rectification_done: bool,
     deadline: Option<Date>,
@@ -691,9 +730,10 @@ fn audit_finding(
         out.push(Reason {
             rule: rule_id::FINDING_TRANSFERRED_TO_DISCIPLINE,
             verdict: Verdict::Defer,
-            description: "审计发现问题已移送纪检监察机关，整改尚未完成 \
-                          / finding transferred to discipline, rectification not done"
-                .to_owned(),
+            description: format!(
+                "{label}：已移送纪检监察机关，整改尚未完成 \
+                 / transferred to discipline, rectification not done"
+            ),
             records: vec![name.to_owned()],
             barred_until: BarredUntil::None,
         });
@@ -707,7 +747,7 @@ fn audit_finding(
             rule: rule_id::FINDING_PAST_RECTIFICATION_DEADLINE,
             verdict: Verdict::IssueNotBlocking,
             description: format!(
-                "审计发现问题整改期限（{deadline}）已过，尚未整改完成 \
+                "{label}：整改期限（{deadline}）已过，尚未整改完成 \
                  / rectification overdue since {deadline}"
             ),
             records: vec![name.to_owned()],
@@ -715,7 +755,7 @@ fn audit_finding(
         });
     }
     if out.is_empty() {
-        out.push(matter(name, "审计发现问题 / audit finding"));
+        out.push(matter(name, label));
     }
     out
 }

@@ -88,6 +88,23 @@ fn finding(name: &str, transferred: bool, done: bool, deadline: Option<Date>) ->
     }
 }
 
+fn inspection(name: &str, transferred: bool, done: bool, deadline: Option<Date>) -> Fact {
+    Fact::InspectionFinding {
+        name: name.into(),
+        active: true,
+        transferred_to_discipline: transferred,
+        rectification_done: done,
+        deadline,
+    }
+}
+
+fn archive(name: &str) -> Fact {
+    Fact::ArchiveReview {
+        name: name.into(),
+        active: true,
+    }
+}
+
 fn retracted(mut f: Fact) -> Fact {
     match &mut f {
         Fact::Sanction { active, .. }
@@ -98,7 +115,9 @@ fn retracted(mut f: Fact) -> Fact {
         | Fact::Evaluation { active, .. }
         | Fact::AuditEngagement { active, .. }
         | Fact::AuditFinding { active, .. }
-        | Fact::Petition { active, .. } => *active = false,
+        | Fact::Petition { active, .. }
+        | Fact::InspectionFinding { active, .. }
+        | Fact::ArchiveReview { active, .. } => *active = false,
     }
     f
 }
@@ -591,6 +610,66 @@ fn cases() -> Vec<Case> {
                 (FINDING_TRANSFERRED_TO_DISCIPLINE, Defer, "f1"),
                 (FINDING_PAST_RECTIFICATION_DEADLINE, IssueNotBlocking, "f1"),
             ],
+        },
+        // --- inspection findings (DESIGN §6a: the rules of audit findings) ---
+        Case {
+            title: "inspection finding transferred to discipline, not done: defer",
+            facts: vec![inspection("i1", true, false, None)],
+            as_of: date!(2026 - 01 - 01),
+            verdict: Defer,
+            barred_until: B::None,
+            reasons: vec![(FINDING_TRANSFERRED_TO_DISCIPLINE, Defer, "i1")],
+        },
+        Case {
+            title: "inspection finding transferred and rectified: a matter only",
+            facts: vec![inspection("i1", true, true, Some(date!(2025 - 06 - 30)))],
+            as_of: date!(2026 - 01 - 01),
+            verdict: IssueNotBlocking,
+            barred_until: B::None,
+            reasons: vec![(MATTER_ON_RECORD, IssueNotBlocking, "i1")],
+        },
+        Case {
+            title: "inspection finding past its rectification deadline: flagged",
+            facts: vec![inspection("i1", false, false, Some(date!(2025 - 12 - 31)))],
+            as_of: date!(2026 - 01 - 01),
+            verdict: IssueNotBlocking,
+            barred_until: B::None,
+            reasons: vec![(FINDING_PAST_RECTIFICATION_DEADLINE, IssueNotBlocking, "i1")],
+        },
+        Case {
+            title: "inspection finding on its deadline day is not yet overdue",
+            facts: vec![inspection("i1", false, false, Some(date!(2026 - 01 - 01)))],
+            as_of: date!(2026 - 01 - 01),
+            verdict: IssueNotBlocking,
+            barred_until: B::None,
+            reasons: vec![(MATTER_ON_RECORD, IssueNotBlocking, "i1")],
+        },
+        Case {
+            title: "inspection finding transferred and overdue: both rows, defer wins",
+            facts: vec![inspection("i1", true, false, Some(date!(2025 - 12 - 31)))],
+            as_of: date!(2026 - 01 - 01),
+            verdict: Defer,
+            barred_until: B::None,
+            reasons: vec![
+                (FINDING_TRANSFERRED_TO_DISCIPLINE, Defer, "i1"),
+                (FINDING_PAST_RECTIFICATION_DEADLINE, IssueNotBlocking, "i1"),
+            ],
+        },
+        Case {
+            title: "a retracted inspection finding counts for nothing",
+            facts: vec![retracted(inspection("i1", true, false, None))],
+            as_of: date!(2026 - 01 - 01),
+            verdict: NoIssue,
+            barred_until: B::None,
+            reasons: vec![],
+        },
+        Case {
+            title: "an archive review is no matter",
+            facts: vec![archive("v1")],
+            as_of: date!(2026 - 01 - 01),
+            verdict: NoIssue,
+            barred_until: B::None,
+            reasons: vec![],
         },
         // --- combinations ---
         Case {

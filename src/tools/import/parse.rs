@@ -258,6 +258,33 @@ fn record_from(kind: Kind, c: &mut Cols) -> proto::Record {
             finding_date: c.text("finding_date"),
             engagement: String::new(),
         }),
+        Kind::InspectionFinding => Payload::InspectionFinding(proto::InspectionFinding {
+            tour_round: c.text("tour_round"),
+            unit_name: c.text("unit_name"),
+            unit_credit_code: c.text("unit_credit_code"),
+            concerns_unit_head: c.flag("concerns_unit_head"),
+            category: enum_col!(c, "category", InspectionCategory, "INSPECTION_CATEGORY_"),
+            summary: c.text("summary"),
+            transfer: enum_col!(c, "transfer", Transfer, "TRANSFER_"),
+            rectification: Some(proto::Rectification {
+                deadline: c.text("rectification_deadline"),
+                status: enum_col!(
+                    c,
+                    "rectification_status",
+                    RectificationStatus,
+                    "RECTIFICATION_STATUS_"
+                ),
+                report_ref: c.text("rectification_report_ref"),
+            }),
+            finding_date: c.text("finding_date"),
+        }),
+        Kind::ArchiveReview => Payload::ArchiveReview(proto::ArchiveReview {
+            opinion_request: c.text("opinion_request"),
+            review_date: c.text("review_date"),
+            reviewer: c.text("reviewer"),
+            result: enum_col!(c, "result", ArchiveReviewResult, "ARCHIVE_REVIEW_RESULT_"),
+            note: c.text("note"),
+        }),
         Kind::Petition => {
             let informant = proto::Informant {
                 name: c.text("informant_name"),

@@ -58,6 +58,7 @@ labels! {
         OrgHandling => "组织处理", PersonalMattersCheck => "个人有关事项查核",
         Evaluation => "民主测评/年度考核", AuditEngagement => "经济责任审计",
         AuditFinding => "审计发现问题", Petition => "信访举报",
+        InspectionFinding => "巡视巡察反馈问题", ArchiveReview => "干部档案审核",
     }
     Classification, "CLASSIFICATION_" {
         Internal => "内部", WorkSecret => "工作秘密", Secret => "秘密",
@@ -114,7 +115,7 @@ labels! {
     }
     Transfer, "TRANSFER_" {
         None => "未移送", Discipline => "移送纪检监察机关", Judiciary => "移送司法机关",
-        CompetentDept => "移送主管部门",
+        CompetentDept => "移送主管部门", Organization => "移送组织部门",
     }
     RectificationStatus, "RECTIFICATION_STATUS_" {
         Open => "未整改", InProgress => "整改中", Done => "已整改",
@@ -125,6 +126,13 @@ labels! {
     PetitionCategory, "PETITION_CATEGORY_" {
         AccusationDiscipline => "检举控告-违纪", AccusationDutyCrime => "检举控告-职务违法犯罪",
         Appeal => "申诉", CriticismSuggestion => "批评建议",
+    }
+    InspectionCategory, "INSPECTION_CATEGORY_" {
+        Political => "政治建设", Integrity => "党风廉政", Personnel => "选人用人",
+        Conduct => "作风", Other => "其他",
+    }
+    ArchiveReviewResult, "ARCHIVE_REVIEW_RESULT_" {
+        Consistent => "一致", Discrepancies => "存在问题",
     }
     PetitionStatus, "PETITION_STATUS_" {
         Received => "收到", Accepted => "受理", Forwarded => "转送", Rejected => "不予受理",

@@ -36,6 +36,10 @@ pub fn summary_line(r: &proto::Record) -> String {
             a.date.clone(),
             opt("by ", &a.issuer),
         ]),
+        Some(Payload::AdmonishmentSummary(a)) => join(vec![
+            label::<proto::AdmonishmentType>(a.r#type),
+            a.date.clone(),
+        ]),
         Some(Payload::Clue(c)) => join(vec![
             label::<proto::ClueDisposal>(c.disposal),
             label::<proto::ClueStatus>(c.status),
@@ -113,6 +117,29 @@ pub fn summary_line(r: &proto::Record) -> String {
             } else {
                 String::new()
             },
+        ]),
+        Some(Payload::InspectionFinding(f)) => {
+            let r = f.rectification.clone().unwrap_or_default();
+            join(vec![
+                f.tour_round.clone(),
+                f.unit_name.clone(),
+                label::<proto::InspectionCategory>(f.category),
+                if f.concerns_unit_head {
+                    "涉及一把手 unit head".into()
+                } else {
+                    String::new()
+                },
+                label::<proto::Transfer>(f.transfer),
+                label::<proto::RectificationStatus>(r.status),
+                opt("整改期限 deadline ", &r.deadline),
+            ])
+        }
+        Some(Payload::ArchiveReview(a)) => join(vec![
+            a.review_date.clone(),
+            label::<proto::ArchiveReviewResult>(a.result),
+            opt("审核人 reviewer ", &a.reviewer),
+            opt("", &a.note),
+            opt("", &a.opinion_request),
         ]),
         None => "(无内容 no content)".into(),
     }
