@@ -204,10 +204,15 @@ impl DossierApi {
             });
         }
         // Only validated names enter the log: a name the caller sees.
-        let mut vetting = None;
+        let (mut vetting, mut readiness) = (None, None);
         if let Some((row, view)) = named {
             call.resources.push(view.request.name.clone());
             if purpose == "APPOINTMENT_VETTING" && facts.request.is_some_and(|r| r.own) {
+                readiness = Some(
+                    self.opinions
+                        .judge_readiness(call, &row, &view, &id)
+                        .await?,
+                );
                 vetting = Some(self.vetting(call, &row, view, &id).await?);
             }
         }
@@ -260,6 +265,7 @@ impl DossierApi {
             purpose: req.purpose,
             vetting,
             unit_head_tenures,
+            readiness,
         })
     }
 }

@@ -45,6 +45,7 @@ pub const M_LIST_OPINION_REQUESTS: &str = "/cadrex.v1.OpinionService/ListOpinion
 pub const M_WITHDRAW_OPINION_REQUEST: &str = "/cadrex.v1.OpinionService/WithdrawOpinionRequest";
 pub const M_DRAFT_OPINION: &str = "/cadrex.v1.OpinionService/DraftOpinion";
 pub const M_REPLY_OPINION: &str = "/cadrex.v1.OpinionService/ReplyOpinion";
+pub const M_GET_VETTING_READINESS: &str = "/cadrex.v1.OpinionService/GetVettingReadiness";
 pub const M_GET_CADRE_DOSSIER: &str = "/cadrex.v1.DossierService/GetCadreDossier";
 pub const M_LIST_AUDIT_CANDIDATES: &str = "/cadrex.v1.DossierService/ListAuditCandidates";
 pub const M_LIST_ACCESS_EVENTS: &str = "/cadrex.v1.AccessLogService/ListAccessEvents";
@@ -176,6 +177,12 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec {
         path: M_REPLY_OPINION,
         action: Action::ReplyOpinion,
+        target: Target::Cadre,
+        logged: true,
+    },
+    MethodSpec {
+        path: M_GET_VETTING_READINESS,
+        action: Action::ReadReadiness,
         target: Target::Cadre,
         logged: true,
     },

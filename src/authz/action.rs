@@ -31,10 +31,11 @@ pub enum Action {
     ReadDossier,
     ReadDeviation,
     ListAuditCandidates,
+    ReadReadiness,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::WhoAmI,
         Action::AllowedMethods,
         Action::CreateCadre,
@@ -61,6 +62,7 @@ impl Action {
         Action::ReadDossier,
         Action::ReadDeviation,
         Action::ListAuditCandidates,
+        Action::ReadReadiness,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +93,7 @@ impl Action {
             Action::ReadDossier => "ReadDossier",
             Action::ReadDeviation => "ReadDeviation",
             Action::ListAuditCandidates => "ListAuditCandidates",
+            Action::ReadReadiness => "ReadReadiness",
         }
     }
 

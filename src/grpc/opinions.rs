@@ -3,8 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{
-    M_CREATE_OPINION_REQUEST, M_DRAFT_OPINION, M_GET_OPINION_REQUEST, M_LIST_OPINION_REQUESTS,
-    M_REPLY_OPINION, M_WITHDRAW_OPINION_REQUEST, finish, start,
+    M_CREATE_OPINION_REQUEST, M_DRAFT_OPINION, M_GET_OPINION_REQUEST, M_GET_VETTING_READINESS,
+    M_LIST_OPINION_REQUESTS, M_REPLY_OPINION, M_WITHDRAW_OPINION_REQUEST, finish, start,
 };
 use crate::app::opinions::OpinionApi;
 use crate::proto::{self, opinion_service_server::OpinionService};
@@ -62,6 +62,15 @@ impl OpinionService for OpinionApi {
     ) -> Result<Response<proto::OpinionReply>, Status> {
         let mut call = start(&self.state, &request, M_REPLY_OPINION).await?;
         let result = self.reply(&mut call, request.into_inner()).await;
+        finish(call, &self.state, result).await
+    }
+
+    async fn get_vetting_readiness(
+        &self,
+        request: Request<proto::GetVettingReadinessRequest>,
+    ) -> Result<Response<proto::VettingReadiness>, Status> {
+        let mut call = start(&self.state, &request, M_GET_VETTING_READINESS).await?;
+        let result = self.readiness(&mut call, request.into_inner()).await;
         finish(call, &self.state, result).await
     }
 }

@@ -242,6 +242,37 @@ pub fn dossier_page(d: &proto::CadreDossier, footer: &Footer) -> String {
         }
     }
 
+    if let Some(r) = &d.readiness {
+        body.push_str(&format!(
+            "<h2>凡提四必 Readiness</h2><p class=\"verdict\">{}</p>",
+            if r.ready {
+                "四项均已满足 all four satisfied"
+            } else {
+                "尚不具备条件 not ready"
+            }
+        ));
+        let rows: Vec<Vec<String>> = r
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    label::<proto::ReadinessItem>(c.item),
+                    label::<proto::ReadinessState>(c.state),
+                    c.reason.clone(),
+                    c.cited
+                        .iter()
+                        .map(|n| short(n, &cadre.name).to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ]
+            })
+            .collect();
+        body.push_str(&table(
+            &["事项 item", "状态 state", "说明 reason", "依据 records"],
+            &rows,
+        ));
+    }
+
     for s in d.sections.iter().filter(|s| !s.records.is_empty()) {
         body.push_str(&format!(
             "<h2>{}</h2>",

@@ -22,6 +22,7 @@ use crate::store::{
 };
 
 mod list;
+mod readiness;
 mod view;
 mod write;
 

@@ -210,6 +210,16 @@ pub enum OpinionCommand {
         #[arg(long, help = CADRE_HELP)]
         cadre: String,
     },
+    /// 凡提四必 for one cadre of one of your requests (organization): archive review,
+    /// personal-matters check, the discipline commission's opinion, specific petitions —
+    /// each SATISFIED, MISSING or BLOCKING with the records that decide it.
+    Readiness {
+        /// opinionRequests/{request}
+        #[arg(long)]
+        request: String,
+        #[arg(long, help = CADRE_HELP)]
+        cadre: String,
+    },
     /// Replies for one cadre (discipline); a second reply is a correction.
     Reply {
         /// opinionRequests/{request}

@@ -276,6 +276,22 @@ pub(super) async fn opinion_command(s: &Session, command: OpinionCommand) -> any
             };
             print!("{}", render::render_draft(&d, &records));
         }
+        OpinionCommand::Readiness { request, cadre } => {
+            let cadre = s.cadre(&cadre).await?;
+            let r = client
+                .get_vetting_readiness(proto::GetVettingReadinessRequest {
+                    name: request,
+                    cadre: cadre.clone(),
+                })
+                .await
+                .or_explain("GetVettingReadiness", &s.conn)
+                .await?;
+            if s.output == Output::Json {
+                return s.print(String::new, &r, "VettingReadiness");
+            }
+            let records = list_records(s, cadre, String::new()).await?.records;
+            print!("{}", render::render_readiness(&r, &records));
+        }
         OpinionCommand::Reply {
             request,
             cadre,

@@ -14,7 +14,8 @@ mod opinions;
 mod records;
 
 pub use opinions::{
-    RuleGroup, by_rule, render_dossier, render_draft, render_reply, render_request,
+    RuleGroup, by_rule, render_dossier, render_draft, render_readiness, render_reply,
+    render_request,
 };
 pub use records::{render_record, render_record_line, summary_line};
 
@@ -65,6 +66,13 @@ labels! {
         Confidential => "机密", TopSecret => "绝密",
     }
     RecordState, "RECORD_STATE_" { Active => "有效", Retracted => "已撤回" }
+    ReadinessItem, "READINESS_ITEM_" {
+        ArchiveReview => "档案必审", PersonalMatters => "个人有关事项报告必核",
+        DisciplineOpinion => "纪检监察机关意见必听", SpecificPetitions => "线索具体的信访举报必查",
+    }
+    ReadinessState, "READINESS_STATE_" {
+        Satisfied => "已满足", Missing => "缺失", Blocking => "存在障碍",
+    }
     UnitHeadFlag, "UNIT_HEAD_FLAG_" {
         DepartureAuditMissing => "离任审计缺失", TermAuditDue => "任期审计到期",
     }

@@ -59,6 +59,11 @@ pub fn render_dossier(d: &proto::CadreDossier) -> String {
         out.push('\n');
         out.push_str(&render_vetting(v, &cadre.name));
     }
+    if let Some(r) = &d.readiness {
+        let seen: Vec<proto::Record> = d.sections.iter().flat_map(|s| s.records.clone()).collect();
+        out.push('\n');
+        out.push_str(&render_readiness(r, &seen));
+    }
     for s in &d.sections {
         if s.records.is_empty() {
             continue;
@@ -306,6 +311,42 @@ pub fn render_draft(d: &proto::OpinionDraft, records: &[proto::Record]) -> Strin
         out.push_str(&format!("影响期 barred until {}\n", d.barred_until));
     }
     out.push_str(&render_reasons(&d.reasons, &d.cadre, records));
+    fit(out)
+}
+
+/// 凡提四必 for a person: one heading per must, its standing and reason, and
+/// what decides it (a record with its one-line summary from `records`, or the
+/// reply).
+pub fn render_readiness(r: &proto::VettingReadiness, records: &[proto::Record]) -> String {
+    let mut out = format!(
+        "凡提四必 readiness  {}  {}  截至 as of {}\n{}\n",
+        r.opinion_request,
+        r.cadre,
+        r.as_of_date,
+        if r.ready {
+            "可以提交讨论 ready: 四项均已满足 all four satisfied"
+        } else {
+            "尚不具备条件 not ready"
+        }
+    );
+    for c in &r.checks {
+        out.push_str(&wrap(
+            &format!(
+                "{} — {}",
+                label::<proto::ReadinessItem>(c.item),
+                label::<proto::ReadinessState>(c.state)
+            ),
+            0,
+        ));
+        out.push_str(&wrap(&c.reason, 2));
+        for name in &c.cited {
+            let line = match records.iter().find(|x| &x.name == name) {
+                Some(x) => format!("- {}  {}", short(name, &r.cadre), summary_line(x)),
+                None => format!("- {name}"),
+            };
+            out.push_str(&wrap(&line, 2));
+        }
+    }
     fit(out)
 }
 
