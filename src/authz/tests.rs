@@ -112,6 +112,7 @@ fn embedded_policies_match_the_directory() {
             "opinion-repliers",
             "opinion-requesters",
             "org-writes-cadres",
+            "organization-reads-readiness",
             "organization-full",
             "organization-submits",
             "organization-summary",

@@ -21,6 +21,7 @@ mod opinions;
 mod poison;
 mod poison_all;
 mod props;
+mod readiness;
 mod readme;
 mod records;
 mod refusals;
