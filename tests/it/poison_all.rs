@@ -355,6 +355,14 @@ impl Fixture {
             },
         );
         put(
+            "OpinionService/GetVettingReadiness",
+            "organization",
+            &proto::GetVettingReadinessRequest {
+                name: opinions[0].clone(),
+                cadre: cadre.name.clone(),
+            },
+        );
+        put(
             "DossierService/ListAuditCandidates",
             "audit",
             &proto::ListAuditCandidatesRequest {

@@ -486,6 +486,16 @@ impl Fixture {
                 });
                 pair("name and cadre", a, b);
             }
+            "OpinionService/GetVettingReadiness" => {
+                let (a, b) = both(&|i| {
+                    proto::GetVettingReadinessRequest {
+                        name: opinions[i].clone(),
+                        cadre: cadres[i].clone(),
+                    }
+                    .encode_to_vec()
+                });
+                pair("name and cadre", a, b);
+            }
             "DossierService/GetCadreDossier" => {
                 let purpose = match agency {
                     "organization" => proto::Purpose::AppointmentVetting,
