@@ -660,6 +660,36 @@ impl CadreApi {
         Ok(response)
     }
 
+    /// The cadres of `query` holding a post in `unit` — current ones only
+    /// unless `past` — up to `query.limit` of them: the store narrows by the
+    /// stored posts' text, the dates are judged here, and a page the dates
+    /// thin out is filled from the following rows.
+    async fn holding_posts_in(
+        &self,
+        mut query: CadreQuery,
+        unit: &str,
+        past: bool,
+    ) -> Result<Vec<CadreRow>> {
+        let today = crate::domain::clock::today().to_string();
+        let want = query.limit as usize;
+        let mut out = Vec::new();
+        loop {
+            let rows = self.state.store.list_cadres(&query).await?;
+            let done = (rows.len() as i64) < query.limit;
+            query.after_id = rows.last().map(|r| r.id.clone()).or(query.after_id);
+            out.extend(rows.into_iter().filter(|c| {
+                c.posts.iter().any(|p| {
+                    p.unit_credit_code == unit
+                        && (past || p.end_date.is_empty() || p.end_date >= today)
+                })
+            }));
+            if done || out.len() >= want {
+                out.truncate(want);
+                return Ok(out);
+            }
+        }
+    }
+
     pub async fn list(
         &self,
         call: &mut Call,
@@ -711,6 +741,16 @@ impl CadreApi {
                     query.name = Some(value);
                     query.name_is_prefix = prefix;
                 }
+                "unit_credit_code" => {
+                    let code = value.to_ascii_uppercase();
+                    if prefix || !ids::is_valid_credit_code(&code) {
+                        return Err(Error::invalid(
+                            "filter",
+                            "unit_credit_code takes a whole 18-character 统一社会信用代码",
+                        ));
+                    }
+                    query.unit_credit_code = Some(code);
+                }
                 other => {
                     return Err(Error::invalid(
                         "filter",
@@ -719,7 +759,13 @@ impl CadreApi {
                 }
             }
         }
-        let mut rows = self.state.store.list_cadres(&query).await?;
+        let mut rows = match query.unit_credit_code.clone() {
+            None => self.state.store.list_cadres(&query).await?,
+            Some(unit) => {
+                self.holding_posts_in(query, &unit, req.include_past_posts)
+                    .await?
+            }
+        };
         let next_page_token = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             rows.last()

@@ -40,6 +40,7 @@ fn purpose_name(p: i32) -> Option<&'static str> {
         proto::Purpose::RoutineSupervision => "ROUTINE_SUPERVISION",
         proto::Purpose::AuditPlanning => "AUDIT_PLANNING",
         proto::Purpose::PetitionHandling => "PETITION_HANDLING",
+        proto::Purpose::PreInspectionBriefing => "PRE_INSPECTION_BRIEFING",
         proto::Purpose::Unspecified => return None,
     })
 }

@@ -112,6 +112,9 @@ pub struct CadreQuery {
     /// Display name: exact, or prefix when `name_is_prefix`.
     pub name: Option<String>,
     pub name_is_prefix: bool,
+    /// Only cadres with a post in the unit of this 统一社会信用代码 (current
+    /// or past: the caller tells them apart).
+    pub unit_credit_code: Option<String>,
     /// Keyset pagination: ids strictly greater.
     pub after_id: Option<String>,
     pub limit: i64,

@@ -188,6 +188,7 @@ async fn cadre_ids(client: &mut CadreServiceClient<Channel>) -> anyhow::Result<V
                 page_size: 1000,
                 page_token: token,
                 filter: String::new(),
+                include_past_posts: false,
             })
             .await?
             .into_inner();

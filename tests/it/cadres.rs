@@ -96,6 +96,7 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
                 page_size: 2,
                 page_token: token.clone(),
                 filter: String::new(),
+                include_past_posts: false,
             })
             .await
             .unwrap()
@@ -119,6 +120,7 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
             page_size: 0,
             page_token: String::new(),
             filter: r#"display_name = "王*""#.into(),
+            include_past_posts: false,
         })
         .await
         .unwrap()
@@ -129,6 +131,7 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
             page_size: 0,
             page_token: String::new(),
             filter: "rank = 1".into(),
+            include_past_posts: false,
         })
         .await
         .unwrap_err();
@@ -142,6 +145,7 @@ async fn organization_creates_updates_and_lists(backend: Backend) {
             page_size: 100,
             page_token: String::new(),
             filter: r#"managing_division = "360802""#.into(),
+            include_past_posts: false,
         })
         .await
         .unwrap()

@@ -214,6 +214,7 @@ impl Fixture {
                 page_size: 5,
                 page_token: String::new(),
                 filter: "display_name = \"记录对象\"".into(),
+                include_past_posts: false,
             },
         );
         put(

@@ -953,6 +953,7 @@ async fn system_and_cadre_requests(backend: Backend) {
                     page_size,
                     page_token,
                     filter,
+                    include_past_posts: false,
                 },
             )
         });

@@ -114,6 +114,7 @@ async fn server_live(server: &TestServer, agency: &str, division: &str) -> Live 
                 page_size: 1000,
                 page_token: token,
                 filter: String::new(),
+                include_past_posts: false,
             })
             .await
             .unwrap()

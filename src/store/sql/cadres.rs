@@ -339,6 +339,7 @@ impl CadreRepo for $store {
                AND ($2 IS NULL OR substr(managing_division, 1, length($2)) = $2) \
                AND ($3 IS NULL OR ($4 AND substr(display_name, 1, length($3)) = $3) OR (NOT $4 AND display_name = $3)) \
                AND ($5 IS NULL OR id > $5) \
+               AND ($7 IS NULL OR posts LIKE $7) \
              ORDER BY id LIMIT $6",
         )
         .bind(&q.jurisdiction_prefix)
@@ -347,6 +348,13 @@ impl CadreRepo for $store {
         .bind(q.name_is_prefix)
         .bind(&q.after_id)
         .bind(q.limit)
+        // Posts are stored as JSON; a validated credit code holds only
+        // letters and digits, so it needs no escaping in the pattern.
+        .bind(
+            q.unit_credit_code
+                .as_ref()
+                .map(|u| format!("%\"unit_credit_code\":\"{u}\"%")),
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(cadre_from_row).collect()

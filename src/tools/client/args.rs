@@ -48,7 +48,7 @@ pub enum ClientCommand {
         #[arg(long, help = CADRE_HELP)]
         cadre: String,
         /// Purpose of use: APPOINTMENT_VETTING, CASE_HANDLING, ROUTINE_SUPERVISION,
-        /// AUDIT_PLANNING or PETITION_HANDLING (any case, `-` for `_`).
+        /// AUDIT_PLANNING, PETITION_HANDLING or PRE_INSPECTION_BRIEFING (any case, `-` for `_`).
         #[arg(long)]
         purpose: String,
         /// opinionRequests/{request}: required for organization's APPOINTMENT_VETTING.
@@ -110,9 +110,13 @@ pub enum CadreCommand {
     },
     /// Lists cadres in this system's jurisdiction, one line each.
     List {
-        /// e.g. `managing_division = "3608*"` or `display_name = "张*"`, joined by AND.
+        /// e.g. `managing_division = "3608*"`, `display_name = "张*"` or
+        /// `unit_credit_code = "9136…"` (who holds a post in that unit), joined by AND.
         #[arg(long, default_value = "")]
         filter: String,
+        /// With a unit_credit_code filter: also those whose post there has ended.
+        #[arg(long)]
+        include_past_posts: bool,
         /// Cadres per call (the server caps it at 1000); every page is printed.
         #[arg(long, default_value_t = 200)]
         page_size: i32,

@@ -20,7 +20,11 @@ pub(super) async fn cadre_command(s: &Session, command: CadreCommand) -> anyhow:
                 s.print(|| render::render_cadre(&c), &c, "Cadre")?;
             }
         }
-        CadreCommand::List { filter, page_size } => {
+        CadreCommand::List {
+            filter,
+            include_past_posts,
+            page_size,
+        } => {
             let mut all = proto::ListCadresResponse::default();
             let mut token = String::new();
             loop {
@@ -30,6 +34,7 @@ pub(super) async fn cadre_command(s: &Session, command: CadreCommand) -> anyhow:
                         page_size,
                         page_token: token,
                         filter: filter.clone(),
+                        include_past_posts,
                     })
                     .await
                     .or_explain("ListCadres", &s.conn)

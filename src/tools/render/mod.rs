@@ -160,7 +160,7 @@ labels! {
     Purpose, "PURPOSE_" {
         AppointmentVetting => "任前廉政审查", CaseHandling => "案件办理",
         RoutineSupervision => "日常监督", AuditPlanning => "审计计划",
-        PetitionHandling => "信访办理",
+        PetitionHandling => "信访办理", PreInspectionBriefing => "巡视巡察进驻前了解情况",
     }
     Gender, "GENDER_" { Male => "男", Female => "女" }
     Decision, "DECISION_" { Allow => "允许", Deny => "拒绝", Validated => "仅校验" }

@@ -409,6 +409,7 @@ impl Agent {
                         page_size: self.args.page_size,
                         page_token: token,
                         filter: String::new(),
+                        include_past_posts: false,
                     }))
                     .await
                     .map_err(|s| classify(s, "ListCadres", &self.args))?
