@@ -267,3 +267,132 @@ async fn tenures_and_owed_audits_in_the_dossier_and_the_worklist(backend: Backen
         "petition is not told of engagements"
     );
 }
+
+/// Names of the cadres `inspection` at `division` lists under `filter`,
+/// a page of one at a time.
+async fn holding(server: &TestServer, division: &str, filter: &str, past: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = server
+            .cadres("inspection", division)
+            .await
+            .list_cadres(proto::ListCadresRequest {
+                page_size: 1,
+                page_token: token,
+                filter: filter.into(),
+                include_past_posts: past,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.cadres.into_iter().map(|c| c.name));
+        if page.next_page_token.is_empty() {
+            out.sort();
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// DESIGN §6a: before it is stationed a tour lists who holds posts in the
+/// unit it will inspect (current ones, and past ones when asked), within its
+/// jurisdiction, and reads their dossiers for PRE_INSPECTION_BRIEFING only.
+async fn a_tour_finds_a_units_leaders_and_briefs_itself(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let unit = "IN0000001";
+    let current = create(
+        &server,
+        71,
+        vec![head_post(unit, "2022-01-01".into(), String::new())],
+    )
+    .await;
+    let planned = create(
+        &server,
+        72,
+        vec![head_post(unit, "2022-01-01".into(), day(20))],
+    )
+    .await;
+    let left = create(
+        &server,
+        73,
+        vec![head_post(unit, "2015-01-01".into(), day(-400))],
+    )
+    .await;
+    create(
+        &server,
+        74,
+        vec![head_post("IN0000002", "2022-01-01".into(), String::new())],
+    )
+    .await;
+    let mut elsewhere = new_cadre("邻县干部", "360802", 75);
+    elsewhere.posts = vec![head_post(unit, "2022-01-01".into(), String::new())];
+    server
+        .cadres("organization", "360802")
+        .await
+        .create_cadre(proto::CreateCadreRequest {
+            cadre: Some(elsewhere),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let filter = format!("unit_credit_code = \"{}\"", credit_code(unit));
+    let mut now = vec![current.name.clone(), planned.name.clone()];
+    now.sort();
+    assert_eq!(holding(&server, COUNTY, &filter, false).await, now);
+    let mut ever = vec![
+        current.name.clone(),
+        planned.name.clone(),
+        left.name.clone(),
+    ];
+    ever.sort();
+    assert_eq!(holding(&server, COUNTY, &filter, true).await, ever);
+    // A lowercase code is the same code; the province sees the neighbour too.
+    let lower = filter
+        .to_lowercase()
+        .replace("unit_credit_code", "unit_credit_code");
+    assert_eq!(holding(&server, COUNTY, &lower, false).await, now);
+    assert_eq!(holding(&server, "360000", &filter, false).await.len(), 3);
+    for bad in ["unit_credit_code = \"9136*\"", "unit_credit_code = \"123\""] {
+        let err = server
+            .cadres("inspection", COUNTY)
+            .await
+            .list_cadres(proto::ListCadresRequest {
+                filter: bad.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+    }
+
+    // The briefing itself: the dossier for PRE_INSPECTION_BRIEFING, not for
+    // any other purpose.
+    let read = |purpose: proto::Purpose| {
+        let (server, cadre) = (&server, current.name.clone());
+        async move {
+            Dossiers::new(server.channel("inspection", COUNTY).await)
+                .get_cadre_dossier(proto::GetCadreDossierRequest {
+                    cadre,
+                    purpose: purpose as i32,
+                    opinion_request: String::new(),
+                })
+                .await
+        }
+    };
+    let d = read(proto::Purpose::PreInspectionBriefing)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        d.cadre.unwrap().id_number_masked,
+        "inspection reads the id number masked"
+    );
+    for purpose in [
+        proto::Purpose::RoutineSupervision,
+        proto::Purpose::CaseHandling,
+    ] {
+        let err = read(purpose).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{purpose:?}");
+    }
+}
