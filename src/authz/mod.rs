@@ -490,4 +490,6 @@ impl DivisionChains {
 }
 
 #[cfg(test)]
+mod matrix;
+#[cfg(test)]
 mod tests;
