@@ -33,6 +33,15 @@ pub struct Grant {
     pub note: String,
 }
 
+/// What a caller is shown of a record or a cadre.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// `ReadFull`: everything (of a cadre, the id number too).
+    Full,
+    /// `ReadSummary`: a record's summary type, a cadre's masked identity.
+    Summary,
+}
+
 /// One cell of the table.
 #[derive(Clone, Debug)]
 pub struct Cell {
@@ -58,6 +67,31 @@ impl Cell {
     /// Whether the note of `grant` mentions `words`.
     pub fn says(&self, grant: &str, words: &str) -> bool {
         self.note(grant).is_some_and(|n| n.contains(words))
+    }
+
+    /// The view a record kind's cell gives. A writer (A) reads what it writes in full,
+    /// like F; C is the summary, and "C (own transfers: …)" only for a clue the caller's
+    /// own body transferred (`own_transfer`); N is nothing.
+    pub fn record_view(&self, own_transfer: bool) -> Option<View> {
+        if self.has("A") || self.has("F") {
+            Some(View::Full)
+        } else if self.has("C") && (own_transfer || !self.says("C", "own transfers")) {
+            Some(View::Summary)
+        } else {
+            None
+        }
+    }
+
+    /// The view the cadre row's cell gives: "F (id number masked …)" is the masked
+    /// identity, any other A or F the full one.
+    pub fn cadre_view(&self) -> Option<View> {
+        if self.says("F", "masked") {
+            Some(View::Summary)
+        } else if self.has("A") || self.has("F") {
+            Some(View::Full)
+        } else {
+            None
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use cedar_policy::Effect;
 
 use super::*;
-use crate::authz::matrix::{ACCESS_LOG, CADRE, Cell, INFORMANT, Matrix, OPINIONS, OWN_CALLS};
+use crate::authz::matrix::{ACCESS_LOG, CADRE, Cell, INFORMANT, Matrix, OPINIONS, OWN_CALLS, View};
 use crate::domain::records::Kind;
 
 /// The matrix as docs/reference.md writes it, read once.
@@ -29,29 +29,12 @@ pub(super) fn cell(row: &str, agency: Agency) -> &'static Cell {
     table().cell(row, agency.as_str())
 }
 
-/// The view a record cell gives. A writer (A) reads what it writes in full, like F; C is
-/// the summary, and "C (own transfers: …)" only for a clue the caller's own body
-/// transferred; N is nothing.
-fn record_view(cell: &Cell, own_transfer: bool) -> Option<Action> {
-    if cell.has("A") || cell.has("F") {
-        Some(Action::ReadFull)
-    } else if cell.has("C") && (own_transfer || !cell.says("C", "own transfers")) {
-        Some(Action::ReadSummary)
-    } else {
-        None
-    }
-}
-
-/// The view a cadre cell gives: "F (id number masked …)" is the masked identity
-/// (`ReadSummary`), any other A or F the full one.
-fn cadre_view(cell: &Cell) -> Option<Action> {
-    if cell.says("F", "masked") {
-        Some(Action::ReadSummary)
-    } else if cell.has("A") || cell.has("F") {
-        Some(Action::ReadFull)
-    } else {
-        None
-    }
+/// The view action a cell's view is decided by.
+fn view_action(view: Option<View>) -> Option<Action> {
+    view.map(|v| match v {
+        View::Full => Action::ReadFull,
+        View::Summary => Action::ReadSummary,
+    })
 }
 
 /// An allow comes from the caller's own file: every permit there carries its prefix.
@@ -230,7 +213,7 @@ fn records_follow_the_matrix() {
                     let seen = authz.first_allowed(&p, &levels, &r);
                     assert_eq!(
                         seen.as_ref().map(|(level, _)| *level),
-                        record_view(c, own_transfer),
+                        view_action(c.record_view(own_transfer)),
                         "{}",
                         at(&format!("view, transferred by {transfer:?}"))
                     );
@@ -347,13 +330,13 @@ const CADRE_ACTIONS: [Action; 7] = [
 ];
 
 /// What the cadre row grants an agency on a cadre inside its jurisdiction: A writes the
-/// registry, any grant finds cadres, and the view is [`cadre_view`].
+/// registry, any grant finds cadres, and the view is [`Cell::cadre_view`].
 fn granted(agency: Agency, action: Action) -> bool {
     let c = cell(CADRE, agency);
     match action {
         Action::CreateCadre | Action::UpdateCadre => c.has("A"),
         Action::GetCadre | Action::ListCadres | Action::LookupCadre => !c.has("N"),
-        Action::ReadFull | Action::ReadSummary => cadre_view(c) == Some(action),
+        Action::ReadFull | Action::ReadSummary => view_action(c.cadre_view()) == Some(action),
         _ => unreachable!("not a cadre action"),
     }
 }
@@ -414,7 +397,7 @@ fn view_levels() {
         let seen = authz.first_allowed(&p, &levels, &cadre("360821"));
         assert_eq!(
             seen.as_ref().map(|(level, _)| *level),
-            cadre_view(cell(CADRE, agency)),
+            view_action(cell(CADRE, agency).cadre_view()),
             "{agency}"
         );
         if let Some((_, d)) = seen {
