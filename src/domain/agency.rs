@@ -41,7 +41,7 @@ impl Agency {
     }
 
     /// The agency whose systems register and update cadres (informational;
-    /// Cedar decides, `policies/cadres.cedar`).
+    /// Cedar decides, `policies/organization.cedar`).
     pub const REGISTRAR: Agency = Agency::Organization;
 
     /// The wire enum of this agency.

@@ -16,6 +16,7 @@ pub use cadrex::proto::system_service_client::SystemServiceClient;
 
 pub mod catalog;
 pub mod fixtures;
+pub mod matrix;
 pub mod scrape;
 pub mod wire;
 

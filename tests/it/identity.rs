@@ -7,6 +7,7 @@ use cadrex::proto::{self, WhoAmIRequest};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::common::matrix::{ACCESS_LOG, CADRE, agencies, matrix};
 use crate::common::{
     Backend, SystemServiceClient, TestServer, cadrex_bin, new_cadre, server_log, violated_fields,
 };
@@ -53,7 +54,7 @@ async fn who_am_i_for_each_agency(backend: Backend) {
 async fn allowed_methods_differ_by_agency(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let mut by_agency = std::collections::HashMap::new();
-    for agency in ["discipline", "organization", "audit", "petition"] {
+    for agency in agencies() {
         let methods = server
             .system(agency, "360821")
             .await
@@ -65,14 +66,20 @@ async fn allowed_methods_differ_by_agency(backend: Backend) {
         by_agency.insert(agency, methods);
     }
     let has = |a: &str, m: &str| by_agency[a].iter().any(|x| x.ends_with(m));
-    assert!(has("organization", "/CreateCadre"));
-    assert!(has("organization", "/UpdateCadre"));
-    assert!(!has("audit", "/CreateCadre"));
-    assert!(!has("discipline", "/CreateCadre"));
-    assert!(has("discipline", "/VerifyAccessLog"));
-    assert!(!has("organization", "/VerifyAccessLog"));
-    assert!(has("audit", "/GetCadre"));
-    assert!(has("petition", "/WhoAmI"));
+    // As the access matrix says: the registry's writer (A) creates and updates cadres,
+    // an F on the access log verifies it; every agency finds cadres and asks who it is.
+    for agency in agencies() {
+        let cadres = matrix().cell(CADRE, agency);
+        assert_eq!(has(agency, "/CreateCadre"), cadres.has("A"), "{agency}");
+        assert_eq!(has(agency, "/UpdateCadre"), cadres.has("A"), "{agency}");
+        assert_eq!(
+            has(agency, "/VerifyAccessLog"),
+            matrix().cell(ACCESS_LOG, agency).has("F"),
+            "{agency}"
+        );
+        assert!(has(agency, "/GetCadre"), "{agency}");
+        assert!(has(agency, "/WhoAmI"), "{agency}");
+    }
     assert_ne!(by_agency["organization"], by_agency["audit"]);
 }
 

@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 
+use cadrex::domain::records::Kind;
 use cadrex::proto::{self, record::Payload};
 use prost::Message;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::common::matrix::{agencies, expected_view};
 use crate::common::{
     Backend, TestServer, new_cadre, own_access_events, server_log, violated_fields,
 };
@@ -310,30 +312,20 @@ async fn batch_stores_good_items_and_logs_one_row(backend: Backend) {
     }
 }
 
-/// What each agency sees of each kind (DESIGN §2): F, C or N.
-fn expected_view(agency: &str, kind: &str) -> Option<proto::RecordView> {
-    use proto::RecordView::{Full as F, Summary as C};
-    let v = match (agency, kind) {
-        ("discipline", "EVALUATION") => C,
-        ("discipline", _) => F,
-        ("organization", "CLUE" | "PETITION") => C,
-        ("organization", _) => F,
-        ("audit", "AUDIT_ENGAGEMENT" | "AUDIT_FINDING") => F,
-        ("audit", "SANCTION") => C,
-        ("petition", "PETITION") => F,
-        // The clue was transferred by this petition bureau: its own transfer.
-        ("petition", "CLUE") => C,
-        _ => return None,
-    };
-    Some(v)
-}
-
 async fn access_matrix_for_every_agency_kind_and_read_rpc(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let c = cadre(&server, 14).await;
     let all = one_of_each_kind(&server, &c, "matrix").await;
-    assert_eq!(all.len(), 9);
-    for agency in ["discipline", "organization", "audit", "petition"] {
+    assert_eq!(all.len(), Kind::ALL.len());
+    let Some(Payload::Clue(clue)) = &all["CLUE"].payload else {
+        panic!("the fixture's clue: {:?}", all["CLUE"])
+    };
+    let transferred_by = &all
+        .values()
+        .find(|r| r.name == clue.source_record)
+        .expect("the clue's source is one of the fixture's records")
+        .owner_system;
+    for agency in agencies() {
         let mut client = rec(&server, agency).await;
         let by_cadre: HashMap<String, proto::Record> = client
             .list_records(proto::ListRecordsRequest {
@@ -360,7 +352,11 @@ async fn access_matrix_for_every_agency_kind_and_read_rpc(backend: Backend) {
             .map(|r| (r.name.clone(), r))
             .collect();
         for (kind, stored) in &all {
-            let expected = expected_view(agency, kind);
+            // A clue is the caller's own transfer when its source record's owner is of
+            // the caller's agency (every system here is at 360821).
+            let own_transfer = *kind == "CLUE"
+                && transferred_by.starts_with(&format!("urn:cadrex:system:{agency}:360821:"));
+            let expected = expected_view(agency, kind, own_transfer);
             let got = client
                 .get_record(proto::GetRecordRequest {
                     name: stored.name.clone(),
@@ -744,7 +740,7 @@ async fn views_that_omit_fields_carry_no_digest(backend: Backend) {
             .unwrap_or_default()
     };
     let mut summaries = 0;
-    for agency in ["discipline", "organization", "audit", "petition"] {
+    for agency in agencies() {
         let mut client = rec(&server, agency).await;
         let mut seen: Vec<proto::Record> = Vec::new();
         for stored in all.values() {

@@ -17,6 +17,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::both_backends;
+use crate::common::matrix::agencies;
 use crate::common::set_path;
 use crate::common::{
     Backend, RpcMethod, SystemServiceClient, TestServer, cadrex_methods, count_rows,
@@ -238,7 +239,7 @@ async fn control_and_bidi_characters_are_refused_in_every_string_field(backend: 
 
     // Who may call what, from the server itself.
     let mut callers: BTreeMap<String, Channel> = BTreeMap::new();
-    for agency in ["discipline", "organization", "audit", "petition"] {
+    for agency in agencies() {
         let channel = server.channel(agency, "360821").await;
         let allowed = SystemServiceClient::new(channel.clone())
             .allowed_methods(cadrex::proto::AllowedMethodsRequest {})

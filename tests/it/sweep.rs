@@ -14,6 +14,7 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use crate::both_backends;
+use crate::common::matrix::agencies;
 use crate::common::{Backend, TestServer, new_cadre};
 use crate::common::{record, records_client, submit};
 
@@ -22,7 +23,6 @@ both_backends!(opinion_pieces_never_cross_counties);
 const COUNTIES: [&str; 2] = ["360821", "360802"];
 const PROVINCE: &str = "360000";
 const DIVISIONS: [&str; 3] = ["360821", "360802", PROVINCE];
-const AGENCIES: [&str; 4] = ["discipline", "organization", "audit", "petition"];
 /// The province's note names both cadres, as a real note might.
 const NOTE_CANARY: &str = "NOTE-CANARY-省委组织部拟提拔两县人选";
 
@@ -595,7 +595,7 @@ async fn opinion_pieces_never_cross_counties(backend: Backend) {
     let mut answers = 0;
     for division in DIVISIONS {
         let foreign = world.foreign(division);
-        for agency in AGENCIES {
+        for agency in agencies() {
             for path in ReadPath::ALL {
                 let got = read(&server, &world, agency, division, path).await;
                 answers += got.len();

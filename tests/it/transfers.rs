@@ -9,6 +9,7 @@ use sqlx::{Connection, Row, SqliteConnection};
 use tonic::Code;
 
 use crate::both_backends;
+use crate::common::matrix::agencies;
 use crate::common::warning;
 use crate::common::{Backend, TestServer, server_url};
 use crate::common::{one_of_each_kind, record, records_client, submit};
@@ -21,7 +22,6 @@ both_backends!(
 const A: &str = "360821";
 const B: &str = "360802";
 const PROVINCE: &str = "360000";
-const AGENCIES: [&str; 4] = ["discipline", "organization", "audit", "petition"];
 
 type Feed = proto::change_feed_service_client::ChangeFeedServiceClient<tonic::transport::Channel>;
 type Opinions = proto::opinion_service_client::OpinionServiceClient<tonic::transport::Channel>;
@@ -187,7 +187,7 @@ async fn sync_all(
 ) -> BTreeMap<(String, String), (Live, BTreeSet<String>)> {
     let mut out = BTreeMap::new();
     for division in [A, B] {
-        for agency in AGENCIES {
+        for agency in agencies() {
             sync(server, agency, division).await;
             let held = mirror(&mirror_path(server, agency, division)).await;
             let expected = server_live(server, agency, division).await;
@@ -320,7 +320,7 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     assert!(!stale(&server, "organization", A, &replied).await);
 
     let before = sync_all(&server, "before the move").await;
-    for agency in AGENCIES {
+    for agency in agencies() {
         let a = &before[&(agency.to_string(), A.to_string())].0;
         assert!(a.contains_key(&moved.name), "{agency} of A sees the cadre");
         assert!(under(&before[&(agency.to_string(), B.to_string())].0, &moved.name).is_empty());
@@ -329,7 +329,7 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     // Move A → B.
     let callers: Vec<(&str, &str)> = [A, B, PROVINCE]
         .iter()
-        .flat_map(|d| AGENCIES.iter().map(move |a| (*a, *d)))
+        .flat_map(|d| agencies().into_iter().map(move |a| (a, *d)))
         .collect();
     let cursors = heads(&server, &callers).await;
     let at_b = move_to(&server, &moved, B).await;
@@ -375,7 +375,11 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
             assert!(!want.is_empty(), "{agency} {division}");
         }
     }
-    let cadre_event = changes_since(&server, "organization", PROVINCE, &cursors[9])
+    let province_org = callers
+        .iter()
+        .position(|c| *c == ("organization", PROVINCE))
+        .unwrap();
+    let cadre_event = changes_since(&server, "organization", PROVINCE, &cursors[province_org])
         .await
         .0
         .remove(0);

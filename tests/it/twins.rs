@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
+use crate::common::matrix::agencies;
 use crate::common::{
     Backend, RpcMethod, TestServer, cadrex_methods, id_number, new_cadre, own_access_events,
     raw_unary,
@@ -56,7 +57,6 @@ const NO_RESOURCE: &[(&str, &str)] = &[
     ("AccessLogService/VerifyAccessLog", "takes only a flag"),
 ];
 
-const AGENCIES: [&str; 4] = ["organization", "discipline", "audit", "petition"];
 /// A county that does not cover 360821, where the real resources live.
 const OUTSIDE: &str = "360802";
 /// Its answers list other calls' rows, compared with their identities set aside.
@@ -735,7 +735,7 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
     );
 
     let mut channels: BTreeMap<&str, Channel> = BTreeMap::new();
-    for a in AGENCIES {
+    for a in agencies() {
         channels.insert(a, f.server.channel(a, OUTSIDE).await);
     }
 
@@ -759,7 +759,7 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
         if NO_RESOURCE.iter().any(|(m, _)| m == short) {
             continue;
         }
-        for agency in AGENCIES {
+        for agency in agencies() {
             let Some(twins) = f.twins(short, agency) else {
                 uncovered.push(short.clone());
                 break;
@@ -800,7 +800,7 @@ async fn outsider_sees_real_and_missing_resources_alike(backend: Backend) {
 
     // Each caller reads back its own rows once, after every call is durable.
     let mut by_agency = BTreeMap::new();
-    for a in AGENCIES {
+    for a in agencies() {
         by_agency.insert(a, own_access_events(channels[a].clone()).await);
     }
     let mut checked = 0;
