@@ -85,18 +85,18 @@ fn the_table_has_a_column_per_agency_and_a_row_per_kind() {
 }
 
 #[test]
-#[should_panic(expected = "no column for agency \"inspection\"")]
+#[should_panic(expected = "no column for agency \"ombudsman\"")]
 fn a_new_agency_without_a_column_fails() {
     let mut agencies = Agency::ALL.map(Agency::as_str).to_vec();
-    agencies.push("inspection");
+    agencies.push("ombudsman");
     Matrix::parse(matrix::REFERENCE, &agencies, &Kind::ALL.map(Kind::as_str));
 }
 
 #[test]
-#[should_panic(expected = "no row for \"INSPECTION_FINDING\"")]
+#[should_panic(expected = "no row for \"BACKGROUND_CHECK\"")]
 fn a_new_kind_without_a_row_fails() {
     let mut kinds = Kind::ALL.map(Kind::as_str).to_vec();
-    kinds.push("INSPECTION_FINDING");
+    kinds.push("BACKGROUND_CHECK");
     Matrix::parse(matrix::REFERENCE, &Agency::ALL.map(Agency::as_str), &kinds);
 }
 
@@ -440,8 +440,12 @@ fn opinions_follow_the_matrix() {
             let p = principal(agency, caller);
             let at = |what: &str| format!("{agency} at {caller}: {what} ({})", c.text);
             let decide = |action, division: &str, request: Option<RequestFacts>| {
+                // A dossier is read for a purpose; a pre-inspection briefing is
+                // the one every agency may read for (inspection reads for no
+                // other, dossier.cedar and inspection.cedar).
                 let facts = Facts {
-                    purpose: None,
+                    purpose: (action == Action::ReadDossier)
+                        .then(|| "PRE_INSPECTION_BRIEFING".to_string()),
                     request,
                 };
                 authz.authorize_with(&p, action, &cadre(division), &facts)
