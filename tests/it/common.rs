@@ -227,6 +227,16 @@ impl TestServer {
         self.channel_with(Some((&crt, &key)), None).await
     }
 
+    pub async fn opinions(
+        &self,
+        agency: &str,
+        division: &str,
+    ) -> cadrex::proto::opinion_service_client::OpinionServiceClient<Channel> {
+        cadrex::proto::opinion_service_client::OpinionServiceClient::new(
+            self.channel(agency, division).await,
+        )
+    }
+
     pub async fn cadres(&self, agency: &str, division: &str) -> CadreServiceClient<Channel> {
         CadreServiceClient::new(self.channel(agency, division).await)
     }

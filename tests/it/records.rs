@@ -378,6 +378,7 @@ async fn access_matrix_for_every_agency_kind_and_read_rpc(backend: Backend) {
                             Payload::SanctionSummary(_)
                                 | Payload::ClueSummary(_)
                                 | Payload::EvaluationSummary(_)
+                                | Payload::AdmonishmentSummary(_)
                                 | Payload::PetitionSummary(_)
                         )
                     );

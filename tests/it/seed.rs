@@ -53,6 +53,22 @@ async fn seeded_records_are_accepted_unchanged(backend: Backend) {
             {
                 k.source_record = names[&k.source_record].clone();
             }
+            // A seeded archive review serves a request the seed made; here
+            // the organization department makes it through the API first.
+            if let Some(Payload::ArchiveReview(a)) = &mut sent.payload {
+                a.opinion_request = server
+                    .opinions("organization", PROVINCE)
+                    .await
+                    .create_opinion_request(proto::CreateOpinionRequestRequest {
+                        cadres: vec![cadre.name.clone()],
+                        purpose: proto::OpinionPurpose::Promotion as i32,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .name;
+            }
             let kind = Kind::of(sent.payload.as_ref().unwrap()).unwrap();
             let client = match clients.entry(g.owner) {
                 Entry::Occupied(e) => e.into_mut(),

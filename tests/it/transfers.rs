@@ -272,6 +272,11 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
     let stays = server.register(A, "留任对象", 72).await;
     let kinds = one_of_each_kind(&server, &moved, "transfer-canary").await;
     assert!(kinds.contains_key("PETITION"));
+    // The request the fixture's archive review serves: pending, never replied to.
+    let Some(Payload::ArchiveReview(review)) = &kinds["ARCHIVE_REVIEW"].payload else {
+        panic!("the fixture's archive review")
+    };
+    let reviewed = review.opinion_request.clone();
     records_client(server.channel("organization", A).await)
         .submit_record(submit(record(
             &stays,
@@ -361,10 +366,12 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
         match (*agency, *division) {
             // A's discipline keeps the piece it replied to, loses the other.
             ("discipline", A) => {
-                want.insert((pending.clone(), proto::ChangeOp::OutOfView as i32));
+                for r in [&pending, &reviewed] {
+                    want.insert((r.clone(), proto::ChangeOp::OutOfView as i32));
+                }
             }
             ("discipline", B) => {
-                for r in [&replied, &pending] {
+                for r in [&replied, &pending, &reviewed] {
                     want.insert((r.clone(), proto::ChangeOp::Upsert as i32));
                 }
             }
@@ -498,11 +505,15 @@ async fn a_moved_cadre_takes_its_data_along(backend: Backend) {
         }
         match (*agency, *division) {
             ("discipline", A) => {
-                want.insert((pending.clone(), proto::ChangeOp::Upsert as i32));
+                for r in [&pending, &reviewed] {
+                    want.insert((r.clone(), proto::ChangeOp::Upsert as i32));
+                }
             }
             // B's discipline keeps the piece it replied to (its correction).
             ("discipline", B) => {
-                want.insert((pending.clone(), proto::ChangeOp::OutOfView as i32));
+                for r in [&pending, &reviewed] {
+                    want.insert((r.clone(), proto::ChangeOp::OutOfView as i32));
+                }
             }
             _ => {}
         }

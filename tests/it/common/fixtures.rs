@@ -198,7 +198,67 @@ pub async fn one_of_each_kind(
         .record
         .unwrap();
     put("CLUE", clue);
+    let finding = records_client(server.channel("inspection", "360821").await)
+        .submit_record(submit(record(c, "XC-1", 1, inspection_finding())))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    put("INSPECTION_FINDING", finding);
+    // An archive review serves an opinion request of the reviewing body.
+    let request = proto::opinion_service_client::OpinionServiceClient::new(
+        server.channel("organization", "360821").await,
+    )
+    .create_opinion_request(proto::CreateOpinionRequestRequest {
+        cadres: vec![c.name.clone()],
+        purpose: proto::OpinionPurpose::Promotion as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .name;
+    let review = records_client(server.channel("organization", "360821").await)
+        .submit_record(submit(record(c, "DA-1", 1, archive_review(&request))))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    put("ARCHIVE_REVIEW", review);
     out
+}
+
+/// An inspection finding about the unit `new_cadre` heads, transferred to
+/// discipline and not rectified.
+pub fn inspection_finding() -> Payload {
+    Payload::InspectionFinding(proto::InspectionFinding {
+        tour_round: "十五届省委第三轮巡视".into(),
+        unit_name: "某县财政局".into(),
+        unit_credit_code: super::credit_code("MA35X1234"),
+        concerns_unit_head: true,
+        category: proto::InspectionCategory::Integrity as i32,
+        summary: "落实中央八项规定精神不到位，违规发放津贴补贴".into(),
+        transfer: proto::Transfer::Discipline as i32,
+        rectification: Some(proto::Rectification {
+            deadline: "2025-12-31".into(),
+            status: proto::RectificationStatus::InProgress as i32,
+            report_ref: String::new(),
+        }),
+        finding_date: "2025-06-20".into(),
+    })
+}
+
+/// A consistent archive review for `request`.
+pub fn archive_review(request: &str) -> Payload {
+    Payload::ArchiveReview(proto::ArchiveReview {
+        opinion_request: request.into(),
+        review_date: "2025-06-25".into(),
+        reviewer: "干部监督科 王某".into(),
+        result: proto::ArchiveReviewResult::Consistent as i32,
+        note: String::new(),
+    })
 }
 
 /// A petition whose informant fields are `{canary}-name` etc.
