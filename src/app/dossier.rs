@@ -200,6 +200,12 @@ impl DossierApi {
                     "opinion_request",
                     "not an integrity-opinion request about this cadre that you can read",
                 )
+            } else if decision.policy_ids.is_empty() {
+                // No permit for this purpose, though one for reading at all.
+                Error::denied(
+                    Reason::ActionNotPermitted,
+                    "this system may not read dossiers for this purpose of use",
+                )
             } else {
                 Error::CadreNotAccessible
             });

@@ -182,7 +182,7 @@ async fn the_four_musts_in_every_state(backend: Backend) {
         .name;
     let r = readiness(&server, &request, &a.name).await.unwrap();
     assert_eq!(states(&r), [S, S, M, B]);
-    assert_eq!(r.checks[3].cited, [open.clone()]);
+    assert_eq!(r.checks[3].cited, std::slice::from_ref(&open));
     bureau
         .submit_record(submit(record(
             &a,
@@ -219,7 +219,7 @@ async fn the_four_musts_in_every_state(backend: Backend) {
     let r = readiness(&server, &request, &a.name).await.unwrap();
     assert_eq!(states(&r), [S, S, S, S]);
     assert!(r.ready);
-    assert_eq!(r.checks[2].cited, [replied.name.clone()]);
+    assert_eq!(r.checks[2].cited, std::slice::from_ref(&replied.name));
 
     // The vetting dossier carries the same judgement.
     let dossier = proto::dossier_service_client::DossierServiceClient::new(
