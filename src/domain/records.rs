@@ -192,6 +192,19 @@ impl Check<'_> {
         self.checked(field, v, max, required, Text::Long);
     }
 
+    /// A finding's rectification (audit or inspection): required, with its
+    /// deadline and status.
+    fn rectification(&mut self, r: Option<&proto::Rectification>) {
+        match r {
+            None => self.fail("rectification", "required"),
+            Some(r) => {
+                self.date("rectification.deadline", &r.deadline);
+                self.en::<proto::RectificationStatus>("rectification.status", r.status);
+                self.text("rectification.report_ref", &r.report_ref, 128, false);
+            }
+        }
+    }
+
     fn checked(&mut self, field: &str, v: &str, max: usize, required: bool, kind: Text) {
         if let Some(fv) = check_text(field, v, max, required, kind) {
             self.fail(field, &fv.description);
@@ -329,14 +342,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
             c.long("characterisation", &f.characterisation, 2000, false);
             c.en::<Responsibility>("responsibility", f.responsibility);
             c.en::<Transfer>("transfer", f.transfer);
-            match &f.rectification {
-                None => c.fail("rectification", "required"),
-                Some(r) => {
-                    c.date("rectification.deadline", &r.deadline);
-                    c.en::<RectificationStatus>("rectification.status", r.status);
-                    c.text("rectification.report_ref", &r.report_ref, 128, false);
-                }
-            }
+            c.rectification(f.rectification.as_ref());
             c.date("finding_date", &f.finding_date);
         }
         Payload::Petition(p) => {
@@ -377,14 +383,7 @@ pub fn validate_payload(payload: &Payload) -> Vec<FieldViolation> {
                 Ok(Transfer::None | Transfer::Discipline | Transfer::Organization) => {}
                 _ => c.fail("transfer", "required: NONE, DISCIPLINE or ORGANIZATION"),
             }
-            match &f.rectification {
-                None => c.fail("rectification", "required"),
-                Some(r) => {
-                    c.date("rectification.deadline", &r.deadline);
-                    c.en::<RectificationStatus>("rectification.status", r.status);
-                    c.text("rectification.report_ref", &r.report_ref, 128, false);
-                }
-            }
+            c.rectification(f.rectification.as_ref());
             c.date("finding_date", &f.finding_date);
         }
         Payload::ArchiveReview(a) => {

@@ -237,6 +237,25 @@ impl TestServer {
         )
     }
 
+    /// An integrity-opinion request for promotion about `cadres`, made by
+    /// `division`'s organization department.
+    pub async fn ask_opinion(
+        &self,
+        division: &str,
+        cadres: Vec<String>,
+    ) -> cadrex::proto::OpinionRequest {
+        self.opinions("organization", division)
+            .await
+            .create_opinion_request(cadrex::proto::CreateOpinionRequestRequest {
+                cadres,
+                purpose: cadrex::proto::OpinionPurpose::Promotion as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn cadres(&self, agency: &str, division: &str) -> CadreServiceClient<Channel> {
         CadreServiceClient::new(self.channel(agency, division).await)
     }

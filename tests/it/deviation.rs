@@ -45,19 +45,6 @@ async fn opinions(server: &TestServer, agency: &str, division: &str) -> Opinions
     Opinions::new(channel(server, agency, division).await)
 }
 
-async fn ask(server: &TestServer, cadres: Vec<String>) -> proto::OpinionRequest {
-    opinions(server, "organization", COUNTY)
-        .await
-        .create_opinion_request(proto::CreateOpinionRequestRequest {
-            cadres,
-            purpose: proto::OpinionPurpose::Promotion as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 fn reply_req(request: &str, cadre: &str, verdict: proto::Verdict) -> proto::ReplyOpinionRequest {
     proto::ReplyOpinionRequest {
         name: request.into(),
@@ -116,15 +103,16 @@ async fn a_kinder_reply_says_why_and_only_those_who_answer_for_it_are_told(backe
             .await
             .unwrap();
     }
-    let req = ask(
-        &server,
-        vec![
-            barred.name.clone(),
-            by_prefecture.name.clone(),
-            clean.name.clone(),
-        ],
-    )
-    .await;
+    let req = server
+        .ask_opinion(
+            COUNTY,
+            vec![
+                barred.name.clone(),
+                by_prefecture.name.clone(),
+                clean.name.clone(),
+            ],
+        )
+        .await;
     let feed_start = Feed::new(server.channel("organization", COUNTY).await)
         .list_changes(proto::ListChangesRequest::default())
         .await
@@ -280,7 +268,9 @@ async fn only_matter_writes_make_a_reply_stale(backend: Backend) {
     let server = TestServer::spawn(backend).await;
     let a = cadre(&server, 54).await;
     let b = cadre(&server, 55).await;
-    let req = ask(&server, vec![a.name.clone(), b.name.clone()]).await;
+    let req = server
+        .ask_opinion(COUNTY, vec![a.name.clone(), b.name.clone()])
+        .await;
     let mut county = opinions(&server, "discipline", COUNTY).await;
     for c in [&a, &b] {
         county

@@ -21,17 +21,7 @@ async fn opinions(server: &TestServer, agency: &str, division: &str) -> Opinions
 }
 
 async fn ask(server: &TestServer, division: &str, cadre: &str) -> String {
-    opinions(server, "organization", division)
-        .await
-        .create_opinion_request(proto::CreateOpinionRequestRequest {
-            cadres: vec![cadre.into()],
-            purpose: proto::OpinionPurpose::Promotion as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .name
+    server.ask_opinion(division, vec![cadre.into()]).await.name
 }
 
 fn day(offset: i64) -> String {

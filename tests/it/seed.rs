@@ -57,16 +57,8 @@ async fn seeded_records_are_accepted_unchanged(backend: Backend) {
             // the organization department makes it through the API first.
             if let Some(Payload::ArchiveReview(a)) = &mut sent.payload {
                 a.opinion_request = server
-                    .opinions("organization", PROVINCE)
+                    .ask_opinion(PROVINCE, vec![cadre.name.clone()])
                     .await
-                    .create_opinion_request(proto::CreateOpinionRequestRequest {
-                        cadres: vec![cadre.name.clone()],
-                        purpose: proto::OpinionPurpose::Promotion as i32,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
                     .name;
             }
             let kind = Kind::of(sent.payload.as_ref().unwrap()).unwrap();

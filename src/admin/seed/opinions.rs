@@ -74,29 +74,7 @@ pub(super) async fn seed_opinions(
                 update_time_us: now,
                 cadres: ids.clone(),
             };
-            let resources = std::iter::once(name.clone())
-                .chain(ids.iter().map(|c| format!("cadres/{c}")))
-                .collect();
-            let meta = WriteMeta {
-                log: log_entry(
-                    org,
-                    &rpc(
-                        proto::opinion_service_server::SERVICE_NAME,
-                        "CreateOpinionRequest",
-                    ),
-                    resources,
-                ),
-                changes: vec![Change {
-                    op: ChangeOp::Upsert,
-                    resource: name.clone(),
-                    kind: ChangeKind::OpinionRequest.as_str().into(),
-                    revision: 1,
-                    division: org.division.clone(),
-                    from_division: None,
-                }],
-                idempotency: None,
-            };
-            store.create_opinion_request(&row, meta).await?;
+            write_request(store, org, &row).await?;
             requests += 1;
             match state {
                 // 0..35 pending, 35..50 overdue: nothing more.
@@ -186,7 +164,6 @@ pub(super) async fn archive_request(
 ) -> anyhow::Result<()> {
     let org = owners.of(province, Agency::Organization);
     let now = now_us();
-    let name = format!("opinionRequests/{request_id}");
     let row = OpinionRequestRow {
         id: request_id.to_string(),
         requester: org.uri.clone(),
@@ -203,6 +180,20 @@ pub(super) async fn archive_request(
         update_time_us: now,
         cadres: vec![cadre_id.to_string()],
     };
+    write_request(store, org, &row).await
+}
+
+/// Stores `row` as `org`'s CreateOpinionRequest would: the request, its
+/// change row and its access-log row naming it and its cadres.
+async fn write_request(
+    store: &dyn Store,
+    org: &crate::identity::Principal,
+    row: &OpinionRequestRow,
+) -> anyhow::Result<()> {
+    let name = format!("opinionRequests/{}", row.id);
+    let resources = std::iter::once(name.clone())
+        .chain(row.cadres.iter().map(|c| format!("cadres/{c}")))
+        .collect();
     let meta = WriteMeta {
         log: log_entry(
             org,
@@ -210,7 +201,7 @@ pub(super) async fn archive_request(
                 proto::opinion_service_server::SERVICE_NAME,
                 "CreateOpinionRequest",
             ),
-            vec![name.clone(), format!("cadres/{cadre_id}")],
+            resources,
         ),
         changes: vec![Change {
             op: ChangeOp::Upsert,
@@ -222,6 +213,6 @@ pub(super) async fn archive_request(
         }],
         idempotency: None,
     };
-    store.create_opinion_request(&row, meta).await?;
+    store.create_opinion_request(row, meta).await?;
     Ok(())
 }

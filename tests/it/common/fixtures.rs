@@ -207,18 +207,10 @@ pub async fn one_of_each_kind(
         .unwrap();
     put("INSPECTION_FINDING", finding);
     // An archive review serves an opinion request of the reviewing body.
-    let request = proto::opinion_service_client::OpinionServiceClient::new(
-        server.channel("organization", "360821").await,
-    )
-    .create_opinion_request(proto::CreateOpinionRequestRequest {
-        cadres: vec![c.name.clone()],
-        purpose: proto::OpinionPurpose::Promotion as i32,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .name;
+    let request = server
+        .ask_opinion("360821", vec![c.name.clone()])
+        .await
+        .name;
     let review = records_client(server.channel("organization", "360821").await)
         .submit_record(submit(record(c, "DA-1", 1, archive_review(&request))))
         .await
