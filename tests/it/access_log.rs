@@ -25,6 +25,7 @@ both_backends!(
     log_verify_detects_deleted_and_added_index_rows,
     log_verify_needs_a_public_key_or_no_signatures,
     subject_view_reads_the_same_for_missing_and_out_of_jurisdiction,
+    a_hidden_record_and_a_missing_one_leave_the_same_row,
     a_partial_row_keeps_no_digest_and_no_request_id,
     batch_items_about_foreign_and_missing_cadres_leave_the_same_row,
     discipline_reads_the_log_of_its_jurisdiction,
@@ -583,6 +584,44 @@ fn comparable(e: &proto::AccessEvent, names: &[&str]) -> proto::AccessEvent {
         }
     }
     e
+}
+
+/// The reference: a record of a kind the caller may not see, on a cadre it
+/// sees, is answered like one that does not exist — and its own log row, the
+/// subject view, may not tell them apart either (a red-team finding: the row
+/// said ALLOW for the hidden record, DENY for the missing one).
+async fn a_hidden_record_and_a_missing_one_leave_the_same_row(backend: Backend) {
+    let server = TestServer::spawn(backend).await;
+    let c = crate::common::cadre(&server, 17).await;
+    let all = crate::common::one_of_each_kind(&server, &c, "hidden-row").await;
+    let hidden = all["PERSONAL_MATTERS_CHECK"].name.clone();
+    let missing = format!("{}/records/01a2539516f8729ab7c1e9fcb8982c00", c.name);
+    for agency in ["inspection", "audit", "petition"] {
+        let mut records = crate::common::records_client(server.channel(agency, "360821").await);
+        let mut answers = Vec::new();
+        for (tag, name) in [("hidden", &hidden), ("missing", &missing)] {
+            let err = records
+                .get_record(tagged(
+                    proto::GetRecordRequest { name: name.clone() },
+                    &format!("{agency}-{tag}"),
+                ))
+                .await
+                .unwrap_err();
+            answers.push((err.code(), err.message().replace(name.as_str(), "NAME")));
+        }
+        assert_eq!(answers[0], answers[1], "{agency}: the answers");
+        let rows = own_rows(&server, agency, "360821").await;
+        let (a, b) = (
+            row(&rows, &format!("{agency}-hidden")),
+            row(&rows, &format!("{agency}-missing")),
+        );
+        assert_eq!(a.decision, proto::Decision::Deny as i32, "{agency}");
+        assert_eq!(
+            comparable(a, &[&hidden, &missing]),
+            comparable(b, &[&hidden, &missing]),
+            "{agency}: its own rows"
+        );
+    }
 }
 
 async fn subject_view_reads_the_same_for_missing_and_out_of_jurisdiction(backend: Backend) {

@@ -254,6 +254,15 @@ impl RecordApi {
             || Error::CadreNotAccessible,
         )?;
         let Some(view) = self.view_of(call, &row)? else {
+            // No view of this kind: the read is denied, and its row says so
+            // as it does for a record that does not exist, so that the
+            // caller's own log rows tell the two apart no more than the answer.
+            let d = self.state.authz.authorize(
+                &call.principal,
+                Action::ReadSummary,
+                &resource_of(&row),
+            );
+            call.deny(&d);
             return Err(Error::NotFound(req.name.clone()));
         };
         self.render(&row, view, is_owner(&call.principal, &row))
