@@ -141,8 +141,7 @@ pub fn is_keyed(stored: &str) -> bool {
 }
 
 /// Hex SHA-256 of `bytes`: the unkeyed form, for digests sent to a caller who
-/// may read everything they cover, and for response digests of answers that
-/// carried no informant.
+/// may read everything they cover.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

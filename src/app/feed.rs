@@ -546,7 +546,6 @@ impl ChangeFeedApi {
     /// is one access-log row naming them, durable before they are returned:
     /// nothing leaves unlogged.
     pub async fn next_batch(&self, call: &mut Call, watch: &mut Watch) -> Result<Batch> {
-        call.carries_informant = false;
         let scan = self
             .scan(
                 call,

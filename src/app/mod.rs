@@ -71,9 +71,6 @@ pub struct Call {
     pub logged: bool,
     /// A `validate_only` call: an allowed answer is logged as VALIDATED.
     pub validated: bool,
-    /// The answer carries an informant block, so its digest in the log is
-    /// keyed (DESIGN §2); set where a view that opens one is chosen.
-    pub carries_informant: bool,
 }
 
 impl Call {
@@ -97,7 +94,6 @@ impl Call {
             policy_ids: Vec::new(),
             logged: false,
             validated: false,
-            carries_informant: false,
         }
     }
 
@@ -184,16 +180,16 @@ impl Call {
         }
     }
 
-    /// The access log's digest of an answer: keyed when it carried an
-    /// informant block (a plain SHA-256 of it would let a reader of the store
-    /// confirm a guessed informant), plain otherwise, so that anyone holding
-    /// an answer can check it against the log.
+    /// The access log's digest of an answer, always keyed (DESIGN §2, §3).
+    /// A plain SHA-256 would let anyone who reads the row — or its chain hash,
+    /// which covers it — test a guess at what the answer held: a reader of
+    /// the store guessing an informant, and a discipline body reading another
+    /// body's rows about its cadres guessing what was shown to that body but
+    /// not to it (a deviation from the draft and its reason, told only to the
+    /// requester and to discipline at or above the replier; a full evaluation).
+    /// The exchange, holding the key, still matches an answer a caller shows.
     pub fn response_digest(&self, state: &AppState, encoded: &[u8]) -> String {
-        if self.carries_informant {
-            state.digest.keyed(encoded)
-        } else {
-            crate::digest::sha256_hex(encoded)
-        }
+        state.digest.keyed(encoded)
     }
 
     /// Writes the row of a call refused with `error` before its use case ran,

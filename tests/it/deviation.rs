@@ -218,6 +218,42 @@ async fn a_kinder_reply_says_why_and_only_those_who_answer_for_it_are_told(backe
         assert_eq!(told(&r), expect, "{agency} at {division}");
         assert_eq!(r.verdict, proto::Verdict::IssueNotBlocking as i32);
     }
+    // Nor can the county read it off the log: the requester's row of the
+    // answer that carried the deviation holds no digest the county could
+    // match a guess against (a red-team finding: it held the plain SHA-256).
+    let mut read = tonic::Request::new(proto::GetOpinionRequestRequest {
+        name: req.name.clone(),
+    });
+    read.metadata_mut()
+        .insert("x-request-id", "requester-reads-deviation".parse().unwrap());
+    let answer = opinions(&server, "organization", COUNTY)
+        .await
+        .get_opinion_request(read)
+        .await
+        .unwrap()
+        .into_inner();
+    let plain = cadrex::digest::sha256_hex(&prost::Message::encode_to_vec(&answer));
+    let rows = server
+        .access_log("discipline", COUNTY)
+        .await
+        .list_access_events(proto::ListAccessEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_events;
+    let row = rows
+        .iter()
+        .find(|e| e.request_id == "requester-reads-deviation")
+        .expect("the county reads the requester's row about its cadre");
+    assert!(row.response_sha256.starts_with("k1:"), "{row:?}");
+    assert!(
+        rows.iter()
+            .all(|e| e.response_sha256 != plain && e.hash != plain),
+        "no row the county reads holds the plain digest of the requester's answer"
+    );
 
     // An equal verdict keeps no reason; a harsher one needs none.
     let mut equal = reply_req(&req.name, &barred.name, proto::Verdict::NotAgree);

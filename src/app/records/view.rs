@@ -92,9 +92,6 @@ impl ViewCache {
         row: &RecordRow,
     ) -> Result<Option<View>> {
         let level = self.level(api, call, row)?;
-        if level == Some(View::Full { informant: true }) && row.informant.is_some() {
-            call.carries_informant = true;
-        }
         Ok(level.map(|v| {
             if row.state == RecordState::Retracted && !is_owner(&call.principal, row) {
                 View::Tombstone
