@@ -204,10 +204,10 @@ for i, c in enumerate(cadres, start=1):
         # unit-head tenure there rather than guessing from the period.
         "audited_unit_credit_code": c["unit_credit_code"],
     })
-# Every fifth unit head who has held the post since 2021 or earlier has only the previous term's
-# audit on record, so the audit office's worklist (任职满三年必审) has entries whatever the date the
-# examples are loaded on from 2026 on. Set after the draws above: the random sequence, and so every other file,
-# stays as it was.
+# Every fifth unit head in the post since 2021 or earlier has only an audit to 2022 on record, so
+# that from 2026 on the audit office's worklist (任职满三年必审) has entries on whatever day the
+# examples are loaded. Changed after the draws above, so that the random sequence, and with it
+# every other file, stays as it was.
 heads_since_2021 = [e for e, c in zip(engagements, cadres)
                     if c["unit_head"] == "true" and c["start_date"] <= "2021-12-31"]
 for e in heads_since_2021[::5]:
@@ -530,7 +530,8 @@ for t, (tour, first, last, period) in enumerate(TOURS, start=1):
         staff = [c for c in cadres if c["unit_credit_code"] == unit["code"]]
         # The unit head always, reported separately (一把手); a deputy or two beside.
         for c in [staff[0]] + rng.sample(staff[1:], rng.choice([1, 2])):
-            # Distinct categories: a tour reports one problem of a kind per person.
+            # Distinct categories (integrity twice as likely): a tour reports one problem of a
+            # kind per person.
             categories = rng.sample(["INTEGRITY", "INTEGRITY", "POLITICAL", "PERSONNEL", "CONDUCT",
                                      "OTHER"], rng.choice([1, 2]))
             for category in dict.fromkeys(categories):
