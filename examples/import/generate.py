@@ -200,9 +200,21 @@ for i, c in enumerate(cadres, start=1):
         "report_number": f"吉县审经责报〔2025〕{i}号",
         "audited_post": c["unit_name"] + c["title"],
         "report_date": report.isoformat(),
+        # The unit the engagement audited, so that the exchange matches it to the cadre's
+        # unit-head tenure there rather than guessing from the period.
+        "audited_unit_credit_code": c["unit_credit_code"],
     })
+# Every fifth unit head in the post since 2021 or earlier has only an audit to 2022 on record, so
+# that from 2026 on the audit office's worklist (任职满三年必审) has entries on whatever day the
+# examples are loaded. Changed after the draws above, so that the random sequence, and with it
+# every other file, stays as it was.
+heads_since_2021 = [e for e, c in zip(engagements, cadres)
+                    if c["unit_head"] == "true" and c["start_date"] <= "2021-12-31"]
+for e in heads_since_2021[::5]:
+    e.update(type="IN_OFFICE", period_end="2022-12-31")
 write_csv("audit-engagements.csv", COMMON + ["type", "period_start", "period_end", "report_number",
-                                             "audited_post", "report_date"], engagements)
+                                             "audited_post", "report_date", "audited_unit_credit_code"],
+          engagements)
 
 CHARACTERISATIONS = {
     "IRREGULAR_FUNDS": ["违规发放津贴补贴", "超标准列支公务接待费", "挤占挪用专项资金", "违规出借财政资金",
@@ -490,5 +502,66 @@ with open(os.path.join(OUT, "petitions.ndjson"), "w", encoding="utf-8", newline=
                 "informant_address": f"江西省吉安市吉安县{town}{rng.randint(1, 199)}号",
             })
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+# --- inspection: findings of the county party committee's inspection tours ----------
+# Drawn last, so that adding them left every file above unchanged.
+#
+# There is no example file of ARCHIVE_REVIEW (档案必审): a review names the opinion request it
+# serves, one of the organization department's own requests naming the cadre, and a request
+# exists only once a running exchange has made it. The README's walk-through writes its review
+# after creating the request.
+
+TOURS = [
+    # (tour round, first finding date, last finding date, rectification period in days)
+    ("十五届县委第六轮巡察", "2025-04-14", "2025-05-30", 90),
+    ("十五届县委第八轮巡察", "2025-10-13", "2025-11-28", 180),
+]
+INSPECTION_SUMMARIES = {
+    "POLITICAL": ["贯彻落实上级重大决策部署不到位", "意识形态工作责任制落实不力", "党组议事规则执行不严格"],
+    "INTEGRITY": ["违规发放津贴补贴", "公务接待超标准", "工程项目管理存在廉洁风险",
+                  "“三重一大”事项未经集体决策", "插手干预惠民补贴发放"],
+    "PERSONNEL": ["干部选拔任用程序不规范", "干部人事档案管理不规范", "超职数配备干部"],
+    "CONDUCT": ["文山会海问题仍然突出", "为民服务意识不强、办事推诿", "督查检查考核过多过频"],
+    "OTHER": ["上轮巡察反馈问题整改不到位", "基层党组织建设薄弱"],
+}
+inspection_findings = []
+for t, (tour, first, last, period) in enumerate(TOURS, start=1):
+    for unit in rng.sample(units, 3):
+        staff = [c for c in cadres if c["unit_credit_code"] == unit["code"]]
+        # The unit head always, reported separately (一把手); a deputy or two beside.
+        for c in [staff[0]] + rng.sample(staff[1:], rng.choice([1, 2])):
+            # Distinct categories (integrity twice as likely): a tour reports one problem of a
+            # kind per person.
+            categories = rng.sample(["INTEGRITY", "INTEGRITY", "POLITICAL", "PERSONNEL", "CONDUCT",
+                                     "OTHER"], rng.choice([1, 2]))
+            for category in dict.fromkeys(categories):
+                transfer = ("DISCIPLINE" if category == "INTEGRITY" and rng.random() < 0.7
+                            else "ORGANIZATION" if category == "PERSONNEL" and rng.random() < 0.5
+                            else "NONE")
+                found = rand_date(first, last)
+                status = weighted([("OPEN", 2), ("IN_PROGRESS", 3), ("DONE", 3)])
+                n = len(inspection_findings) + 1
+                inspection_findings.append({
+                    "cadre_id_number": c["id_number"],
+                    "source_record_id": f"XC-{found.year}-{t:02d}-{n:03d}",
+                    "source_version": "1",
+                    "classification": "WORK_SECRET" if transfer == "DISCIPLINE" else "INTERNAL",
+                    "tour_round": tour,
+                    "unit_name": c["unit_name"],
+                    "unit_credit_code": c["unit_credit_code"],
+                    "concerns_unit_head": c["unit_head"],
+                    "category": category,
+                    "summary": rng.choice(INSPECTION_SUMMARIES[category]),
+                    "transfer": transfer,
+                    "rectification_deadline": (found + dt.timedelta(days=period)).isoformat(),
+                    "rectification_status": status,
+                    "rectification_report_ref": f"吉县巡整改〔{found.year}〕{n}号" if status == "DONE" else "",
+                    "finding_date": found.isoformat(),
+                })
+write_csv("inspection-findings.csv", COMMON + ["tour_round", "unit_name", "unit_credit_code",
+                                               "concerns_unit_head", "category", "summary", "transfer",
+                                               "rectification_deadline", "rectification_status",
+                                               "rectification_report_ref", "finding_date"],
+          inspection_findings)
 
 print(f"wrote example import files to {OUT}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts `cadrex serve` on the embedded default in a scratch directory and calls it from Python grpcio:
 # whoami.py as three systems (the last with no certificate), then walkthrough.py twice (a re-run
-# must write nothing new). Set CADREX to use a built binary instead of `cargo build`.
+# must write nothing new), then inspection.py twice, as the inspection agency, on walkthrough.py's
+# cadre. Set CADREX to use a built binary instead of `cargo build` (which honours CARGO_TARGET_DIR).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"
@@ -25,3 +26,6 @@ python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" audit-36
 python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" none
 python3 "$root/examples/python/walkthrough.py" "127.0.0.1:$port" "$work/pki"
 python3 "$root/examples/python/walkthrough.py" "127.0.0.1:$port" "$work/pki"
+python3 "$root/examples/python/whoami.py" "127.0.0.1:$port" "$work/pki" inspection-360821
+python3 "$root/examples/python/inspection.py" "127.0.0.1:$port" "$work/pki"
+python3 "$root/examples/python/inspection.py" "127.0.0.1:$port" "$work/pki"

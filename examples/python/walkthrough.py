@@ -20,6 +20,7 @@ from cadrex_example import OFFICER, channel, credit_code, fail, id_number, load_
 
 WHO = "organization-360821"
 ID_NUMBER = id_number("36082119800715003")  # the odd 17th digit: a man
+UNIT_CREDIT_CODE = credit_code("11360821MB1234567")  # 吉安县交通运输局, where he is the unit head
 
 
 def register_cadre(cadres, cadres_pb2):
@@ -31,7 +32,7 @@ def register_cadre(cadres, cadres_pb2):
         managing_division="360821",
         posts=[
             cadres_pb2.Post(
-                unit_name="吉安县交通运输局", unit_credit_code=credit_code("11360821MB1234567"),
+                unit_name="吉安县交通运输局", unit_credit_code=UNIT_CREDIT_CODE,
                 title="局长", rank="正科级", unit_head=True, start_date="2022-06-01",
             )
         ],

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use cadrex::domain::records::Kind;
 use cadrex::proto::ListRecordsRequest;
 use cadrex::proto::record_service_client::RecordServiceClient;
 use cadrex::tools::import::{ImportArgs, ImportKind, ImportSummary};
@@ -258,6 +259,12 @@ async fn imports_every_kind_and_reports_bad_rows(backend: Backend) {
             40,
         ),
         (ImportKind::Petition, "petitions.ndjson", "petition", 30),
+        (
+            ImportKind::Record(Kind::InspectionFinding),
+            "inspection-findings.csv",
+            "inspection",
+            22,
+        ),
     ] {
         import_clean(&server, kind, file, agency, rows).await;
     }

@@ -206,6 +206,22 @@ async fn every_sh_block_of_the_readme_runs_as_written(backend: Backend) {
     }
     let html = std::fs::read_to_string(work.join("dossier.html")).unwrap();
     assert!(html.contains("常伟") && html.contains("补充线索"), "{html}");
+
+    // An inspection tour's briefing and findings, 凡提四必, a reply kinder than
+    // the draft with its reason, the audit office's worklist.
+    let tour = output_of("--purpose pre_inspection_briefing");
+    for expected in [
+        "22 rows: 22 accepted",
+        "PRE_INSPECTION_BRIEFING",
+        "360826********0059 (已遮蔽 masked)",
+        "移送纪检 findings transferred to discipline",
+        "草拟结论 draft verdict: 暂缓 DEFER",
+        "巡察移交问题线索",
+        "可以提交讨论 ready",
+        "TERM_AUDIT_DUE",
+    ] {
+        assert!(tour.contains(expected), "{expected:?} in\n{tour}");
+    }
     let checkpoint: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.join("checkpoint.json")).unwrap()).unwrap();
     assert!(checkpoint["signature"].is_string(), "{checkpoint}");
