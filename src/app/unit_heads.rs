@@ -15,6 +15,12 @@ use crate::store::{CadreQuery, CadreRow};
 /// Cadres read per store round trip while the worklist fills a page.
 const SCAN: i64 = 500;
 
+/// Cadres one call looks at, at most: a jurisdiction with few candidates
+/// among many cadres answers in pages that may hold fewer than `page_size`
+/// entries (AIP-158), each with a token to go on, so that no call outlives
+/// the call timeout however large the jurisdiction.
+const SCAN_PER_CALL: usize = 4_000;
+
 /// The cadre's posts as the rules read them (a post whose dates do not parse
 /// cannot be stored, so none is skipped in practice).
 fn posts_of(cadre: &CadreRow) -> Vec<unit_heads::Post> {
@@ -144,6 +150,7 @@ impl DossierApi {
         let as_of = today();
         let mut out = Vec::new();
         let mut next_page_token = String::new();
+        let mut scanned = 0;
         'scan: loop {
             let page = self
                 .state
@@ -159,6 +166,7 @@ impl DossierApi {
             let done = (page.len() as i64) < SCAN;
             for cadre in &page {
                 after = Some(cadre.id.clone());
+                scanned += 1;
                 let tenures = unit_heads::tenures(&posts_of(cadre));
                 if tenures.is_empty() {
                     continue;
@@ -196,6 +204,12 @@ impl DossierApi {
                 }
             }
             if done {
+                break;
+            }
+            if scanned >= SCAN_PER_CALL {
+                if let Some(last) = &after {
+                    next_page_token = page_token::encode("auditCandidates", last);
+                }
                 break;
             }
         }

@@ -46,6 +46,9 @@ pub const LONG_TEXT_FIELDS: &[&str] = &[
     "cadrex.v1.RetractRecordRequest.reason",
     "cadrex.v1.ReplyOpinionRequest.text",
     "cadrex.v1.ReplyOpinionRequest.correction_reason",
+    "cadrex.v1.ReplyOpinionRequest.deviation_reason",
+    "cadrex.v1.InspectionFinding.summary",
+    "cadrex.v1.ArchiveReview.note",
 ];
 
 /// The kind of text the request field `full_name` holds (see [`LONG_TEXT_FIELDS`]).

@@ -140,6 +140,12 @@ async fn a_kinder_reply_says_why_and_only_those_who_answer_for_it_are_told(backe
         "nothing is stored"
     );
 
+    // A reason of invisible characters says nothing (a red-team finding).
+    let mut blank = reply_req(&req.name, &barred.name, proto::Verdict::NoIssue);
+    blank.deviation_reason = "\u{200B}\u{FEFF}\u{200E}".into();
+    let err = county.reply_opinion(blank).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+
     // With a reason: stored with the draft it departs from.
     let mut kinder = reply_req(&req.name, &barred.name, proto::Verdict::NoIssue);
     kinder.deviation_reason = "处分系误报，已报请撤销".into();

@@ -37,6 +37,7 @@ fn evidence(
                         name: r.name.clone(),
                         date,
                         discrepancies: a.result == proto::ArchiveReviewResult::Discrepancies as i32,
+                        written: r.revision,
                     });
                 }
             }

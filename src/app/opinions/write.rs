@@ -350,7 +350,12 @@ impl OpinionApi {
             .and_then(rules::Verdict::parse)
             .is_some_and(|v| v < draft);
         let deviation_reason = req.deviation_reason.trim();
-        if kinder && deviation_reason.is_empty() {
+        // A reason must say something: a string of format or invisible
+        // characters (U+200B, U+FEFF, …) passes a check for emptiness only.
+        let says_something = deviation_reason
+            .chars()
+            .any(|c| c.is_alphanumeric() || c.is_ascii_punctuation());
+        if kinder && !says_something {
             return Err(Error::DeviationReasonRequired {
                 draft: draft.as_str(),
             });

@@ -40,6 +40,8 @@ pub struct Review {
     pub name: String,
     pub date: Date,
     pub discrepancies: bool,
+    /// When it was written, in the exchange's order (the record's revision).
+    pub written: i64,
 }
 
 /// A personal-matters check of the cadre.
@@ -104,10 +106,12 @@ pub fn judge(e: &Evidence, as_of: Date, p: &RuleParams) -> Vec<Judged> {
     ]
 }
 
-/// 档案必审: the latest review recorded for this request decides.
+/// 档案必审: the review written last for this request decides — by when it
+/// was written, not by the date it gives, so that no review dated ahead can
+/// outrank the ones that follow it.
 fn archive(e: &Evidence, _as_of: Date) -> Judged {
     let item = Item::ArchiveReview;
-    match e.reviews.iter().max_by_key(|r| (r.date, r.name.clone())) {
+    match e.reviews.iter().max_by_key(|r| r.written) {
         None => judged(
             item,
             State::Missing,

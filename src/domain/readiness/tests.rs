@@ -4,11 +4,12 @@ use time::macros::date;
 
 use super::*;
 
-fn review(name: &str, d: Date, discrepancies: bool) -> Review {
+fn review(name: &str, d: Date, discrepancies: bool, written: i64) -> Review {
     Review {
         name: name.into(),
         date: d,
         discrepancies,
+        written,
     }
 }
 
@@ -51,7 +52,7 @@ fn archive_review_the_latest_decides() {
     assert_eq!(state_of(&e(vec![]), Item::ArchiveReview, AS_OF).0, Missing);
     assert_eq!(
         state_of(
-            &e(vec![review("r1", AS_OF, false)]),
+            &e(vec![review("r1", AS_OF, false, 1)]),
             Item::ArchiveReview,
             AS_OF
         ),
@@ -59,7 +60,7 @@ fn archive_review_the_latest_decides() {
     );
     assert_eq!(
         state_of(
-            &e(vec![review("r1", AS_OF, true)]),
+            &e(vec![review("r1", AS_OF, true, 1)]),
             Item::ArchiveReview,
             AS_OF
         ),
@@ -67,10 +68,20 @@ fn archive_review_the_latest_decides() {
     );
     // Discrepancies cleared by a later review.
     let cleared = e(vec![
-        review("r1", date!(2026 - 05 - 01), true),
-        review("r2", date!(2026 - 06 - 01), false),
+        review("r1", date!(2026 - 05 - 01), true, 1),
+        review("r2", date!(2026 - 06 - 01), false, 2),
     ]);
     assert_eq!(state_of(&cleared, Item::ArchiveReview, AS_OF).0, Satisfied);
+    // Written last decides, whatever date a review gives: one dated ahead
+    // (a typo, or on purpose) does not outrank the discrepancies after it.
+    let ahead = e(vec![
+        review("r1", date!(2099 - 01 - 01), false, 1),
+        review("r2", date!(2026 - 06 - 01), true, 2),
+    ]);
+    assert_eq!(
+        state_of(&ahead, Item::ArchiveReview, AS_OF),
+        (Blocking, vec!["r2".into()])
+    );
 }
 
 #[test]
