@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The script itself too: its outputs change when it does (a checkout
+    // switched in one target directory kept an older run's outputs).
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=policies");
