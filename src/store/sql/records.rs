@@ -147,15 +147,19 @@ async fn execute_batch(
     }
 }
 
-/// Moves the cadre's last matter-write time (DESIGN §6) forward to `at`,
-/// inside the write's transaction; never backwards, since two processes'
-/// clocks may disagree by a little.
-async fn note_matter_write(tx: &mut DbConn, cadre_id: &str, at: i64) -> Result<()> {
-    sqlx::query(
+/// Moves the last matter-write time (DESIGN §6) of `cadre_ids` forward to
+/// `at`, inside the write's transaction, in one statement for a whole batch;
+/// never backwards, since two processes' clocks may disagree by a little.
+async fn note_matter_writes(tx: &mut DbConn, cadre_ids: &[String], at: i64) -> Result<()> {
+    if cadre_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE cadres SET last_matter_write_us = \
-         CASE WHEN last_matter_write_us > $2 THEN last_matter_write_us ELSE $2 END WHERE id = $1",
-    )
-    .bind(cadre_id)
+         CASE WHEN last_matter_write_us > $2 THEN last_matter_write_us ELSE $2 END WHERE id {}",
+        in_list(1)
+    )))
+    .bind(list_arg(cadre_ids)?)
     .bind(at)
     .execute(&mut *tx)
     .await?;
@@ -250,9 +254,7 @@ async fn write_plan(tx: &mut DbConn, plan: &BatchPlan) -> Result<()> {
         }
     }
     if let Some(now) = plan.inserts.iter().chain(&plan.updates).map(|r| r.update_time_us).max() {
-        for cadre in &plan.matter_writes {
-            note_matter_write(tx, cadre, now).await?;
-        }
+        note_matter_writes(tx, &plan.matter_writes, now).await?;
     }
     let commit_time = now_us();
     for chunk in plan.changes.chunks(CHUNK) {
@@ -346,7 +348,8 @@ impl RecordRepo for $store {
         .execute(&mut *tx)
         .await?;
         if was_matter {
-            note_matter_write(&mut tx, &row.cadre_id, row.update_time_us).await?;
+            note_matter_writes(&mut tx, std::slice::from_ref(&row.cadre_id), row.update_time_us)
+                .await?;
         }
         insert_change(
             &mut tx,
