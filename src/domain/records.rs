@@ -548,6 +548,14 @@ pub fn fact_of(record: &proto::Record) -> Option<rules::Fact> {
         PartySanctionType::Expulsion => Some(rules::PartyType::Expulsion),
         PartySanctionType::Unspecified => None,
     };
+    // The full view and the summary name the measure alike.
+    let admonishment = |t: i32| match AdmonishmentType::try_from(t).ok()? {
+        AdmonishmentType::TalkReminder => Some(rules::AdmonishmentKind::TalkReminder),
+        AdmonishmentType::Criticism => Some(rules::AdmonishmentKind::Criticism),
+        AdmonishmentType::OrderedSelfReview => Some(rules::AdmonishmentKind::OrderedSelfReview),
+        AdmonishmentType::Admonition => Some(rules::AdmonishmentKind::Admonition),
+        AdmonishmentType::Unspecified => None,
+    };
     let state = |t: i32| match StateSanctionType::try_from(t).ok()? {
         StateSanctionType::Warning => Some(rules::StateType::Warning),
         StateSanctionType::Demerit => Some(rules::StateType::Demerit),
@@ -607,13 +615,7 @@ pub fn fact_of(record: &proto::Record) -> Option<rules::Fact> {
         Payload::Admonishment(a) => Some(Fact::Admonishment {
             name,
             active,
-            kind: match AdmonishmentType::try_from(a.r#type).ok()? {
-                AdmonishmentType::TalkReminder => rules::AdmonishmentKind::TalkReminder,
-                AdmonishmentType::Criticism => rules::AdmonishmentKind::Criticism,
-                AdmonishmentType::OrderedSelfReview => rules::AdmonishmentKind::OrderedSelfReview,
-                AdmonishmentType::Admonition => rules::AdmonishmentKind::Admonition,
-                AdmonishmentType::Unspecified => return None,
-            },
+            kind: admonishment(a.r#type)?,
             date: date(&a.date)?,
         }),
         Payload::Clue(k) => Some(Fact::Clue {
@@ -686,13 +688,7 @@ pub fn fact_of(record: &proto::Record) -> Option<rules::Fact> {
         Payload::AdmonishmentSummary(a) => Some(Fact::Admonishment {
             name,
             active,
-            kind: match AdmonishmentType::try_from(a.r#type).ok()? {
-                AdmonishmentType::TalkReminder => rules::AdmonishmentKind::TalkReminder,
-                AdmonishmentType::Criticism => rules::AdmonishmentKind::Criticism,
-                AdmonishmentType::OrderedSelfReview => rules::AdmonishmentKind::OrderedSelfReview,
-                AdmonishmentType::Admonition => rules::AdmonishmentKind::Admonition,
-                AdmonishmentType::Unspecified => return None,
-            },
+            kind: admonishment(a.r#type)?,
             date: date(&a.date)?,
         }),
         Payload::PetitionSummary(p) => Some(Fact::Petition {
