@@ -52,6 +52,14 @@ fn client_env(
     )
 }
 
+/// The opinion request `opinion create` printed.
+fn request_named(out: &str) -> String {
+    out.split_whitespace()
+        .find(|w| w.starts_with("opinionRequests/"))
+        .unwrap_or_else(|| panic!("no request name in\n{out}"))
+        .to_string()
+}
+
 fn client(server: &TestServer, agency: &str, args: &[&str]) -> String {
     let (ok, out, err) = client_env(server, agency, None, args);
     assert!(ok, "cadrex client {args:?} failed:\n{out}{err}");
@@ -273,11 +281,7 @@ async fn readable_output_has_labels_dates_and_fits_100_columns() {
             "拟提拔",
         ],
     );
-    let request = out
-        .split_whitespace()
-        .find(|w| w.starts_with("opinionRequests/"))
-        .expect("request name")
-        .to_string();
+    let request = request_named(&out);
     assert!(out.contains(&a.name) && out.contains(&b.name), "{out}");
     assert!(
         out.contains("待回复 PENDING") && out.contains("提拔任用 PROMOTION"),
@@ -589,11 +593,7 @@ async fn drafts_read_one_heading_per_rule_in_chinese() {
             "promotion",
         ],
     );
-    let request = out
-        .split_whitespace()
-        .find(|w| w.starts_with("opinionRequests/"))
-        .expect("request name")
-        .to_string();
+    let request = request_named(&out);
     let out = client(
         &server,
         "discipline",

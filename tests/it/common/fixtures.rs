@@ -83,26 +83,7 @@ pub async fn one_of_each_kind(
     for (agency, source, payload) in [
         s("audit", "AE-1", engagement()),
         s("audit", "AF-1", finding("AE-1", 1234500)),
-        s(
-            "petition",
-            "XF-1",
-            Payload::Petition(proto::Petition {
-                received_date: "2025-03-01".into(),
-                channel: proto::PetitionChannel::Phone as i32,
-                anonymous: false,
-                category: proto::PetitionCategory::AccusationDiscipline as i32,
-                specific: true,
-                status: proto::PetitionStatus::Accepted as i32,
-                forwarded_to: String::new(),
-                summary: format!("反映其违规收受礼金 {canary}-summary"),
-                informant: Some(proto::Informant {
-                    name: format!("{canary}-name"),
-                    unit: format!("{canary}-unit"),
-                    contact: format!("{canary}-contact"),
-                    address: format!("{canary}-address"),
-                }),
-            }),
-        ),
+        s("petition", "XF-1", petition_with_informant(canary)),
         s(
             "discipline",
             "SC-1",
